@@ -1,0 +1,18 @@
+//! Sluice's Kafka wire protocol codec, sans-IO: bytes in, values out, and back.
+//! Frames, request/response headers, the messages of every supported API, and record batches.
+
+pub mod api;
+pub mod error;
+pub mod error_code;
+pub mod frame;
+pub mod header;
+#[macro_use]
+mod macros;
+pub mod messages;
+pub mod records;
+#[cfg(test)]
+pub mod sample;
+pub mod wire;
+
+pub use error::{ProtocolError, Result};
+pub use error_code::ErrorCode;
