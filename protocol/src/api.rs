@@ -75,15 +75,15 @@ macro_rules! support {
 /// only enables compression when the broker's Produce range includes 0, yet the record batch
 /// format needs v3: v0-v2 requests are answered with UNSUPPORTED_VERSION.
 pub const SUPPORTED: &[ApiSupport] = &[
-    // support!(ProduceRequest, 3),
-    //     support!(FetchRequest),
-    //     support!(ListOffsetsRequest),
-    //     support!(MetadataRequest),
+    support!(ProduceRequest, 3),
+    support!(FetchRequest),
+    support!(ListOffsetsRequest),
+    support!(MetadataRequest),
     support!(ApiVersionsRequest),
-    //     support!(CreateTopicsRequest),
-    //     support!(DeleteTopicsRequest),
-    //     support!(InitProducerIdRequest),
-    //     support!(DescribeConfigsRequest),
+    support!(CreateTopicsRequest),
+    support!(DeleteTopicsRequest),
+    support!(InitProducerIdRequest),
+    support!(DescribeConfigsRequest),
 ];
 
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {

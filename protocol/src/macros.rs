@@ -11,6 +11,7 @@
 //!     }
 //! }
 //! ```
+//! Version ranges are inclusive: `4..` is v4 and later, `0..5` is v0 through v5.
 //! A field outside its version range is neither written nor read (it keeps its default); a
 //! tagged field is written only in flexible versions and only when it differs from its default.
 

@@ -2,8 +2,26 @@
 //! Field names follow the Kafka message specs in snake_case so they can be checked against them.
 
 mod api_versions;
+mod common;
+mod create_topics;
+mod delete_topics;
+mod describe_configs;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
 
 pub use api_versions::*;
+pub use common::*;
+pub use create_topics::*;
+pub use delete_topics::*;
+pub use describe_configs::*;
+pub use fetch::*;
+pub use init_producer_id::*;
+pub use list_offsets::*;
+pub use metadata::*;
+pub use produce::*;
 
 /// Round-trip checks shared by every message: for each supported version, a random value encodes,
 /// decodes without leftovers, and encodes again to the same bytes. Fields outside a version are
@@ -33,10 +51,26 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn api_versions_round_trip() {
-        check_round_trip::<ApiVersionsRequest>();
-        check_round_trip::<ApiVersionsResponse>();
+    macro_rules! round_trips {
+        ($($name:ident: $req:ty, $resp:ty;)*) => {$(
+            #[test]
+            fn $name() {
+                check_round_trip::<$req>();
+                check_round_trip::<$resp>();
+            }
+        )*};
+    }
+
+    round_trips! {
+        api_versions_round_trip: ApiVersionsRequest, ApiVersionsResponse;
+        produce_round_trip: ProduceRequest, ProduceResponse;
+        fetch_round_trip: FetchRequest, FetchResponse;
+        list_offsets_round_trip: ListOffsetsRequest, ListOffsetsResponse;
+        metadata_round_trip: MetadataRequest, MetadataResponse;
+        create_topics_round_trip: CreateTopicsRequest, CreateTopicsResponse;
+        delete_topics_round_trip: DeleteTopicsRequest, DeleteTopicsResponse;
+        describe_configs_round_trip: DescribeConfigsRequest, DescribeConfigsResponse;
+        init_producer_id_round_trip: InitProducerIdRequest, InitProducerIdResponse;
     }
 
     #[test]
