@@ -1,8 +1,6 @@
 //! ApiVersions (key 18): the first request of every client, answered from `api::SUPPORTED`.
 //! Its response header is always v0, and an unsupported request version is answered in v0.
 
-use crate::wire_struct;
-
 wire_struct! {
     pub struct ApiVersionsRequest {
         client_software_name: String => 3..;

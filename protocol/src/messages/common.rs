@@ -1,8 +1,6 @@
 //! Structs shared by several APIs' messages.
 //! Both are tagged fields whose all -1 default means "not set", so they are omitted when unset.
 
-use crate::wire_struct;
-
 wire_struct! {
     /// A partition's leader as a broker last knew it (KIP-951 leader discovery).
     pub struct LeaderIdAndEpoch {

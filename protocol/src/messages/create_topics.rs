@@ -2,7 +2,6 @@
 //! replica assignment, with per-topic configs; v5+ answers with the configs that took effect.
 
 use crate::wire::Uuid;
-use crate::wire_struct;
 
 wire_struct! {
     pub struct CreateTopicsRequest {

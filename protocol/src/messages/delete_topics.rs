@@ -1,7 +1,6 @@
 //! DeleteTopics (key 20): topics by name (v1-v5) or by name or id (v6).
 
 use crate::wire::Uuid;
-use crate::wire_struct;
 
 wire_struct! {
     pub struct DeleteTopicsRequest {

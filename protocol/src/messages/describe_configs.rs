@@ -1,7 +1,5 @@
 //! DescribeConfigs (key 32): the configs of topics and brokers, with where each value comes from.
 
-use crate::wire_struct;
-
 wire_struct! {
     pub struct DescribeConfigsRequest {
         resources: Vec<DescribeConfigsRequestResource> => 0..;

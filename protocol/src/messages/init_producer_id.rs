@@ -1,8 +1,6 @@
 //! InitProducerId (key 22): a producer id and epoch for an idempotent (or, later, transactional)
 //! producer.
 
-use crate::wire_struct;
-
 wire_struct! {
     pub struct InitProducerIdRequest {
         transactional_id: Option<String> => 0..;

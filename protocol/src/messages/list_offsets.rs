@@ -1,8 +1,6 @@
 //! ListOffsets (key 2): the offset for a timestamp, or the earliest (-2), latest (-1) or
 //! max-timestamp (-3) offset of a partition.
 
-use crate::wire_struct;
-
 wire_struct! {
     pub struct ListOffsetsRequest {
         replica_id: i32 => 0.., default -1;

@@ -2,7 +2,6 @@
 //! A null topic list (an empty one in v0) asks for every topic.
 
 use crate::wire::Uuid;
-use crate::wire_struct;
 
 wire_struct! {
     pub struct MetadataRequest {

@@ -4,7 +4,6 @@
 use bytes::Bytes;
 
 use super::common::{LeaderIdAndEpoch, NodeEndpoint};
-use crate::wire_struct;
 
 wire_struct! {
     pub struct ProduceRequest {

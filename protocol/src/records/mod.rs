@@ -12,3 +12,6 @@ pub use batch::{
 };
 pub use compression::Compression;
 pub use record::{Record, RecordBatch, RecordHeader};
+
+#[cfg(test)]
+mod tests;
