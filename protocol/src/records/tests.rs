@@ -151,14 +151,15 @@ fn batches_iterates_and_stops_at_a_partial_batch() {
     assert_eq!(it.remainder(), 20);
 }
 
-fn arb_record() -> impl Strategy<
-    Value = (
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Vec<(String, Option<Vec<u8>>)>,
-        i64,
-    ),
-> {
+/// A record's key, value, headers and timestamp offset, before it is given an offset.
+type RecordParts = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+    i64,
+);
+
+fn arb_record() -> impl Strategy<Value = RecordParts> {
     (
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),

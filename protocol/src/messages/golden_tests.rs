@@ -1,0 +1,384 @@
+//! Decoding of hand-assembled bodies laid out field by field from the Kafka message specs, one
+//! non-flexible and one flexible version per API, so that a field in the wrong place, version or
+//! encoding fails here even when it still round-trips through our own encoder.
+//! In flexible versions every struct ends with its own tagged-field section, including a struct
+//! that is itself the value of a tagged field (CurrentLeader: 4 + 4 + 1 bytes).
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+use crate::api::ApiMessage;
+use crate::wire::Uuid;
+
+/// Joins byte fragments, so that each commented line is one field.
+fn concat(parts: &[&[u8]]) -> Bytes {
+    Bytes::from(parts.concat())
+}
+
+fn encode<T: ApiMessage>(value: &T, version: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    value.encode_body(&mut buf, version);
+    buf.freeze()
+}
+
+// ---- Metadata -----------------------------------------------------------------------------
+
+#[test]
+fn metadata_v1_request_with_one_topic() {
+    let body = concat(&[
+        b"\x00\x00\x00\x01", // topics: array of 1 (int32 count)
+        b"\x00\x03foo",      //   name: int16 length 3, "foo"
+    ]);
+    let req = MetadataRequest::decode_body(body, 1).unwrap();
+    let topics = req.topics.unwrap();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].name.as_deref(), Some("foo"));
+    assert_eq!(topics[0].topic_id, Uuid::ZERO);
+    // Not on the wire before v4: keeps its spec default.
+    assert!(req.allow_auto_topic_creation);
+}
+
+#[test]
+fn metadata_v1_request_null_topics_means_all() {
+    let body = concat(&[b"\xff\xff\xff\xff"]); // topics: null array (int32 -1)
+    let req = MetadataRequest::decode_body(body, 1).unwrap();
+    assert_eq!(req.topics, None);
+}
+
+#[test]
+fn metadata_v12_request_by_topic_id() {
+    let id: [u8; 16] = *b"\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67\x89\xab\xcd\xef";
+    let body = concat(&[
+        b"\x02", // topics: compact array, 1 element (count + 1)
+        &id,     //   topic_id: 16 bytes
+        b"\x00", //   name: compact nullable string, null
+        b"\x00", //   tagged fields: none
+        b"\x00", // allow_auto_topic_creation: false
+        // include_cluster_authorized_operations exists only in v8-v10: absent here
+        b"\x01", // include_topic_authorized_operations: true
+        b"\x00", // tagged fields: none
+    ]);
+    let req = MetadataRequest::decode_body(body, 12).unwrap();
+    let topics = req.topics.unwrap();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].topic_id, Uuid(id));
+    assert_eq!(topics[0].name, None);
+    assert!(!req.allow_auto_topic_creation);
+    assert!(!req.include_cluster_authorized_operations);
+    assert!(req.include_topic_authorized_operations);
+}
+
+#[test]
+fn metadata_v9_response_layout() {
+    let resp = MetadataResponse {
+        throttle_time_ms: 0,
+        brokers: vec![MetadataResponseBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        }],
+        cluster_id: Some("c".into()),
+        controller_id: 1,
+        topics: vec![MetadataResponseTopic {
+            error_code: 0,
+            name: Some("t".into()),
+            is_internal: false,
+            partitions: vec![MetadataResponsePartition {
+                partition_index: 0,
+                leader_id: 1,
+                leader_epoch: 0,
+                replica_nodes: vec![1],
+                isr_nodes: vec![1],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        cluster_authorized_operations: i32::MIN,
+    };
+    let expected = concat(&[
+        b"\x00\x00\x00\x00",     // throttle_time_ms
+        b"\x02",                 // brokers: compact array of 1
+        b"\x00\x00\x00\x01",     //   node_id
+        b"\x02h",                //   host: compact string "h"
+        b"\x00\x00\x23\x84",     //   port: 9092
+        b"\x00",                 //   rack: null
+        b"\x00",                 //   tagged fields
+        b"\x02c",                // cluster_id: "c"
+        b"\x00\x00\x00\x01",     // controller_id
+        b"\x02",                 // topics: compact array of 1
+        b"\x00\x00",             //   error_code
+        b"\x02t",                //   name: "t"
+        b"\x00",                 //   is_internal
+        b"\x02",                 //   partitions: compact array of 1
+        b"\x00\x00",             //     error_code
+        b"\x00\x00\x00\x00",     //     partition_index
+        b"\x00\x00\x00\x01",     //     leader_id
+        b"\x00\x00\x00\x00",     //     leader_epoch
+        b"\x02\x00\x00\x00\x01", //     replica_nodes: [1]
+        b"\x02\x00\x00\x00\x01", //     isr_nodes: [1]
+        b"\x01",                 //     offline_replicas: []
+        b"\x00",                 //     tagged fields
+        b"\x80\x00\x00\x00",     //   topic_authorized_operations: i32::MIN
+        b"\x00",                 //   tagged fields
+        b"\x80\x00\x00\x00",     // cluster_authorized_operations (v8-v10 only)
+        b"\x00",                 // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 9), expected);
+    assert_eq!(MetadataResponse::decode_body(expected, 9).unwrap(), resp);
+}
+
+// ---- Fetch --------------------------------------------------------------------------------
+
+#[test]
+fn fetch_v4_request() {
+    let body = concat(&[
+        b"\xff\xff\xff\xff",                 // replica_id: -1 (consumer)
+        b"\x00\x00\x01\xf4",                 // max_wait_ms: 500
+        b"\x00\x00\x00\x01",                 // min_bytes: 1
+        b"\x03\x20\x00\x00",                 // max_bytes: 52428800 (v3+)
+        b"\x01",                             // isolation_level: read committed (v4+)
+        b"\x00\x00\x00\x01",                 // topics: array of 1
+        b"\x00\x06events",                   //   topic: "events"
+        b"\x00\x00\x00\x01",                 //   partitions: array of 1
+        b"\x00\x00\x00\x02",                 //     partition: 2
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a", //     fetch_offset: 42
+        b"\x00\x10\x00\x00",                 //     partition_max_bytes: 1048576
+    ]);
+    let req = FetchRequest::decode_body(body, 4).unwrap();
+    assert_eq!(req.replica_id, -1);
+    assert_eq!(req.max_wait_ms, 500);
+    assert_eq!(req.min_bytes, 1);
+    assert_eq!(req.max_bytes, 52_428_800);
+    assert_eq!(req.isolation_level, 1);
+    assert_eq!(req.topics.len(), 1);
+    assert_eq!(req.topics[0].topic, "events");
+    let p = &req.topics[0].partitions[0];
+    assert_eq!(
+        (p.partition, p.fetch_offset, p.partition_max_bytes),
+        (2, 42, 1_048_576)
+    );
+    // Fields of later versions keep their spec defaults.
+    assert_eq!(p.current_leader_epoch, -1);
+    assert_eq!(p.log_start_offset, -1);
+    assert_eq!(p.last_fetched_epoch, -1);
+    assert_eq!(req.session_epoch, -1);
+    assert_eq!(req.cluster_id, None);
+}
+
+#[test]
+fn fetch_v12_request_with_tagged_cluster_id() {
+    let body = concat(&[
+        b"\xff\xff\xff\xff",                     // replica_id: -1
+        b"\x00\x00\x01\xf4",                     // max_wait_ms: 500
+        b"\x00\x00\x00\x01",                     // min_bytes: 1
+        b"\x7f\xff\xff\xff",                     // max_bytes
+        b"\x00",                                 // isolation_level: read uncommitted
+        b"\x00\x00\x00\x00",                     // session_id: 0
+        b"\xff\xff\xff\xff",                     // session_epoch: -1
+        b"\x02",                                 // topics: compact array of 1
+        b"\x07events",                           //   topic: compact string "events"
+        b"\x02",                                 //   partitions: compact array of 1
+        b"\x00\x00\x00\x00",                     //     partition: 0
+        b"\x00\x00\x00\x05",                     //     current_leader_epoch: 5
+        b"\x00\x00\x00\x00\x00\x00\x00\x64",     //     fetch_offset: 100
+        b"\x00\x00\x00\x04",                     //     last_fetched_epoch: 4
+        b"\xff\xff\xff\xff\xff\xff\xff\xff",     //     log_start_offset: -1
+        b"\x00\x10\x00\x00",                     //     partition_max_bytes
+        b"\x00",                                 //     tagged fields: none
+        b"\x00",                                 //   tagged fields: none
+        b"\x02",                                 // forgotten_topics_data: compact array of 1
+        b"\x04old",                              //   topic: "old"
+        b"\x03\x00\x00\x00\x01\x00\x00\x00\x03", //   partitions: [1, 3]
+        b"\x00",                                 //   tagged fields: none
+        b"\x07rack-a",                           // rack_id: "rack-a"
+        b"\x01",                                 // tagged fields: 1
+        b"\x00\x08",                             //   tag 0 (cluster_id), 8 bytes
+        b"\x08cluster",                          //   compact nullable string "cluster"
+    ]);
+    let req = FetchRequest::decode_body(body, 12).unwrap();
+    assert_eq!(req.cluster_id.as_deref(), Some("cluster"));
+    assert_eq!(req.max_bytes, i32::MAX);
+    assert_eq!((req.session_id, req.session_epoch), (0, -1));
+    let p = &req.topics[0].partitions[0];
+    assert_eq!(p.current_leader_epoch, 5);
+    assert_eq!(p.fetch_offset, 100);
+    assert_eq!(p.last_fetched_epoch, 4);
+    assert_eq!(p.log_start_offset, -1);
+    assert_eq!(req.forgotten_topics_data[0].topic, "old");
+    assert_eq!(req.forgotten_topics_data[0].partitions, vec![1, 3]);
+    assert_eq!(req.rack_id, "rack-a");
+}
+
+#[test]
+fn fetch_v12_response_with_tagged_current_leader() {
+    let body = concat(&[
+        b"\x00\x00\x00\x00",                 // throttle_time_ms
+        b"\x00\x00",                         // error_code
+        b"\x00\x00\x00\x07",                 // session_id: 7
+        b"\x02",                             // responses: compact array of 1
+        b"\x02t",                            //   topic: "t"
+        b"\x02",                             //   partitions: compact array of 1
+        b"\x00\x00\x00\x00",                 //     partition_index: 0
+        b"\x00\x06",                         //     error_code: NOT_LEADER_OR_FOLLOWER
+        b"\x00\x00\x00\x00\x00\x00\x00\x0a", //     high_watermark: 10
+        b"\x00\x00\x00\x00\x00\x00\x00\x0a", //     last_stable_offset: 10
+        b"\x00\x00\x00\x00\x00\x00\x00\x00", //     log_start_offset: 0
+        b"\x00",                             //     aborted_transactions: null
+        b"\xff\xff\xff\xff",                 //     preferred_read_replica: -1
+        b"\x04\x01\x02\x03",                 //     records: compact bytes, 3 bytes
+        b"\x01",                             //     tagged fields: 1
+        b"\x01\x09",                         //       tag 1 (current_leader), 9 bytes
+        b"\x00\x00\x00\x03",                 //       leader_id: 3
+        b"\x00\x00\x00\x09",                 //       leader_epoch: 9
+        b"\x00",                             //       its own tagged fields: none
+        b"\x00",                             //   tagged fields: none
+        b"\x00",                             // tagged fields: none
+    ]);
+    let resp = FetchResponse::decode_body(body.clone(), 12).unwrap();
+    assert_eq!(resp.session_id, 7);
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 6);
+    assert_eq!(p.high_watermark, 10);
+    assert_eq!(p.aborted_transactions, None);
+    assert_eq!(p.preferred_read_replica, -1);
+    assert_eq!(p.records.as_deref(), Some(&b"\x01\x02\x03"[..]));
+    assert_eq!(
+        (p.current_leader.leader_id, p.current_leader.leader_epoch),
+        (3, 9)
+    );
+    // Absent tagged fields keep their spec defaults.
+    assert_eq!(
+        (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+        (-1, -1)
+    );
+    assert_eq!((p.snapshot_id.end_offset, p.snapshot_id.epoch), (-1, -1));
+    // Encoding gives back the same bytes: tagged fields at their default are not written.
+    assert_eq!(encode(&resp, 12), body);
+}
+
+// ---- Produce ------------------------------------------------------------------------------
+
+#[test]
+fn produce_v3_request() {
+    let body = concat(&[
+        b"\xff\xff",             // transactional_id: null (int16 -1)
+        b"\xff\xff",             // acks: -1 (all)
+        b"\x00\x00\x75\x30",     // timeout_ms: 30000
+        b"\x00\x00\x00\x01",     // topic_data: array of 1
+        b"\x00\x06events",       //   name: "events"
+        b"\x00\x00\x00\x01",     //   partition_data: array of 1
+        b"\x00\x00\x00\x00",     //     index: 0
+        b"\x00\x00\x00\x05",     //     records: int32 length 5
+        b"\xaa\xbb\xcc\xdd\xee", //       (opaque batch bytes)
+    ]);
+    let req = ProduceRequest::decode_body(body, 3).unwrap();
+    assert_eq!(req.transactional_id, None);
+    assert_eq!(req.acks, -1);
+    assert_eq!(req.timeout_ms, 30_000);
+    assert_eq!(req.topic_data[0].name, "events");
+    let p = &req.topic_data[0].partition_data[0];
+    assert_eq!(p.index, 0);
+    assert_eq!(p.records.as_deref(), Some(&b"\xaa\xbb\xcc\xdd\xee"[..]));
+}
+
+#[test]
+fn produce_v9_request_with_compact_records() {
+    let body = concat(&[
+        b"\x03tx",               // transactional_id: compact nullable string "tx"
+        b"\x00\x01",             // acks: 1
+        b"\x00\x00\x13\x88",     // timeout_ms: 5000
+        b"\x02",                 // topic_data: compact array of 1
+        b"\x07events",           //   name: "events"
+        b"\x02",                 //   partition_data: compact array of 1
+        b"\x00\x00\x00\x01",     //     index: 1
+        b"\x05\x01\x02\x03\x04", //     records: compact bytes (varint 4 + 1), 4 bytes
+        b"\x00",                 //     tagged fields: none
+        b"\x00",                 //   tagged fields: none
+        b"\x00",                 // tagged fields: none
+    ]);
+    let req = ProduceRequest::decode_body(body, 9).unwrap();
+    assert_eq!(req.transactional_id.as_deref(), Some("tx"));
+    assert_eq!(req.acks, 1);
+    assert_eq!(req.timeout_ms, 5000);
+    let p = &req.topic_data[0].partition_data[0];
+    assert_eq!(p.index, 1);
+    assert_eq!(p.records.as_deref(), Some(&b"\x01\x02\x03\x04"[..]));
+}
+
+#[test]
+fn produce_v9_request_null_records() {
+    let body = concat(&[
+        b"\x00",             // transactional_id: null
+        b"\x00\x00",         // acks: 0
+        b"\x00\x00\x00\x00", // timeout_ms: 0
+        b"\x02\x02t",        // topic_data: compact array of 1; name "t"
+        b"\x02",             //   partition_data: compact array of 1
+        b"\x00\x00\x00\x00", //     index: 0
+        b"\x00",             //     records: compact null
+        b"\x00\x00\x00",     // tagged fields of the partition, the topic, the request
+    ]);
+    let req = ProduceRequest::decode_body(body, 9).unwrap();
+    assert_eq!(req.topic_data[0].partition_data[0].records, None);
+}
+
+#[test]
+fn produce_v10_response_writes_tagged_leader_and_endpoints() {
+    let resp = ProduceResponse {
+        responses: vec![ProduceResponseTopic {
+            name: "t".into(),
+            partition_responses: vec![ProduceResponsePartition {
+                index: 0,
+                error_code: 6,
+                base_offset: -1,
+                current_leader: LeaderIdAndEpoch {
+                    leader_id: 2,
+                    leader_epoch: 5,
+                },
+                ..Default::default()
+            }],
+        }],
+        throttle_time_ms: 0,
+        node_endpoints: vec![NodeEndpoint {
+            node_id: 2,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        }],
+    };
+    let expected = concat(&[
+        b"\x02",                             // responses: compact array of 1
+        b"\x02t",                            //   name: "t"
+        b"\x02",                             //   partition_responses: compact array of 1
+        b"\x00\x00\x00\x00",                 //     index
+        b"\x00\x06",                         //     error_code
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", //     base_offset: -1
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", //     log_append_time_ms: -1 (default)
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", //     log_start_offset: -1 (default)
+        b"\x01",                             //     record_errors: empty
+        b"\x00",                             //     error_message: null
+        b"\x01\x00\x09",     //     tagged fields: 1; tag 0 (current_leader), 9 bytes
+        b"\x00\x00\x00\x02", //       leader_id
+        b"\x00\x00\x00\x05", //       leader_epoch
+        b"\x00",             //       its own tagged fields: none
+        b"\x00",             //   tagged fields: none
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x01\x00\x0d",     // tagged fields: 1; tag 0 (node_endpoints), 13 bytes
+        b"\x02",             //   compact array of 1
+        b"\x00\x00\x00\x02", //     node_id
+        b"\x02h",            //     host: "h"
+        b"\x00\x00\x23\x84", //     port: 9092
+        b"\x00",             //     rack: null
+        b"\x00",             //     tagged fields: none
+    ]);
+    assert_eq!(encode(&resp, 10), expected);
+    assert_eq!(ProduceResponse::decode_body(expected, 10).unwrap(), resp);
+
+    // v9 is flexible but predates both tagged fields: neither is written.
+    let v9 = ProduceResponse::decode_body(encode(&resp, 9), 9).unwrap();
+    assert!(v9.node_endpoints.is_empty());
+    assert_eq!(
+        v9.responses[0].partition_responses[0].current_leader,
+        LeaderIdAndEpoch::default()
+    );
+}
