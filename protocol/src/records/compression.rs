@@ -53,8 +53,16 @@ impl Compression {
             }
             Compression::Snappy => xerial_compress(data),
             Compression::Lz4 => {
-                let mut enc =
-                    lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(data.len() / 2));
+                // Java's reader decompresses every block on its own and knows block sizes up
+                // to 4 MiB only, so pin independent 64 KiB blocks (its own writer's choice)
+                // rather than rely on the library's defaults.
+                let info = lz4_flex::frame::FrameInfo::new()
+                    .block_mode(lz4_flex::frame::BlockMode::Independent)
+                    .block_size(lz4_flex::frame::BlockSize::Max64KB);
+                let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(
+                    info,
+                    Vec::with_capacity(data.len() / 2),
+                );
                 enc.write_all(data).map_err(err)?;
                 enc.finish()
                     .map_err(|e| ProtocolError::Compression(e.to_string()))
@@ -73,7 +81,9 @@ impl Compression {
                 }
                 Ok(data.to_vec())
             }
-            Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(data), limit),
+            // Java's GZIPInputStream reads concatenated members; a single-member decoder would
+            // silently drop every record after the first member.
+            Compression::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(data), limit),
             Compression::Snappy => {
                 if data.starts_with(XERIAL_MAGIC) {
                     xerial_decompress(data, limit)
@@ -139,6 +149,7 @@ fn xerial_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>> {
     }
     let mut rest = &data[XERIAL_HEADER_LEN..];
     let mut out = Vec::new();
+    let mut decoder = snap::raw::Decoder::new();
     while !rest.is_empty() {
         if rest.len() < 4 {
             return Err(ProtocolError::Compression(
@@ -154,21 +165,36 @@ fn xerial_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>> {
             )));
         }
         let (chunk, tail) = rest.split_at(len as usize);
-        let block = raw_snappy_decompress(chunk, limit - out.len())?;
-        out.extend_from_slice(&block);
+        // Each chunk is decoded in place at the end of the output, checked against what is
+        // left of the limit before the output grows.
+        let n = snap::raw::decompress_len(chunk).map_err(snappy_err)?;
+        if n > limit - out.len() {
+            return Err(too_big(limit));
+        }
+        let start = out.len();
+        out.resize(start + n, 0);
+        let written = decoder
+            .decompress(chunk, &mut out[start..])
+            .map_err(snappy_err)?;
+        out.truncate(start + written);
         rest = tail;
     }
     Ok(out)
 }
 
+fn snappy_err(e: snap::Error) -> ProtocolError {
+    ProtocolError::Compression(e.to_string())
+}
+
 fn raw_snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>> {
-    let err = |e: snap::Error| ProtocolError::Compression(e.to_string());
     // The declared length is checked before the output buffer is allocated.
-    let len = snap::raw::decompress_len(data).map_err(err)?;
+    let len = snap::raw::decompress_len(data).map_err(snappy_err)?;
     if len > limit {
         return Err(too_big(limit));
     }
-    snap::raw::Decoder::new().decompress_vec(data).map_err(err)
+    snap::raw::Decoder::new()
+        .decompress_vec(data)
+        .map_err(snappy_err)
 }
 
 #[cfg(test)]
@@ -206,6 +232,44 @@ mod tests {
         // Raw snappy without the framing is accepted too.
         let raw = snap::raw::Encoder::new().compress_vec(b"hello").unwrap();
         assert_eq!(Compression::Snappy.decompress(&raw, 100).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn lz4_frames_use_independent_64k_blocks() {
+        let z = Compression::Lz4.compress(&[7u8; 200_000]).unwrap();
+        assert_eq!(&z[..4], &[0x04, 0x22, 0x4d, 0x18], "LZ4 frame magic");
+        // FLG: version 01 and the block-independence bit; BD: 64 KiB maximum block size.
+        assert_eq!(z[4] & 0xe0, 0x60);
+        assert_eq!(z[5], 0x40);
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_all_read() {
+        let mut z = Compression::Gzip.compress(b"first ").unwrap();
+        z.extend(Compression::Gzip.compress(b"second").unwrap());
+        assert_eq!(
+            Compression::Gzip.decompress(&z, 100).unwrap(),
+            b"first second"
+        );
+    }
+
+    #[test]
+    fn xerial_chunks_are_bounded_by_input_and_limit() {
+        let z = Compression::Snappy.compress(&[1u8; 100_000]).unwrap();
+        // Four chunks of up to 32 KiB: the limit is enforced across chunks, not per chunk.
+        assert!(Compression::Snappy.decompress(&z, 99_999).is_err());
+        assert_eq!(
+            Compression::Snappy.decompress(&z, 100_000).unwrap().len(),
+            100_000
+        );
+        // A chunk length beyond the remaining input is refused before anything is read.
+        let mut bad = z[..XERIAL_HEADER_LEN].to_vec();
+        bad.extend_from_slice(&1_000_000i32.to_be_bytes());
+        bad.extend_from_slice(&z[XERIAL_HEADER_LEN + 4..]);
+        assert!(Compression::Snappy.decompress(&bad, 1 << 20).is_err());
+        assert!(Compression::Snappy
+            .decompress(&z[..z.len() - 1], 1 << 20)
+            .is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Records inside a v2 batch: varint-framed, with deltas against the batch's base offset and
 //! timestamp, optional keys and values, and headers.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{ProtocolError, Result};
 use crate::records::batch::write_crc;
@@ -67,8 +69,8 @@ fn put_opt(buf: &mut BytesMut, b: &Option<Bytes>) {
 impl Record {
     /// Size of the record after its length prefix.
     fn body_len(&self, base_offset: i64, base_timestamp: i64) -> usize {
-        1 + varlong_len(self.timestamp - base_timestamp)
-            + varint_len((self.offset - base_offset) as i32)
+        1 + varlong_len(self.timestamp.wrapping_sub(base_timestamp))
+            + varint_len(self.offset.wrapping_sub(base_offset) as i32)
             + opt_len(&self.key)
             + opt_len(&self.value)
             + varint_len(self.headers.len() as i32)
@@ -82,8 +84,8 @@ impl Record {
     fn encode(&self, buf: &mut BytesMut, base_offset: i64, base_timestamp: i64) {
         put_varint(buf, self.body_len(base_offset, base_timestamp) as i32);
         buf.put_i8(0);
-        put_varlong(buf, self.timestamp - base_timestamp);
-        put_varint(buf, (self.offset - base_offset) as i32);
+        put_varlong(buf, self.timestamp.wrapping_sub(base_timestamp));
+        put_varint(buf, self.offset.wrapping_sub(base_offset) as i32);
         put_opt(buf, &self.key);
         put_opt(buf, &self.value);
         put_varint(buf, self.headers.len() as i32);
@@ -95,79 +97,119 @@ impl Record {
     }
 }
 
-/// A cursor over a records section that checks every length against what remains.
-struct Cursor {
-    buf: Bytes,
-}
-
 fn framing(msg: &str) -> ProtocolError {
     ProtocolError::CorruptBatch(msg.to_string())
 }
 
-impl Cursor {
+/// Where one record's parts lie in its records section. Parsing yields positions rather than
+/// values so that `validate` touches no allocator and `decode` can slice one shared buffer.
+struct RawRecord {
+    ts_delta: i64,
+    offset_delta: i32,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    header_count: usize,
+    /// The header bytes, whose framing has already been checked.
+    headers: Range<usize>,
+}
+
+/// Reads `buf[pos..end]`; every length is checked against `end` before it is used.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], range: Range<usize>) -> Reader<'a> {
+        Reader {
+            buf,
+            pos: range.start,
+            end: range.end,
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.end
+    }
+
     fn varint(&mut self) -> Result<i32> {
-        get_varint(&mut self.buf).map_err(|_| framing("bad varint in record"))
+        let mut rest = &self.buf[self.pos..self.end];
+        let v = get_varint(&mut rest).map_err(|_| framing("bad varint in record"))?;
+        self.pos = self.end - rest.len();
+        Ok(v)
     }
 
     fn varlong(&mut self) -> Result<i64> {
-        get_varlong(&mut self.buf).map_err(|_| framing("bad varlong in record"))
+        let mut rest = &self.buf[self.pos..self.end];
+        let v = get_varlong(&mut rest).map_err(|_| framing("bad varlong in record"))?;
+        self.pos = self.end - rest.len();
+        Ok(v)
     }
 
-    /// A length-prefixed field: `None` for -1, an error for other negatives or overruns.
-    fn field(&mut self) -> Result<Option<Bytes>> {
-        let len = self.varint()?;
-        if len == -1 {
-            return Ok(None);
-        }
-        if len < -1 || len as usize > self.buf.remaining() {
+    /// `n` bytes as a range, after checking they are there.
+    fn take(&mut self, n: usize) -> Result<Range<usize>> {
+        if n > self.end - self.pos {
             return Err(framing("record field length out of bounds"));
         }
-        Ok(Some(self.buf.split_to(len as usize)))
+        let r = self.pos..self.pos + n;
+        self.pos += n;
+        Ok(r)
     }
-}
 
-/// Reads one record's framing; `emit` decides whether to build it. Returns the offset delta.
-fn read_record(cur: &mut Cursor, build: bool) -> Result<(i32, i64, Option<Record>)> {
-    let len = cur.varint()?;
-    if len < 0 || len as usize > cur.buf.remaining() {
-        return Err(framing("record length out of bounds"));
-    }
-    let mut rec = Cursor {
-        buf: cur.buf.split_to(len as usize),
-    };
-    if !rec.buf.has_remaining() {
-        return Err(framing("empty record"));
-    }
-    let _attributes = rec.buf.get_i8();
-    let ts_delta = rec.varlong()?;
-    let offset_delta = rec.varint()?;
-    let key = rec.field()?;
-    let value = rec.field()?;
-    let count = rec.varint()?;
-    if count < 0 || count as usize > rec.buf.remaining() / 2 {
-        return Err(framing("record header count out of bounds"));
-    }
-    let mut headers = Vec::new();
-    for _ in 0..count {
-        let hkey = rec.field()?.ok_or_else(|| framing("null header key"))?;
-        let hvalue = rec.field()?;
-        if build {
-            let key = String::from_utf8(hkey.to_vec())
-                .map_err(|_| ProtocolError::InvalidRecord("header key is not UTF-8".into()))?;
-            headers.push(RecordHeader { key, value: hvalue });
+    /// A varint-length-prefixed field: `None` for -1, an error for other negative lengths.
+    fn field(&mut self) -> Result<Option<Range<usize>>> {
+        match self.varint()? {
+            -1 => Ok(None),
+            len if len < 0 => Err(framing("negative record field length")),
+            len => self.take(len as usize).map(Some),
         }
     }
-    if rec.buf.has_remaining() {
-        return Err(framing("record length does not match its fields"));
+
+    /// One header: its key (never null, as Kafka requires) and value.
+    fn header(&mut self) -> Result<(Range<usize>, Option<Range<usize>>)> {
+        let key = self
+            .field()?
+            .ok_or_else(|| ProtocolError::InvalidRecord("null header key".into()))?;
+        Ok((key, self.field()?))
     }
-    let record = build.then(|| Record {
-        offset: offset_delta as i64,
-        timestamp: ts_delta,
-        key,
-        value,
-        headers,
-    });
-    Ok((offset_delta, ts_delta, record))
+
+    /// The next record; its length prefix must bound its fields exactly.
+    fn record(&mut self) -> Result<RawRecord> {
+        let len = self.varint()?;
+        if len < 0 {
+            return Err(framing("negative record length"));
+        }
+        let body = self
+            .take(len as usize)
+            .map_err(|_| framing("record length out of bounds"))?;
+        let mut r = Reader::new(self.buf, body);
+        let _attributes = r.take(1).map_err(|_| framing("empty record"))?;
+        let ts_delta = r.varlong()?;
+        let offset_delta = r.varint()?;
+        let key = r.field()?;
+        let value = r.field()?;
+        let count = r.varint()?;
+        // A header takes at least two bytes; this also bounds `decode`'s allocation.
+        if count < 0 || count as usize > (r.end - r.pos) / 2 {
+            return Err(framing("record header count out of bounds"));
+        }
+        let headers_start = r.pos;
+        for _ in 0..count {
+            r.header()?;
+        }
+        if !r.at_end() {
+            return Err(framing("record length does not match its fields"));
+        }
+        Ok(RawRecord {
+            ts_delta,
+            offset_delta,
+            key,
+            value,
+            header_count: count as usize,
+            headers: headers_start..r.pos,
+        })
+    }
 }
 
 impl RecordBatch {
@@ -179,7 +221,7 @@ impl RecordBatch {
         let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
         let last_offset_delta = records
             .last()
-            .map_or(0, |r| (r.offset - base_offset) as i32);
+            .map_or(0, |r| r.offset.wrapping_sub(base_offset) as i32);
         RecordBatch {
             base_offset,
             partition_leader_epoch: -1,
@@ -197,27 +239,7 @@ impl RecordBatch {
         }
     }
 
-    /// Encodes the batch, compressing the records section and computing the CRC.
-    pub fn encode(&self) -> Result<Bytes> {
-        let size: usize = self
-            .records
-            .iter()
-            .map(|r| {
-                let n = r.body_len(self.base_offset, self.base_timestamp);
-                varint_len(n as i32) + n
-            })
-            .sum();
-        let mut section = BytesMut::with_capacity(size);
-        for r in &self.records {
-            r.encode(&mut section, self.base_offset, self.base_timestamp);
-        }
-        let payload: Vec<u8>;
-        let section: &[u8] = if self.compression == Compression::None {
-            &section
-        } else {
-            payload = self.compression.compress(&section)?;
-            &payload
-        };
+    fn attributes(&self) -> i16 {
         let mut attributes = self.compression.attribute_bits();
         if self.log_append_time {
             attributes |= 0x08;
@@ -228,13 +250,32 @@ impl RecordBatch {
         if self.control {
             attributes |= 0x20;
         }
-        let mut out = BytesMut::with_capacity(BATCH_HEADER_SIZE + section.len());
+        attributes
+    }
+
+    fn put_records(&self, buf: &mut BytesMut) {
+        for r in &self.records {
+            r.encode(buf, self.base_offset, self.base_timestamp);
+        }
+    }
+
+    /// Encodes the batch, compressing the records section and computing the CRC.
+    pub fn encode(&self) -> Result<Bytes> {
+        let section_len: usize = self
+            .records
+            .iter()
+            .map(|r| {
+                let n = r.body_len(self.base_offset, self.base_timestamp);
+                varint_len(n as i32) + n
+            })
+            .sum();
+        let mut out = BytesMut::with_capacity(BATCH_HEADER_SIZE + section_len);
         out.put_i64(self.base_offset);
-        out.put_i32((BATCH_HEADER_SIZE - LOG_OVERHEAD + section.len()) as i32);
+        out.put_i32(0); // batch length, known once the section is written
         out.put_i32(self.partition_leader_epoch);
         out.put_i8(2);
         out.put_u32(0); // CRC, computed last
-        out.put_i16(attributes);
+        out.put_i16(self.attributes());
         out.put_i32(self.last_offset_delta);
         out.put_i64(self.base_timestamp);
         out.put_i64(self.max_timestamp);
@@ -242,14 +283,24 @@ impl RecordBatch {
         out.put_i16(self.producer_epoch);
         out.put_i32(self.base_sequence);
         out.put_i32(self.records.len() as i32);
-        out.put_slice(section);
+        if self.compression == Compression::None {
+            // Uncompressed records go straight into the batch rather than through a copy.
+            self.put_records(&mut out);
+        } else {
+            let mut section = BytesMut::with_capacity(section_len);
+            self.put_records(&mut section);
+            out.put_slice(&self.compression.compress(&section)?);
+        }
+        let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+        out[8..12].copy_from_slice(&batch_length.to_be_bytes());
         write_crc(&mut out);
         Ok(out.freeze())
     }
 
-    /// The records section of a checked batch, decompressed (at most `limit` bytes).
-    fn section(batch: &[u8], h: &BatchHeader, limit: usize) -> Result<Bytes> {
-        let raw = &batch[BATCH_HEADER_SIZE..h.total_size()];
+    /// CRC, header, codec and record count checks shared by `decode` and `validate`.
+    fn checked_header(batch: &[u8]) -> Result<(BatchHeader, Compression)> {
+        verify_crc(batch)?;
+        let h = BatchHeader::parse(batch)?;
         let codec = h.compression()?;
         if h.records_count < 0 {
             return Err(ProtocolError::InvalidRecord(format!(
@@ -257,40 +308,79 @@ impl RecordBatch {
                 h.records_count
             )));
         }
-        Ok(match codec {
-            Compression::None => Bytes::copy_from_slice(raw),
-            c => Bytes::from(c.decompress(raw, limit)?),
-        })
+        Ok((h, codec))
+    }
+
+    /// Refuses a record count the section could not hold, before anything is sized by it.
+    fn check_count(h: &BatchHeader, section: &[u8]) -> Result<()> {
+        if h.records_count as usize > section.len() / MIN_RECORD_SIZE {
+            return Err(framing(
+                "record count larger than the records section can hold",
+            ));
+        }
+        Ok(())
     }
 
     /// Decodes a whole batch: checks its CRC, decompresses (at most `max_uncompressed` bytes) and
     /// reads every record.
     pub fn decode(batch: &[u8], max_uncompressed: usize) -> Result<RecordBatch> {
-        verify_crc(batch)?;
-        let h = BatchHeader::parse(batch)?;
-        let section = Self::section(batch, &h, max_uncompressed)?;
+        let (h, codec) = Self::checked_header(batch)?;
+        let raw = &batch[BATCH_HEADER_SIZE..h.total_size()];
+        let section = match codec {
+            Compression::None => Bytes::copy_from_slice(raw),
+            c => Bytes::from(c.decompress(raw, max_uncompressed)?),
+        };
+        Self::decode_section(&h, codec, section)
+    }
+
+    /// `decode` for a batch already in a `Bytes`: uncompressed keys, values and header values
+    /// then share the batch's buffer instead of a copy of it.
+    pub fn decode_bytes(batch: &Bytes, max_uncompressed: usize) -> Result<RecordBatch> {
+        let (h, codec) = Self::checked_header(batch)?;
+        let section = match codec {
+            Compression::None => batch.slice(BATCH_HEADER_SIZE..h.total_size()),
+            c => Bytes::from(
+                c.decompress(&batch[BATCH_HEADER_SIZE..h.total_size()], max_uncompressed)?,
+            ),
+        };
+        Self::decode_section(&h, codec, section)
+    }
+
+    fn decode_section(h: &BatchHeader, codec: Compression, section: Bytes) -> Result<RecordBatch> {
+        Self::check_count(h, &section)?;
         let count = h.records_count as usize;
-        if count > section.len() / MIN_RECORD_SIZE {
-            return Err(framing(
-                "record count larger than the records section can hold",
-            ));
-        }
-        let mut cur = Cursor { buf: section };
+        let mut reader = Reader::new(&section, 0..section.len());
         let mut records = Vec::with_capacity(count);
         for _ in 0..count {
-            let (_, _, rec) = read_record(&mut cur, true)?;
-            let mut rec = rec.expect("built");
-            rec.offset += h.base_offset;
-            rec.timestamp += h.base_timestamp;
-            records.push(rec);
+            let raw = reader.record()?;
+            let mut headers = Vec::with_capacity(raw.header_count);
+            let mut hr = Reader::new(&section, raw.headers);
+            for _ in 0..raw.header_count {
+                let (key, value) = hr.header()?;
+                let key = std::str::from_utf8(&section[key])
+                    .map_err(|_| ProtocolError::InvalidRecord("header key is not UTF-8".into()))?
+                    .to_owned();
+                headers.push(RecordHeader {
+                    key,
+                    value: value.map(|v| section.slice(v)),
+                });
+            }
+            // Deltas come off the wire: wrap like Java rather than panic on overflow.
+            records.push(Record {
+                offset: h.base_offset.wrapping_add(raw.offset_delta as i64),
+                timestamp: h.base_timestamp.wrapping_add(raw.ts_delta),
+                key: raw.key.map(|k| section.slice(k)),
+                value: raw.value.map(|v| section.slice(v)),
+                headers,
+            });
         }
-        if cur.buf.has_remaining() {
+        if !reader.at_end() {
             return Err(framing("bytes after the last record"));
         }
         Ok(RecordBatch {
             base_offset: h.base_offset,
             partition_leader_epoch: h.partition_leader_epoch,
-            compression: h.compression()?,
+            compression: codec,
             log_append_time: h.has_log_append_time(),
             transactional: h.is_transactional(),
             control: h.is_control(),
@@ -305,15 +395,15 @@ impl RecordBatch {
     }
 
     /// The broker's check of a produced batch without building records: CRC, record count,
-    /// consecutive offset deltas from 0, every record's framing within its bounds.
+    /// offset deltas 0, 1, 2, ... as Kafka requires of client batches, every record's framing.
+    /// An uncompressed batch is read in place; a compressed one costs its decompression only.
     pub fn validate(batch: &[u8], max_uncompressed: usize) -> Result<()> {
-        verify_crc(batch)?;
-        let h = BatchHeader::parse(batch)?;
-        if h.records_count <= 0 {
-            return Err(ProtocolError::InvalidRecord(format!(
-                "batch holds {} records",
-                h.records_count
-            )));
+        let (h, codec) = Self::checked_header(batch)?;
+        // Kafka refuses empty produced batches too: there is no offset for them to take.
+        if h.records_count == 0 {
+            return Err(ProtocolError::InvalidRecord(
+                "batch holds no records".into(),
+            ));
         }
         if h.last_offset_delta != h.records_count - 1 {
             return Err(ProtocolError::InvalidRecord(format!(
@@ -321,22 +411,26 @@ impl RecordBatch {
                 h.last_offset_delta, h.records_count
             )));
         }
-        let section = Self::section(batch, &h, max_uncompressed)?;
-        if h.records_count as usize > section.len() / MIN_RECORD_SIZE {
-            return Err(framing(
-                "record count larger than the records section can hold",
-            ));
-        }
-        let mut cur = Cursor { buf: section };
+        let raw = &batch[BATCH_HEADER_SIZE..h.total_size()];
+        let decompressed;
+        let section = match codec {
+            Compression::None => raw,
+            c => {
+                decompressed = c.decompress(raw, max_uncompressed)?;
+                &decompressed[..]
+            }
+        };
+        Self::check_count(&h, section)?;
+        let mut reader = Reader::new(section, 0..section.len());
         for expected in 0..h.records_count {
-            let (delta, _, _) = read_record(&mut cur, false)?;
+            let delta = reader.record()?.offset_delta;
             if delta != expected {
                 return Err(ProtocolError::InvalidRecord(format!(
                     "record {expected} has offset delta {delta}; deltas must count up from 0"
                 )));
             }
         }
-        if cur.buf.has_remaining() {
+        if !reader.at_end() {
             return Err(framing("bytes after the last record"));
         }
         Ok(())
