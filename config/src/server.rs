@@ -54,7 +54,11 @@ pub struct ServerConfig {
     pub controller_quorum_voters: Option<Vec<QuorumVoter>>,
     /// `controller.listener.names`, upper-cased like listener names.
     pub controller_listener_names: Vec<String>,
+    /// Bind addresses; an empty host in the file becomes `0.0.0.0` (all interfaces).
     pub listeners: Vec<Listener>,
+    /// Defaults to `listeners` minus controller listeners, with a wildcard host
+    /// replaced by `localhost`. Kafka substitutes the machine's hostname instead;
+    /// `localhost` is used so a standalone node works without any DNS setup.
     pub advertised_listeners: Vec<Listener>,
     /// `log.dirs`, or its older name `log.dir`.
     pub log_dirs: Vec<PathBuf>,

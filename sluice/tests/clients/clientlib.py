@@ -123,3 +123,23 @@ def compare(label, expected, got_key, got_value, got_headers, got_ts, index):
 
 def now():
     return time.monotonic()
+
+
+class StallGuard:
+    """Fails when a read loop stops making progress, reporting how far it got.
+
+    The watchdog alone would only say "timed out"; knowing that 1999 of 2000
+    records arrived points at a very different broker bug than knowing 0 did.
+    """
+
+    def __init__(self, what, seconds=30.0):
+        self.what = what
+        self.seconds = seconds
+        self.last = now()
+
+    def progressed(self):
+        self.last = now()
+
+    def check(self, state):
+        if now() - self.last > self.seconds:
+            fail(f"{self.what}: no progress for {self.seconds:.0f}s ({state})")

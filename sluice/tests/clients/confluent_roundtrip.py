@@ -80,16 +80,19 @@ def consume(bootstrap, topic, codec, records, offsets):
     })
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     got = []
+    guard = clientlib.StallGuard(f"[{codec}] reading {topic}")
     try:
         while len(got) < len(records):
             msg = consumer.poll(1.0)
             if msg is None:
+                guard.check(f"{len(got)} of {len(records)} records read")
                 continue
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 fail(f"[{codec}] consumer error after {len(got)} records: {msg.error()}")
             got.append(msg)
+            guard.progressed()
     finally:
         consumer.close()
 

@@ -66,10 +66,16 @@ def consume(bootstrap, topic, expected):
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
     got = []
+    guard = clientlib.StallGuard(f"reading {topic}")
     try:
         while len(got) < len(expected):
-            for batch in consumer.poll(timeout_ms=1000).values():
+            polled = consumer.poll(timeout_ms=1000)
+            for batch in polled.values():
                 got.extend(batch)
+            if polled:
+                guard.progressed()
+            else:
+                guard.check(f"{len(got)} of {len(expected)} records read")
     finally:
         consumer.close()
     if len(got) != len(expected):

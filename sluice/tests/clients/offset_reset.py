@@ -2,12 +2,12 @@
 """Checks the broker's OFFSET_OUT_OF_RANGE answer and the client's reset to earliest.
 
 Assigns a consumer at --start-offset (expected to be outside the log, e.g. already
-deleted by retention) with auto.offset.reset=earliest and requires the first record
-received to be at --expect-first, which must be the log's earliest offset or later.
+deleted by retention). First with auto.offset.reset=error, which must surface the
+out-of-range answer as an error; then with auto.offset.reset=earliest, whose first
+record must be at --expect-first, the log's earliest offset or later.
 """
 
 import argparse
-import logging
 import sys
 import uuid
 
@@ -17,13 +17,63 @@ import clientlib
 from clientlib import fail
 
 
-class Collect(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
+def consumer_with_reset(bootstrap, policy):
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        # Required by the client even though only assign() is used and nothing is
+        # committed; a fresh id keeps any stored offsets out of the picture.
+        "group.id": f"offset-reset-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": policy,
+        "enable.partition.eof": False,
+    })
 
-    def emit(self, record):
-        self.lines.append(record.getMessage())
+
+def expect_out_of_range_error(args):
+    """With the "error" policy the client reports the broker's out-of-range answer
+    instead of acting on it. Without this phase, a broker that silently served the
+    log from its start would pass the earliest-reset check just the same."""
+    consumer = consumer_with_reset(args.bootstrap, "error")
+    guard = clientlib.StallGuard("waiting for OFFSET_OUT_OF_RANGE", seconds=20)
+    try:
+        consumer.assign([TopicPartition(args.topic, 0, args.start_offset)])
+        while True:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                guard.check(f"fetching {args.topic}[0] at offset {args.start_offset} "
+                            f"returned neither records nor an error")
+                continue
+            err = msg.error()
+            if err is None:
+                fail(f"fetch at out-of-range offset {args.start_offset} returned a record "
+                     f"at offset {msg.offset()} instead of OFFSET_OUT_OF_RANGE")
+            if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                return err.str()
+            if err.code() == KafkaError._PARTITION_EOF:
+                continue
+            fail(f"expected OFFSET_OUT_OF_RANGE, got consumer error: {err}")
+    finally:
+        consumer.close()
+
+
+def first_offset_after_reset(args):
+    consumer = consumer_with_reset(args.bootstrap, "earliest")
+    guard = clientlib.StallGuard("waiting for the first record after the reset")
+    try:
+        consumer.assign([TopicPartition(args.topic, 0, args.start_offset)])
+        while True:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                guard.check("no record received after assigning at "
+                            f"offset {args.start_offset}")
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                fail(f"consumer error instead of a reset: {msg.error()}")
+            return msg.offset()
+    finally:
+        consumer.close()
 
 
 def main():
@@ -34,63 +84,35 @@ def main():
                     help="offset to assign at; must be outside the log")
     ap.add_argument("--expect-first", type=int, required=True,
                     help="offset the first received record must have")
-    ap.add_argument("--timeout", type=float, default=90, help="overall seconds (default 90)")
+    ap.add_argument("--timeout", type=float, default=60, help="overall seconds (default 60)")
     args = ap.parse_args()
     if args.start_offset < 0:
         ap.error("--start-offset must be a real offset (>= 0)")
     clientlib.start_watchdog(args.timeout, "offset_reset")
 
-    # The client's own log is the only place the reset is visible; it is kept as
-    # evidence for the report, while the pass/fail decision rests on offsets alone.
-    collected = Collect()
-    logger = logging.getLogger("offset_reset.librdkafka")
-    logger.propagate = False
-    logger.addHandler(collected)
-    logger.setLevel(logging.DEBUG)
-
-    consumer = Consumer({
-        "bootstrap.servers": args.bootstrap,
-        "group.id": f"offset-reset-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-        "debug": "fetch,topic",
-        "logger": logger,
-    })
-    tp = TopicPartition(args.topic, 0)
+    probe = consumer_with_reset(args.bootstrap, "error")
     try:
-        low, high = consumer.get_watermark_offsets(tp, timeout=30)
-        print(f"log of {args.topic}[0] spans offsets [{low}, {high}); "
-              f"assigning at {args.start_offset}", flush=True)
-        if low <= args.start_offset <= high:
-            fail(f"start offset {args.start_offset} is inside the log [{low}, {high}], "
-                 f"so the broker has no reason to answer OFFSET_OUT_OF_RANGE")
-        if args.expect_first < low:
-            fail(f"--expect-first {args.expect_first} is below the earliest offset {low}")
-        consumer.assign([TopicPartition(args.topic, 0, args.start_offset)])
-        while True:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                fail(f"consumer error instead of a reset: {msg.error()}")
-            first = msg.offset()
-            break
+        low, high = probe.get_watermark_offsets(TopicPartition(args.topic, 0), timeout=30)
     finally:
-        consumer.close()
+        probe.close()
+    print(f"log of {args.topic}[0] spans offsets [{low}, {high}); "
+          f"assigning at {args.start_offset}", flush=True)
+    # Fetching at the high watermark is legal (it waits for new data), hence <=.
+    if low <= args.start_offset <= high:
+        fail(f"start offset {args.start_offset} is inside the log [{low}, {high}], "
+             f"so the broker has no reason to answer OFFSET_OUT_OF_RANGE")
+    if args.expect_first < low:
+        fail(f"--expect-first {args.expect_first} is below the earliest offset {low}")
 
-    evidence = [line for line in collected.lines
-                if "out of range" in line.lower() or "offset reset" in line.lower()]
-    if evidence:
-        print(f"client log: {evidence[0]}", flush=True)
+    error = expect_out_of_range_error(args)
+    print(f"with auto.offset.reset=error the client reported: {error}", flush=True)
+
+    first = first_offset_after_reset(args)
     if first != args.expect_first:
         fail(f"first record after reset is at offset {first}, expected {args.expect_first}")
-    if first < low:
-        fail(f"first record at offset {first} is below the earliest offset {low}")
     print(f"OK offset_reset: offset {args.start_offset} was out of range [{low}, {high}); "
-          f"client reset to earliest and first received offset {first}")
+          f"broker answered OFFSET_OUT_OF_RANGE, client reset to earliest and first "
+          f"received offset {first}")
 
 
 if __name__ == "__main__":

@@ -74,14 +74,18 @@ def main():
         pending = {p for p in partitions if ends[p] > starts[p]}
         consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in pending])
         found_values = {}
+        guard = clientlib.StallGuard(f"reading {args.topic}")
         while pending:
             msg = consumer.poll(1.0)
             if msg is None:
+                guard.check(f"{len(found_values)} records read, partitions "
+                            f"{sorted(pending)} not yet read to their end")
                 continue
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 fail(f"consumer error: {msg.error()}")
+            guard.progressed()
             p, off = msg.partition(), msg.offset()
             value = msg.value()
             found_values[(p, off)] = value.decode("ascii", errors="replace") if value else value
