@@ -1,1 +1,3 @@
 //! The Sluice broker.
+
+pub mod log;

@@ -1,0 +1,133 @@
+//! `Checkpoint`: a per-log-dir text file mapping partitions to an offset (recovery point, log
+//! start), in Kafka's format: version line `0`, entry count, then `topic partition offset` lines.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::{fsync_dir, LogError, TopicPartition};
+
+const VERSION: u32 = 0;
+
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    path: PathBuf,
+}
+
+impl Checkpoint {
+    pub fn new(path: impl Into<PathBuf>) -> Checkpoint {
+        Checkpoint { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file atomically: a crash leaves either the old or the new content, never a
+    /// mix, because the new content is made durable under a temporary name before the rename.
+    pub fn write(&self, entries: &BTreeMap<TopicPartition, i64>) -> Result<(), LogError> {
+        let mut text = format!("{VERSION}\n{}\n", entries.len());
+        for (tp, offset) in entries {
+            text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, offset));
+        }
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = self.path.with_file_name(tmp_name);
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            fsync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the file; a missing file is an empty checkpoint (a fresh log dir).
+    pub fn read(&self) -> Result<BTreeMap<TopicPartition, i64>, LogError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let corrupt =
+            |why: &str| LogError::Corrupt(format!("checkpoint {}: {why}", self.path.display()));
+        let mut lines = text.lines();
+        let version: u32 = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| corrupt("missing version"))?;
+        if version != VERSION {
+            return Err(corrupt(&format!("unsupported version {version}")));
+        }
+        let count: usize = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| corrupt("missing entry count"))?;
+        let mut entries = BTreeMap::new();
+        for line in lines.by_ref().take(count) {
+            // Topic names cannot contain spaces, so splitting from the right is unambiguous.
+            let mut parts = line.rsplitn(3, ' ');
+            let (Some(offset), Some(partition), Some(topic)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(corrupt(&format!("malformed line {line:?}")));
+            };
+            let offset: i64 = offset
+                .parse()
+                .map_err(|_| corrupt(&format!("bad offset in {line:?}")))?;
+            let partition: i32 = partition
+                .parse()
+                .map_err(|_| corrupt(&format!("bad partition in {line:?}")))?;
+            entries.insert(TopicPartition::new(topic, partition), offset);
+        }
+        if entries.len() != count {
+            return Err(corrupt(&format!(
+                "expected {count} entries, found {}",
+                entries.len()
+            )));
+        }
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::new(dir.path().join("recovery-point-offset-checkpoint"));
+        assert!(cp.read().unwrap().is_empty());
+        let mut entries = BTreeMap::new();
+        entries.insert(TopicPartition::new("a-b", 0), 42);
+        entries.insert(TopicPartition::new("z", 3), 7);
+        cp.write(&entries).unwrap();
+        assert_eq!(
+            fs::read_to_string(cp.path()).unwrap(),
+            "0\n2\na-b 0 42\nz 3 7\n"
+        );
+        assert_eq!(cp.read().unwrap(), entries);
+        entries.remove(&TopicPartition::new("z", 3));
+        cp.write(&entries).unwrap();
+        assert_eq!(cp.read().unwrap(), entries);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary file must be renamed away");
+    }
+
+    #[test]
+    fn damaged_files_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::new(dir.path().join("cp"));
+        for bad in ["", "1\n0\n", "0\n2\nt 0 1\n", "0\n1\nt x 1\n", "0\n1\nt0\n"] {
+            fs::write(cp.path(), bad).unwrap();
+            assert!(
+                matches!(cp.read(), Err(LogError::Corrupt(_))),
+                "{bad:?} must be rejected"
+            );
+        }
+    }
+}

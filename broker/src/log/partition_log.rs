@@ -1,0 +1,814 @@
+//! `Log`: one partition's ordered segments with offset assignment, reads, recovery on open,
+//! retention, rolling, flushing, truncation and idempotent-producer checks.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use sluice_protocol::records::{
+    set_base_offset, set_partition_leader_epoch, BatchHeader, Batches, BATCH_HEADER_SIZE,
+};
+
+use super::producer_state::{ProducerStateManager, ProducerValidation};
+use super::segment::{AppendedBatch, LogSegment};
+use super::{
+    offset_file_name, AppendInfo, LogConfig, LogError, ReadResult, TopicPartition, INDEX_SUFFIX,
+    LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+
+/// Leftovers of interrupted file operations, never worth keeping.
+const TRANSIENT_SUFFIXES: [&str; 4] = [".tmp", ".deleted", ".cleaned", ".swap"];
+
+pub struct Log {
+    dir: PathBuf,
+    tp: TopicPartition,
+    inner: Mutex<Inner>,
+    // Mirrors of `Inner` for lock-free getters; written only while holding the lock.
+    log_start: AtomicI64,
+    log_end: AtomicI64,
+    recovery_point: AtomicI64,
+    size: AtomicU64,
+    high_watermark: AtomicI64,
+    /// Single-node mode: every append is committed at once. Cleared by the first
+    /// `set_high_watermark`, after which replication owns the high watermark.
+    hw_follows_log_end: AtomicBool,
+}
+
+struct Inner {
+    config: LogConfig,
+    /// Never empty; the last one is the active segment.
+    segments: BTreeMap<i64, LogSegment>,
+    next_offset: i64,
+    log_start: i64,
+    recovery_point: i64,
+    producers: ProducerStateManager,
+    unflushed_messages: u64,
+    last_flush_ms: Option<i64>,
+    /// A segment file was created or removed since the directory was last synced.
+    dir_dirty: bool,
+    /// Bumped by every truncation, so a flush that raced one does not claim the new tail.
+    truncations: u64,
+    closed: bool,
+}
+
+impl Inner {
+    fn active(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn total_size(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    fn should_roll(&mut self, append_size: u64, last_offset: i64, now_ms: i64) -> bool {
+        let segment_bytes = self.config.segment_bytes;
+        let segment_ms = self.config.segment_ms;
+        let seg = self.active_mut();
+        if seg.is_empty() {
+            return false;
+        }
+        seg.note_time(now_ms);
+        let size_after = seg.size() + append_size;
+        size_after > segment_bytes
+            // Index entries hold 32-bit positions and relative offsets.
+            || size_after > i32::MAX as u64
+            || last_offset - seg.base_offset() > i32::MAX as i64
+            || seg.indexes_full()
+            || match (segment_ms, seg.rolling_base_ms()) {
+                (Some(ms), Some(base)) => now_ms.saturating_sub(base) >= ms as i64,
+                _ => false,
+            }
+    }
+
+    fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
+        let base = self.next_offset;
+        if self.active().base_offset() == base {
+            return Ok(());
+        }
+        self.active_mut().on_become_inactive()?;
+        let seg = LogSegment::create(dir, base, &self.config)?;
+        self.segments.insert(base, seg);
+        self.dir_dirty = true;
+        // Bounds the tail to replay after a crash; losing it only costs a longer replay.
+        if let Err(e) = self.producers.take_snapshot(base, false) {
+            tracing::warn!(dir = %dir.display(), error = %e, "producer state snapshot failed");
+        }
+        Ok(())
+    }
+
+    /// Rebuilds producer state from the newest usable snapshot plus the batches after it.
+    fn reload_producer_state(&mut self) -> Result<(), LogError> {
+        let mut start = None;
+        for offset in self.producers.snapshot_offsets()?.into_iter().rev() {
+            if offset <= self.next_offset && self.producers.load_snapshot(offset)? {
+                start = Some(offset);
+                break;
+            }
+            self.producers.delete_snapshot(offset)?;
+        }
+        if start.is_none() {
+            self.producers.clear();
+        }
+        let from = start.unwrap_or(self.log_start).max(self.log_start);
+        if from >= self.next_offset {
+            return Ok(());
+        }
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(b, _)| *b);
+        let producers = &mut self.producers;
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            seg.for_each_batch_from(from, |h| producers.replay(h))?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        remove_if_exists(&dir.join(offset_file_name(base, suffix)))?;
+    }
+    Ok(())
+}
+
+fn read_exact(file: &File, position: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, position)?;
+    Ok(Bytes::from(buf))
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. After an unclean shutdown every segment holding
+    /// offsets at or past `recovery_point` is re-checked batch by batch and cut at the first
+    /// damaged batch, dropping later segments; indexes that are missing or damaged are rebuilt.
+    pub fn open(
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        clean_shutdown: bool,
+    ) -> Result<Log, LogError> {
+        Log::open_with_log_start(dir, tp, config, recovery_point, None, clean_shutdown)
+    }
+
+    /// As [`open`](Self::open), with the log start offset from a checkpoint.
+    pub fn open_with_log_start(
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_checkpoint: Option<i64>,
+        clean_shutdown: bool,
+    ) -> Result<Log, LogError> {
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        let mut index_files = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if TRANSIENT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                remove_if_exists(&entry.path())?;
+                continue;
+            }
+            let Some((stem, ext)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(offset) = stem.parse::<i64>() else {
+                continue;
+            };
+            match ext {
+                LOG_SUFFIX => bases.push(offset),
+                INDEX_SUFFIX | TIME_INDEX_SUFFIX => index_files.push((offset, entry.path())),
+                _ => {}
+            }
+        }
+        bases.sort_unstable();
+        for (offset, path) in index_files {
+            if bases.binary_search(&offset).is_err() {
+                remove_if_exists(&path)?;
+            }
+        }
+
+        let mut segments = BTreeMap::new();
+        let mut recovered = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let (mut seg, broken_index) = LogSegment::open(dir, base, &config)?;
+            let unflushed =
+                !clean_shutdown && !matches!(next_base, Some(nb) if nb <= recovery_point);
+            let mut cut = 0;
+            if unflushed || broken_index {
+                recovered = true;
+                cut = seg.recover()?;
+            } else if let Some(nb) = next_base {
+                seg.set_next_offset(nb);
+            } else {
+                cut = seg.load_tail()?;
+            }
+            if let Some(nb) = next_base {
+                if seg.next_offset() > nb {
+                    return Err(LogError::Corrupt(format!(
+                        "segment {base} of {tp} reaches offset {} past the next segment {nb}",
+                        seg.next_offset()
+                    )));
+                }
+            }
+            segments.insert(base, seg);
+            if cut > 0 {
+                // Everything after a torn batch was written after it, so cannot be trusted.
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(%tp, segment = later, "deleting segment after a torn batch");
+                    remove_segment_files(dir, later)?;
+                }
+                break;
+            }
+        }
+        if segments.is_empty() {
+            let base = log_start_checkpoint.unwrap_or(0).max(0);
+            segments.insert(base, LogSegment::create(dir, base, &config)?);
+        }
+
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let next_offset = segments
+            .values()
+            .next_back()
+            .expect("segment")
+            .next_offset();
+        let log_start = log_start_checkpoint
+            .map_or(first_base, |c| c.max(first_base))
+            .min(next_offset);
+        let recovery_point = if clean_shutdown {
+            next_offset
+        } else {
+            recovery_point.clamp(log_start, next_offset)
+        };
+        let mut inner = Inner {
+            config,
+            segments,
+            next_offset,
+            log_start,
+            recovery_point,
+            producers: ProducerStateManager::new(dir),
+            unflushed_messages: 0,
+            last_flush_ms: None,
+            dir_dirty: recovered,
+            truncations: 0,
+            closed: false,
+        };
+        inner.reload_producer_state()?;
+        let log = Log {
+            dir: dir.to_path_buf(),
+            tp,
+            log_start: AtomicI64::new(0),
+            log_end: AtomicI64::new(0),
+            recovery_point: AtomicI64::new(0),
+            size: AtomicU64::new(0),
+            high_watermark: AtomicI64::new(0),
+            hw_follows_log_end: AtomicBool::new(true),
+            inner: Mutex::new(inner),
+        };
+        {
+            let inner = log.lock();
+            log.publish(&inner);
+        }
+        if recovered {
+            // Recovered data and rebuilt indexes become the new durable baseline.
+            log.flush()?;
+        }
+        Ok(log)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, inner: &Inner) {
+        self.log_start.store(inner.log_start, Ordering::Release);
+        self.log_end.store(inner.next_offset, Ordering::Release);
+        self.recovery_point
+            .store(inner.recovery_point, Ordering::Release);
+        self.size.store(inner.total_size(), Ordering::Release);
+        self.publish_high_watermark(inner);
+    }
+
+    fn publish_high_watermark(&self, inner: &Inner) {
+        let hw = if self.hw_follows_log_end.load(Ordering::Acquire) {
+            inner.next_offset
+        } else {
+            self.high_watermark
+                .load(Ordering::Acquire)
+                .clamp(inner.log_start, inner.next_offset)
+        };
+        self.high_watermark.store(hw, Ordering::Release);
+    }
+
+    fn closed_error(&self) -> LogError {
+        LogError::Closed
+    }
+
+    /// Appends one or more CRC-checked v2 batches from a producer. Offsets are assigned densely
+    /// from the log end, the leader epoch stamped, producer sequences checked; all batches of the
+    /// call land in one write, or none do. A retried batch (same producer, epoch and sequences as
+    /// one of the last five) is not written again: the original offsets come back with
+    /// `duplicate` set, and any other batches of that call are dropped with it, as in Kafka.
+    pub fn append(
+        &self,
+        batches: Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut parsed: Vec<(BatchHeader, usize)> = Vec::new();
+        let mut position = 0;
+        let mut records = 0u64;
+        let mut iter = Batches::new(batches.clone());
+        for item in iter.by_ref() {
+            let (h, _) = item.map_err(|e| LogError::InvalidBatch(e.to_string()))?;
+            if h.records_count < 1 || h.last_offset_delta != h.records_count - 1 {
+                return Err(LogError::InvalidBatch(format!(
+                    "batch declares {} records but a last offset delta of {}",
+                    h.records_count, h.last_offset_delta
+                )));
+            }
+            records += h.records_count as u64;
+            parsed.push((h, position));
+            position += h.total_size();
+        }
+        if iter.remainder() != 0 {
+            return Err(LogError::InvalidBatch(format!(
+                "{} trailing bytes are not a whole batch",
+                iter.remainder()
+            )));
+        }
+        if parsed.is_empty() {
+            return Err(LogError::InvalidBatch("no record batches".into()));
+        }
+        // Copied outside the lock; only 16 header bytes per batch are patched under it.
+        let mut buf = batches.to_vec();
+
+        let (info, flush) = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(self.closed_error());
+            }
+            let max = inner.config.segment_bytes;
+            if let Some((h, _)) = parsed.iter().find(|(h, _)| h.total_size() as u64 > max) {
+                return Err(LogError::BatchTooLarge {
+                    size: h.total_size(),
+                    max,
+                });
+            }
+            let mut offsets = Vec::with_capacity(parsed.len());
+            let mut next = inner.next_offset;
+            for (h, _) in &parsed {
+                offsets.push(next);
+                next += h.last_offset_delta as i64 + 1;
+            }
+            let validation = inner
+                .producers
+                .validate(parsed.iter().zip(&offsets).map(|((h, _), &o)| (h, o)))?;
+            let producer_updates = match validation {
+                ProducerValidation::Duplicate(d) => {
+                    return Ok(AppendInfo {
+                        base_offset: d.first_offset,
+                        last_offset: d.last_offset,
+                        log_append_time_ms: -1,
+                        log_start_offset: inner.log_start,
+                        duplicate: true,
+                    });
+                }
+                ProducerValidation::Accepted(updates) => updates,
+            };
+            let mut appended = Vec::with_capacity(parsed.len());
+            for ((h, pos), &offset) in parsed.iter().zip(&offsets) {
+                set_base_offset(&mut buf[*pos..], offset);
+                set_partition_leader_epoch(&mut buf[*pos..], leader_epoch);
+                appended.push(AppendedBatch {
+                    position: *pos,
+                    size: h.total_size(),
+                    last_offset: offset + h.last_offset_delta as i64,
+                    max_timestamp: h.max_timestamp,
+                });
+            }
+            if inner.should_roll(buf.len() as u64, next - 1, now_ms) {
+                inner.roll(&self.dir)?;
+            }
+            inner.active_mut().append(&buf, &appended, now_ms)?;
+            inner.producers.commit(producer_updates);
+            inner.next_offset = next;
+            inner.unflushed_messages += records;
+            self.log_end.store(next, Ordering::Release);
+            self.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
+            self.publish_high_watermark(&inner);
+            let flush = inner
+                .config
+                .flush_interval_messages
+                .is_some_and(|n| inner.unflushed_messages >= n);
+            let info = AppendInfo {
+                base_offset: offsets[0],
+                last_offset: next - 1,
+                log_append_time_ms: -1,
+                log_start_offset: inner.log_start,
+                duplicate: false,
+            };
+            (info, flush)
+        };
+        if flush {
+            self.flush()?;
+        }
+        Ok(info)
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes` (but the
+    /// first batch whole if `min_one`, Kafka's KIP-74 rule) and only batches starting below
+    /// `max_offset`. `offset` at the log end gives no records; outside
+    /// `[log start, log end]` it is `OffsetOutOfRange`. File I/O happens outside the lock.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<ReadResult, LogError> {
+        let mut target = offset;
+        loop {
+            let (file, start, end, next_base, empty) = {
+                let inner = self.lock();
+                if inner.closed {
+                    return Err(self.closed_error());
+                }
+                if target == offset && (offset < inner.log_start || offset > inner.next_offset) {
+                    return Err(LogError::OffsetOutOfRange {
+                        offset,
+                        log_start: inner.log_start,
+                        log_end: inner.next_offset,
+                    });
+                }
+                let empty = ReadResult {
+                    records: Bytes::new(),
+                    high_watermark: self.high_watermark(),
+                    log_start_offset: inner.log_start,
+                    log_end_offset: inner.next_offset,
+                };
+                if target >= inner.next_offset || target >= max_offset {
+                    return Ok(empty);
+                }
+                let Some((_, seg)) = inner.segments.range(..=target).next_back() else {
+                    return Ok(empty);
+                };
+                let (_, position) = seg.offset_index().lookup(target);
+                let next_base = inner.segments.range(target + 1..).next().map(|(b, _)| *b);
+                (seg.file(), position as u64, seg.size(), next_base, empty)
+            };
+            let Some((position, header)) = LogSegment::find_batch(&file, start, end, target)?
+            else {
+                // Nothing at or past the target here (a gap): continue in the next segment.
+                match next_base {
+                    Some(b) => {
+                        target = b;
+                        continue;
+                    }
+                    None => return Ok(empty),
+                }
+            };
+            if header.base_offset >= max_offset {
+                return Ok(empty);
+            }
+            let first_size = header.total_size();
+            let records = if first_size > max_bytes {
+                if min_one {
+                    read_exact(&file, position, first_size)?
+                } else {
+                    Bytes::new()
+                }
+            } else {
+                let len = (max_bytes as u64).min(end - position) as usize;
+                let mut data = read_exact(&file, position, len)?;
+                let mut cut = 0;
+                while data.len() - cut >= BATCH_HEADER_SIZE {
+                    let Ok(h) = BatchHeader::parse(&data[cut..]) else {
+                        break;
+                    };
+                    if h.base_offset >= max_offset || cut + h.total_size() > data.len() {
+                        break;
+                    }
+                    cut += h.total_size();
+                }
+                data.truncate(cut);
+                data
+            };
+            return Ok(ReadResult { records, ..empty });
+        }
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    /// Until `set_high_watermark` is first called this is the log end: without replication
+    /// every appended batch is committed.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Hands the high watermark to the caller (replication); clamped to the log's bounds.
+    pub fn set_high_watermark(&self, hw: i64) {
+        let inner = self.lock();
+        self.hw_follows_log_end.store(false, Ordering::Release);
+        self.high_watermark.store(hw, Ordering::Release);
+        self.publish_high_watermark(&inner);
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.lock().segments.keys().copied().collect()
+    }
+
+    /// First batch whose max timestamp is >= `ts`: (its first offset, its max timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let inner = self.lock();
+        for seg in inner.segments.values() {
+            if let Some((offset, found_ts)) = seg.find_timestamp(ts)? {
+                return Ok(Some((offset.max(inner.log_start), found_ts)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Syncs everything past the recovery point to disk and advances it to the log end as of
+    /// the call. Appends continue while the sync runs.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let (handles, target, dir_dirty, truncations) = {
+            let mut inner = self.lock();
+            let rp = inner.recovery_point;
+            let last = inner.active().base_offset();
+            let handles: Vec<Arc<File>> = inner
+                .segments
+                .values()
+                .filter(|s| s.next_offset() > rp || s.base_offset() == last)
+                .flat_map(|s| s.sync_handles())
+                .collect();
+            inner.unflushed_messages = 0;
+            let dir_dirty = std::mem::take(&mut inner.dir_dirty);
+            (handles, inner.next_offset, dir_dirty, inner.truncations)
+        };
+        let synced = (|| -> io::Result<()> {
+            for h in &handles {
+                h.sync_data()?;
+            }
+            if dir_dirty {
+                File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        let mut inner = self.lock();
+        if let Err(e) = synced {
+            inner.dir_dirty |= dir_dirty;
+            return Err(e.into());
+        }
+        if inner.truncations == truncations {
+            inner.recovery_point = inner.recovery_point.max(target.min(inner.next_offset));
+            self.publish(&inner);
+        }
+        Ok(())
+    }
+
+    /// Flushes if `flush_interval_ms` has passed since the last timed flush.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), LogError> {
+        let due = {
+            let mut inner = self.lock();
+            match (inner.config.flush_interval_ms, inner.last_flush_ms) {
+                (None, _) => false,
+                (Some(_), None) => {
+                    inner.last_flush_ms = Some(now_ms);
+                    false
+                }
+                (Some(ms), Some(last)) => {
+                    now_ms.saturating_sub(last) >= ms as i64
+                        && inner.recovery_point < inner.next_offset
+                }
+            }
+        };
+        if due {
+            self.flush()?;
+            self.lock().last_flush_ms = Some(now_ms);
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest non-active segments that are wholly below the log start, older than
+    /// `retention_ms` by their largest timestamp, or in excess of `retention_bytes`.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let removed: Vec<LogSegment> = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Ok(0);
+            }
+            let bases: Vec<i64> = inner.segments.keys().copied().collect();
+            let candidates = bases.len() - 1;
+            let mut n = 0;
+            while n < candidates && bases[n + 1] <= inner.log_start {
+                n += 1;
+            }
+            if let Some(ms) = inner.config.retention_ms.filter(|ms| *ms >= 0) {
+                while n < candidates
+                    && now_ms.saturating_sub(inner.segments[&bases[n]].largest_timestamp()) > ms
+                {
+                    n += 1;
+                }
+            }
+            if let Some(limit) = inner.config.retention_bytes {
+                let kept: u64 = bases[n..].iter().map(|b| inner.segments[b].size()).sum();
+                let mut excess = kept.saturating_sub(limit);
+                while n < candidates && inner.segments[&bases[n]].size() <= excess {
+                    excess -= inner.segments[&bases[n]].size();
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                return Ok(0);
+            }
+            let removed = bases[..n]
+                .iter()
+                .map(|b| inner.segments.remove(b).expect("listed segment"))
+                .collect();
+            let first = *inner.segments.keys().next().expect("active segment kept");
+            inner.log_start = inner.log_start.max(first);
+            let log_start = inner.log_start;
+            inner.producers.truncate_head(log_start);
+            inner.recovery_point = inner.recovery_point.max(inner.log_start);
+            inner.dir_dirty = true;
+            self.publish(&inner);
+            removed
+        };
+        // Readers holding a segment's file keep reading it after the unlink.
+        for seg in &removed {
+            seg.delete_files()?;
+        }
+        tracing::debug!(tp = %self.tp, deleted = removed.len(), "retention deleted segments");
+        Ok(removed.len())
+    }
+
+    /// Rolls a non-empty active segment once it is `segment_ms` old, even without appends, so
+    /// that time-based retention can reach idle partitions.
+    pub fn roll_if_due(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Ok(());
+        }
+        let segment_ms = inner.config.segment_ms;
+        let seg = inner.active_mut();
+        seg.note_time(now_ms);
+        let due = match (segment_ms, seg.rolling_base_ms()) {
+            (Some(ms), Some(base)) => !seg.is_empty() && now_ms.saturating_sub(base) >= ms as i64,
+            _ => false,
+        };
+        if due {
+            inner.roll(&self.dir)?;
+            self.publish(&inner);
+        }
+        Ok(())
+    }
+
+    /// Removes every batch at or after `offset` (a batch straddling it goes too). At or below
+    /// the log start, the log is emptied and restarts at `offset`.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(self.closed_error());
+        }
+        if offset >= inner.next_offset {
+            return Ok(());
+        }
+        let removed: Vec<LogSegment> = if offset <= inner.log_start {
+            let base = offset.max(0);
+            let old = std::mem::take(&mut inner.segments);
+            for seg in old.values() {
+                seg.delete_files()?;
+            }
+            let seg = LogSegment::create(&self.dir, base, &inner.config)?;
+            inner.segments.insert(base, seg);
+            inner.log_start = base;
+            inner.next_offset = base;
+            Vec::new()
+        } else {
+            let removed = inner.segments.split_off(&offset);
+            for seg in removed.values() {
+                seg.delete_files()?;
+            }
+            let active = inner.active_mut();
+            active.truncate_to(offset)?;
+            inner.next_offset = inner.active().next_offset();
+            removed.into_values().collect()
+        };
+        drop(removed);
+        inner.recovery_point = inner.recovery_point.min(inner.next_offset);
+        inner.dir_dirty = true;
+        inner.truncations += 1;
+        inner.reload_producer_state()?;
+        self.publish(&inner);
+        Ok(())
+    }
+
+    /// Flushes and writes a producer state snapshot, so the next open needs no replay. Further
+    /// appends and reads fail with [`LogError::Closed`].
+    pub fn close(&self) -> Result<(), LogError> {
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Ok(());
+            }
+            inner.closed = true;
+            inner.active_mut().on_become_inactive()?;
+            let end = inner.next_offset;
+            inner.producers.take_snapshot(end, true)?;
+        }
+        self.flush()
+    }
+
+    /// Makes rolled segments durable, as Kafka does after each roll, so that a crash only has to
+    /// recover the active segment. Runs in the background rather than inside the rolling append.
+    pub fn flush_rolled_segments(&self) -> Result<(), LogError> {
+        let due = {
+            let inner = self.lock();
+            !inner.closed && inner.recovery_point < inner.active().base_offset()
+        };
+        if due {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Background work for this log: time-based roll, retention (when `retention_due`), and the
+    /// flushes due by `flush.ms` or by rolled segments.
+    pub fn run_maintenance(&self, now_ms: i64, retention_due: bool) -> Result<(), LogError> {
+        self.roll_if_due(now_ms)?;
+        if retention_due {
+            self.apply_retention(now_ms)?;
+        }
+        self.flush_if_due(now_ms)?;
+        self.flush_rolled_segments()
+    }
+
+    pub fn update_config(&self, config: LogConfig) {
+        let mut inner = self.lock();
+        for seg in inner.segments.values_mut() {
+            seg.set_config(&config);
+        }
+        inner.config = config;
+    }
+}
+
+#[cfg(test)]
+mod tests;
