@@ -1,3 +1,19 @@
-//! The Sluice broker.
+//! The Sluice broker: a Kafka-protocol server over a partitioned, segmented log on disk.
+//! `server` wires the pieces; `request` routes frames to `handlers`; `replica_manager` owns the
+//! partitions; `log` is the storage; `metadata` keeps the topics of a standalone cluster.
 
+pub mod config;
+pub mod error;
+pub mod handlers;
 pub mod log;
+pub mod metadata;
+pub mod network;
+pub mod replica_manager;
+pub mod request;
+pub mod server;
+pub mod shutdown;
+pub mod topic_config;
+
+pub use config::{BrokerConfig, Endpoint};
+pub use error::BrokerError;
+pub use server::Broker;

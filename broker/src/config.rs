@@ -1,0 +1,65 @@
+//! The broker's settings, already validated: the `sluice` binary builds this from
+//! `server.properties`, so the broker itself never parses files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// An advertised endpoint: what Metadata tells clients to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    /// Where to listen; port 0 picks a free port (tests), reported by `Broker::local_addr`.
+    pub listen: SocketAddr,
+    /// What to advertise; `None` advertises the bound address (with its real port).
+    pub advertised: Option<Endpoint>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub log_segment_bytes: u64,
+    pub log_roll_ms: u64,
+    /// `None` keeps data forever (-1 in the properties).
+    pub log_retention_ms: Option<i64>,
+    pub log_retention_bytes: Option<u64>,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_interval_messages: Option<u64>,
+    pub log_flush_interval_ms: Option<u64>,
+    pub log_index_interval_bytes: usize,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    /// Every property as given, reported by DescribeConfigs for the broker resource.
+    pub raw: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Kafka's defaults, one log dir, listening on `listen`.
+    pub fn new(listen: SocketAddr, log_dir: PathBuf) -> BrokerConfig {
+        BrokerConfig {
+            node_id: 1,
+            listen,
+            advertised: None,
+            log_dirs: vec![log_dir],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            log_segment_bytes: 1 << 30,
+            log_roll_ms: 168 * 3_600_000,
+            log_retention_ms: Some(168 * 3_600_000),
+            log_retention_bytes: None,
+            log_retention_check_interval_ms: 300_000,
+            log_flush_interval_messages: None,
+            log_flush_interval_ms: None,
+            log_index_interval_bytes: 4096,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            raw: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The broker's error type and its mapping to Kafka error codes at the protocol edge.
+//! Handlers return these; only the response encoders turn them into numbers.
+
+use sluice_protocol::{ErrorCode, ProtocolError};
+use thiserror::Error;
+
+use crate::log::LogError;
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("storage: {0}")]
+    Log(#[from] LogError),
+    #[error("protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown topic or partition {0}")]
+    UnknownTopicOrPartition(String),
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    #[error("topic {0} already exists")]
+    TopicAlreadyExists(String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("metadata store: {0}")]
+    Metadata(String),
+}
+
+impl BrokerError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BrokerError::Log(e) => e.code(),
+            BrokerError::Protocol(ProtocolError::CorruptBatch(_)) => ErrorCode::CorruptMessage,
+            BrokerError::Protocol(ProtocolError::InvalidRecord(_)) => ErrorCode::InvalidRecord,
+            BrokerError::Protocol(ProtocolError::UnsupportedCompression(_)) => {
+                ErrorCode::UnsupportedCompressionType
+            }
+            BrokerError::Protocol(_) => ErrorCode::CorruptMessage,
+            BrokerError::Io(_) | BrokerError::Metadata(_) => ErrorCode::KafkaStorageError,
+            BrokerError::UnknownTopicOrPartition(_) => ErrorCode::UnknownTopicOrPartition,
+            BrokerError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
+            BrokerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+            BrokerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            BrokerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+            BrokerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BrokerError>;
+
+impl LogError {
+    /// The Kafka error code a client gets for a storage failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
+            LogError::InvalidBatch(_) => ErrorCode::CorruptMessage,
+            LogError::BatchTooLarge { .. } => ErrorCode::RecordListTooLarge,
+            // A deleted partition's log: the client refreshes metadata and finds it gone.
+            LogError::Closed => ErrorCode::UnknownTopicOrPartition,
+            LogError::Io(_) | LogError::Corrupt(_) => ErrorCode::KafkaStorageError,
+        }
+    }
+}

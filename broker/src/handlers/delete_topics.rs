@@ -1,0 +1,65 @@
+//! DeleteTopics: removes topics by name (or by id from v6), their metadata and their logs.
+
+use std::sync::Arc;
+
+use sluice_protocol::header::RequestHeader;
+use sluice_protocol::messages::*;
+use sluice_protocol::wire::Uuid;
+use sluice_protocol::ErrorCode;
+
+use crate::server::Context;
+
+pub async fn handle(
+    ctx: &Arc<Context>,
+    _header: &RequestHeader,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    // v1-v5 name topics in `topic_names`; v6 in `topics`, by name or by id.
+    let mut wanted: Vec<(Option<String>, Uuid)> = request
+        .topic_names
+        .into_iter()
+        .map(|n| (Some(n), Uuid::ZERO))
+        .collect();
+    wanted.extend(request.topics.into_iter().map(|t| (t.name, t.topic_id)));
+    let responses = wanted
+        .into_iter()
+        .map(|(name, id)| {
+            let store = ctx.replicas.metadata();
+            let topic = match &name {
+                Some(n) => store.topic(n),
+                None => store.topic_by_id(id),
+            };
+            let Some(topic) = topic else {
+                let code = if name.is_some() {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    ErrorCode::UnknownTopicId
+                };
+                return DeleteTopicsResponseTopic {
+                    name,
+                    topic_id: id,
+                    error_code: code.code(),
+                    error_message: Some("no such topic".into()),
+                };
+            };
+            match ctx.replicas.delete_topic(&topic.name) {
+                Ok(_) => DeleteTopicsResponseTopic {
+                    name: Some(topic.name),
+                    topic_id: topic.id,
+                    error_code: 0,
+                    error_message: None,
+                },
+                Err(e) => DeleteTopicsResponseTopic {
+                    name: Some(topic.name),
+                    topic_id: topic.id,
+                    error_code: e.code().code(),
+                    error_message: Some(e.to_string()),
+                },
+            }
+        })
+        .collect();
+    DeleteTopicsResponse {
+        throttle_time_ms: 0,
+        responses,
+    }
+}

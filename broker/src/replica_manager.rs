@@ -1,0 +1,275 @@
+//! `ReplicaManager`: the partitions this broker hosts, topic creation and deletion, and the
+//! produce (append) and fetch (read) paths over their logs. On a single node every partition's
+//! only replica is the leader; the replication issue grows followers and the ISR here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use sluice_protocol::records::{Batches, RecordBatch};
+use sluice_protocol::wire::Uuid;
+use sluice_protocol::ErrorCode;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::log::{AppendInfo, Log, LogManager, ReadResult, TopicPartition};
+use crate::metadata::{random_bytes, MetadataStore, TopicMetadata};
+use crate::topic_config;
+
+/// One hosted partition: its log and what the produce path needs to check against.
+pub struct Partition {
+    pub log: Arc<Log>,
+    pub leader_epoch: i32,
+    pub max_message_bytes: usize,
+}
+
+/// Why a produced partition was refused, with the Kafka error code to answer.
+#[derive(Debug)]
+pub struct ProduceError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    metadata: Arc<MetadataStore>,
+    logs: Arc<LogManager>,
+    partitions: DashMap<TopicPartition, Arc<Partition>>,
+    /// Bumped after every append, so long-polling fetches re-check without a busy loop.
+    appended: watch::Sender<u64>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl ReplicaManager {
+    /// Opens the partitions of every topic the metadata knows.
+    pub fn open(
+        config: Arc<BrokerConfig>,
+        metadata: Arc<MetadataStore>,
+        logs: Arc<LogManager>,
+    ) -> Result<ReplicaManager> {
+        let (appended, _) = watch::channel(0);
+        let rm = ReplicaManager {
+            config,
+            metadata,
+            logs,
+            partitions: DashMap::new(),
+            appended,
+        };
+        let known: Vec<TopicMetadata> = rm.metadata.topics();
+        for topic in &known {
+            rm.open_partitions(topic)?;
+        }
+        for log in rm.logs.all() {
+            let tp = log.topic_partition();
+            if !rm.partitions.contains_key(tp) {
+                warn!(partition = %tp, "log directory belongs to no known topic; leaving it untouched");
+            }
+        }
+        Ok(rm)
+    }
+
+    fn open_partitions(&self, topic: &TopicMetadata) -> Result<()> {
+        let log_config = topic_config::log_config(&self.config, &topic.configs);
+        let max_message_bytes = topic_config::max_message_bytes(&self.config, &topic.configs);
+        for p in 0..topic.partitions {
+            let tp = TopicPartition {
+                topic: topic.name.clone(),
+                partition: p,
+            };
+            let log = self.logs.get_or_create(&tp, log_config.clone())?;
+            self.partitions.insert(
+                tp,
+                Arc::new(Partition {
+                    log,
+                    leader_epoch: 0,
+                    max_message_bytes,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn metadata(&self) -> &MetadataStore {
+        &self.metadata
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .get(&TopicPartition {
+                topic: topic.to_string(),
+                partition,
+            })
+            .map(|p| p.clone())
+    }
+
+    /// Validates and creates a topic. `partitions`/`replication_factor` of -1 take the broker
+    /// defaults. With `validate_only`, nothing is written.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMetadata> {
+        topic_config::validate_topic_name(name)?;
+        let partitions = match partitions {
+            -1 => self.config.num_partitions,
+            n if n < 1 => {
+                return Err(BrokerError::InvalidPartitions(format!(
+                    "number of partitions must be at least 1, got {n}"
+                )))
+            }
+            n => n,
+        };
+        let replication_factor = match replication_factor {
+            -1 => self.config.default_replication_factor,
+            n if n < 1 => {
+                return Err(BrokerError::InvalidReplicationFactor(format!(
+                    "replication factor must be at least 1, got {n}"
+                )))
+            }
+            n => n,
+        };
+        let live_brokers = 1;
+        if replication_factor > live_brokers {
+            return Err(BrokerError::InvalidReplicationFactor(format!(
+                "replication factor {replication_factor} is larger than the {live_brokers} available broker(s)"
+            )));
+        }
+        for (k, v) in &configs {
+            topic_config::validate(k, v)?;
+        }
+        if self.metadata.topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(name.to_string()));
+        }
+        let topic = TopicMetadata {
+            name: name.to_string(),
+            id: Uuid(random_bytes()),
+            partitions,
+            replication_factor,
+            configs,
+        };
+        if validate_only {
+            return Ok(topic);
+        }
+        self.metadata.create_topic(topic.clone())?;
+        self.open_partitions(&topic)?;
+        info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata> {
+        let topic = self.metadata.delete_topic(name)?;
+        for p in 0..topic.partitions {
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition: p,
+            };
+            self.partitions.remove(&tp);
+            self.logs.delete(&tp)?;
+        }
+        info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Checks a producer's records for one partition and appends them.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Option<Bytes>,
+    ) -> std::result::Result<AppendInfo, ProduceError> {
+        let refuse = |code: ErrorCode, message: String| ProduceError { code, message };
+        let part = self.partition(topic, partition).ok_or_else(|| {
+            refuse(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("this broker hosts no partition {topic}-{partition}"),
+            )
+        })?;
+        let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
+            refuse(
+                ErrorCode::CorruptMessage,
+                "no record batch in request".into(),
+            )
+        })?;
+        let mut batches = Batches::new(records.clone());
+        // Decompression is bounded so a small compressed batch cannot become a huge allocation.
+        let limit = self
+            .config
+            .socket_request_max_bytes
+            .max(part.max_message_bytes)
+            * 4;
+        for batch in batches.by_ref() {
+            let (header, bytes) =
+                batch.map_err(|e| refuse(ErrorCode::CorruptMessage, e.to_string()))?;
+            if header.total_size() > part.max_message_bytes {
+                return Err(refuse(
+                    ErrorCode::MessageTooLarge,
+                    format!(
+                        "batch of {} bytes exceeds max.message.bytes {}",
+                        header.total_size(),
+                        part.max_message_bytes
+                    ),
+                ));
+            }
+            if header.is_transactional() || header.is_control() {
+                return Err(refuse(
+                    ErrorCode::InvalidRecord,
+                    "transactions are not supported yet".into(),
+                ));
+            }
+            RecordBatch::validate(&bytes, limit).map_err(|e| {
+                let code = BrokerError::Protocol(e.clone()).code();
+                refuse(code, e.to_string())
+            })?;
+        }
+        if batches.remainder() != 0 {
+            return Err(refuse(
+                ErrorCode::CorruptMessage,
+                format!(
+                    "{} trailing bytes after the last batch",
+                    batches.remainder()
+                ),
+            ));
+        }
+        let info = part
+            .log
+            .append(records, part.leader_epoch, now_ms())
+            .map_err(|e| refuse(e.code(), e.to_string()))?;
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(info)
+    }
+
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult> {
+        let part = self
+            .partition(topic, partition)
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{partition}")))?;
+        let hw = part.log.high_watermark();
+        Ok(part.log.read(offset, max_bytes, hw, min_one)?)
+    }
+
+    /// A receiver that changes after every append; long-polling fetches wait on it.
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+}

@@ -1,0 +1,203 @@
+//! `Broker`: opens storage, binds the listener, serves connections, runs log maintenance, and
+//! shuts everything down in order (stop accepting, finish in-flight requests, close the logs).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{BrokerConfig, Endpoint};
+use crate::error::{BrokerError, Result};
+use crate::log::LogManager;
+use crate::metadata::MetadataStore;
+use crate::network::{FrameReader, FrameWriter};
+use crate::replica_manager::{now_ms, ReplicaManager};
+use crate::request;
+use crate::shutdown::Shutdown;
+use crate::topic_config;
+
+/// What every request handler may use.
+pub struct Context {
+    pub config: Arc<BrokerConfig>,
+    pub replicas: ReplicaManager,
+    pub advertised: Endpoint,
+    pub shutdown: Shutdown,
+}
+
+pub struct Broker {
+    ctx: Arc<Context>,
+    logs: Arc<LogManager>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Broker {
+    /// Recovers the logs and binds the listener; serving starts with `run`.
+    pub async fn start(config: BrokerConfig) -> Result<Broker> {
+        let config = Arc::new(config);
+        let first_dir = config
+            .log_dirs
+            .first()
+            .ok_or_else(|| BrokerError::Metadata("no log.dirs configured".into()))?
+            .clone();
+        let (logs, metadata) = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let metadata = MetadataStore::open(&first_dir, config.node_id)?;
+                let defaults = topic_config::log_config(&config, &Default::default());
+                let logs = LogManager::open(config.log_dirs.clone(), defaults)?;
+                Ok((Arc::new(logs), Arc::new(metadata)))
+            })
+            .await
+            .map_err(|e| BrokerError::Metadata(format!("start-up task failed: {e}")))??
+        };
+        let replicas = ReplicaManager::open(config.clone(), metadata, logs.clone())?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let advertised = config.advertised.clone().unwrap_or_else(|| Endpoint {
+            host: match local_addr.ip() {
+                ip if ip.is_unspecified() => "localhost".to_string(),
+                ip => ip.to_string(),
+            },
+            port: local_addr.port(),
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(Context {
+            config,
+            replicas,
+            advertised,
+            shutdown: Shutdown::new(shutdown_rx),
+        });
+        info!(
+            node_id = ctx.config.node_id,
+            listen = %local_addr,
+            advertised = %format!("{}:{}", ctx.advertised.host, ctx.advertised.port),
+            cluster_id = %ctx.replicas.metadata().cluster_id(),
+            "broker started"
+        );
+        Ok(Broker {
+            ctx,
+            logs,
+            listener,
+            local_addr,
+            shutdown_tx,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `signal` resolves, then shuts down cleanly.
+    pub async fn run(self, signal: impl Future<Output = ()>) -> Result<()> {
+        let mut connections = JoinSet::new();
+        let maintenance = tokio::spawn(maintain(self.ctx.clone(), self.logs.clone()));
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let ctx = self.ctx.clone();
+                        connections.spawn(serve_connection(ctx, stream, peer));
+                    }
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = &mut signal => break,
+            }
+        }
+        info!("shutting down");
+        let _ = self.shutdown_tx.send(true);
+        drop(self.listener);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
+            warn!("connections still busy after 10s; closing them");
+            connections.shutdown().await;
+        }
+        let _ = maintenance.await;
+        let logs = self.logs.clone();
+        tokio::task::spawn_blocking(move || logs.shutdown())
+            .await
+            .map_err(|e| BrokerError::Metadata(format!("shutdown task failed: {e}")))??;
+        info!("shut down cleanly");
+        Ok(())
+    }
+}
+
+async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let mut reader = FrameReader::new(read, ctx.config.socket_request_max_bytes);
+    let (writer, writer_task) = FrameWriter::spawn(write);
+    let mut shutdown = ctx.shutdown.clone();
+    debug!(%peer, "connection opened");
+    loop {
+        let frame = tokio::select! {
+            frame = reader.read_frame() => frame,
+            _ = shutdown.recv() => break,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection: unreadable frame");
+                break;
+            }
+        };
+        // Requests on one connection are handled one after another, as Kafka does, so responses
+        // leave in request order and a producer's pipelined batches append in order.
+        match request::handle_frame(&ctx, frame).await {
+            Ok(Some(response)) => {
+                if !writer.send(response).await {
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection: bad request");
+                break;
+            }
+        }
+    }
+    drop(writer);
+    let _ = writer_task.await;
+    debug!(%peer, "connection closed");
+}
+
+/// Retention, time-based rolls, interval flushes and checkpoints, about once a second.
+async fn maintain(ctx: Arc<Context>, logs: Arc<LogManager>) {
+    let mut shutdown = ctx.shutdown.clone();
+    let check_every = ctx.config.log_retention_check_interval_ms.max(1) as i64;
+    let mut next_retention = now_ms() + check_every;
+    let tick = Duration::from_millis(check_every.clamp(1, 1000) as u64);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.recv() => return,
+        }
+        let now = now_ms();
+        let retention_due = now >= next_retention;
+        if retention_due {
+            next_retention = now + check_every;
+        }
+        let logs = logs.clone();
+        match tokio::task::spawn_blocking(move || logs.run_maintenance(now, retention_due)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "log maintenance failed"),
+            Err(e) => error!(error = %e, "log maintenance task panicked"),
+        }
+    }
+}

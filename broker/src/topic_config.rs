@@ -1,0 +1,246 @@
+//! Per-topic configuration: which keys a topic may set, how each is validated, and how the
+//! topic's overrides combine with the broker's defaults into the `LogConfig` its partitions use.
+
+use std::collections::BTreeMap;
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::log::LogConfig;
+
+/// Kafka's config_source values, as CreateTopics and DescribeConfigs report them.
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// How a topic config value must look.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A whole number no smaller than the minimum.
+    Long(i64),
+    /// One of the listed words (or, for cleanup.policy, a comma list of them).
+    Choice(&'static [&'static str]),
+    Bool,
+}
+
+/// The topic configs Sluice understands, each with the broker property that supplies its
+/// default and its value kind. Unknown keys are rejected with INVALID_CONFIG.
+const TOPIC_CONFIGS: &[(&str, Option<&str>, Kind)] = &[
+    ("cleanup.policy", None, Kind::Choice(&["delete", "compact"])),
+    ("retention.ms", Some("log.retention.ms"), Kind::Long(-1)),
+    (
+        "retention.bytes",
+        Some("log.retention.bytes"),
+        Kind::Long(-1),
+    ),
+    ("segment.bytes", Some("log.segment.bytes"), Kind::Long(14)),
+    ("segment.ms", Some("log.roll.ms"), Kind::Long(1)),
+    (
+        "max.message.bytes",
+        Some("message.max.bytes"),
+        Kind::Long(0),
+    ),
+    ("min.insync.replicas", None, Kind::Long(1)),
+    (
+        "flush.messages",
+        Some("log.flush.interval.messages"),
+        Kind::Long(1),
+    ),
+    ("flush.ms", Some("log.flush.interval.ms"), Kind::Long(0)),
+    (
+        "index.interval.bytes",
+        Some("log.index.interval.bytes"),
+        Kind::Long(0),
+    ),
+    ("delete.retention.ms", None, Kind::Long(0)),
+    ("min.compaction.lag.ms", None, Kind::Long(0)),
+    ("max.compaction.lag.ms", None, Kind::Long(1)),
+    ("min.cleanable.dirty.ratio", None, Kind::Choice(&[])),
+    (
+        "compression.type",
+        None,
+        Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+    ),
+    (
+        "message.timestamp.type",
+        None,
+        Kind::Choice(&["CreateTime"]),
+    ),
+    ("unclean.leader.election.enable", None, Kind::Bool),
+    ("segment.index.bytes", None, Kind::Long(4)),
+    ("file.delete.delay.ms", None, Kind::Long(0)),
+    ("preallocate", None, Kind::Bool),
+];
+
+/// Checks one topic config; the error names the key and says what was expected.
+pub fn validate(key: &str, value: &str) -> Result<()> {
+    let Some((_, _, kind)) = TOPIC_CONFIGS.iter().find(|(k, _, _)| *k == key) else {
+        return Err(BrokerError::InvalidConfig(format!(
+            "unknown topic config {key}"
+        )));
+    };
+    let ok = match kind {
+        Kind::Long(min) => value.trim().parse::<i64>().is_ok_and(|v| v >= *min),
+        Kind::Choice(words) if key == "min.cleanable.dirty.ratio" => {
+            let _ = words;
+            value
+                .trim()
+                .parse::<f64>()
+                .is_ok_and(|r| (0.0..=1.0).contains(&r))
+        }
+        Kind::Choice(words) if key == "cleanup.policy" => {
+            value.split(',').all(|p| words.contains(&p.trim()))
+        }
+        Kind::Choice(words) => words.contains(&value.trim()),
+        Kind::Bool => matches!(value.trim(), "true" | "false"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidConfig(format!(
+            "invalid value {value:?} for topic config {key}"
+        )))
+    }
+}
+
+/// The effective value of every topic config for a topic: its override, else the broker's.
+/// Returns (key, value, is_default) triples in a stable order, as DescribeConfigs lists them.
+pub fn effective(
+    broker: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<(&'static str, String, bool)> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|(key, _, _)| match overrides.get(*key) {
+            Some(v) => (*key, v.clone(), false),
+            None => (*key, default_value(broker, key), true),
+        })
+        .collect()
+}
+
+fn default_value(b: &BrokerConfig, key: &str) -> String {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-1".to_string());
+    match key {
+        "cleanup.policy" => "delete".into(),
+        "retention.ms" => opt(b.log_retention_ms.map(|v| v.to_string())),
+        "retention.bytes" => opt(b.log_retention_bytes.map(|v| v.to_string())),
+        "segment.bytes" => b.log_segment_bytes.to_string(),
+        "segment.ms" => b.log_roll_ms.to_string(),
+        "max.message.bytes" => b.message_max_bytes.to_string(),
+        "min.insync.replicas" => "1".into(),
+        "flush.messages" => b
+            .log_flush_interval_messages
+            .map_or(i64::MAX.to_string(), |v| v.to_string()),
+        "flush.ms" => b
+            .log_flush_interval_ms
+            .map_or(i64::MAX.to_string(), |v| v.to_string()),
+        "index.interval.bytes" => b.log_index_interval_bytes.to_string(),
+        "delete.retention.ms" => "86400000".into(),
+        "min.compaction.lag.ms" => "0".into(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "compression.type" => "producer".into(),
+        "message.timestamp.type" => "CreateTime".into(),
+        "unclean.leader.election.enable" => "false".into(),
+        "segment.index.bytes" => "10485760".into(),
+        "file.delete.delay.ms" => "60000".into(),
+        "preallocate" => "false".into(),
+        _ => String::new(),
+    }
+}
+
+/// The storage settings for a topic's partitions.
+pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
+    let long = |key: &str| {
+        overrides
+            .get(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let positive = |v: i64| if v < 0 { None } else { Some(v as u64) };
+    LogConfig {
+        segment_bytes: long("segment.bytes").map_or(broker.log_segment_bytes, |v| v as u64),
+        segment_ms: Some(long("segment.ms").map_or(broker.log_roll_ms, |v| v as u64)),
+        retention_ms: match long("retention.ms") {
+            Some(v) if v < 0 => None,
+            Some(v) => Some(v),
+            None => broker.log_retention_ms,
+        },
+        retention_bytes: match long("retention.bytes") {
+            Some(v) => positive(v),
+            None => broker.log_retention_bytes,
+        },
+        flush_interval_messages: long("flush.messages")
+            .map_or(broker.log_flush_interval_messages, |v| {
+                (v != i64::MAX).then_some(v as u64)
+            }),
+        flush_interval_ms: long("flush.ms").map_or(broker.log_flush_interval_ms, |v| {
+            (v != i64::MAX).then_some(v as u64)
+        }),
+        index_interval_bytes: long("index.interval.bytes")
+            .map_or(broker.log_index_interval_bytes, |v| v as usize),
+        ..LogConfig::default()
+    }
+}
+
+/// The largest batch a topic accepts.
+pub fn max_message_bytes(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> usize {
+    overrides
+        .get("max.message.bytes")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(broker.message_max_bytes)
+}
+
+/// Kafka's topic name rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name {name:?} is illegal"
+        )));
+    }
+    if name.len() > 249 {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name is {} characters long; the limit is 249",
+            name.len()
+        )));
+    }
+    if !name.chars().all(legal) {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name {name:?} has characters other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("my-topic_1.x").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("bad/name").is_err());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        let e = validate("retention.ms", "soon").unwrap_err().to_string();
+        assert!(e.contains("retention.ms"), "{e}");
+        assert!(validate("no.such.config", "1").is_err());
+    }
+
+    #[test]
+    fn overrides_win_over_broker_defaults() {
+        let b = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/x".into());
+        let mut o = BTreeMap::new();
+        o.insert("segment.bytes".to_string(), "1024".to_string());
+        o.insert("retention.ms".to_string(), "-1".to_string());
+        let c = log_config(&b, &o);
+        assert_eq!(c.segment_bytes, 1024);
+        assert_eq!(c.retention_ms, None);
+    }
+}

@@ -1,0 +1,421 @@
+//! The broker in-process, driven by encoded requests over a real TCP socket: the error codes of
+//! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers and the fetch long poll.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use sluice_broker::{Broker, BrokerConfig};
+use sluice_protocol::api::{encode_request_frame, response_header_version, Request};
+use sluice_protocol::header::ResponseHeader;
+use sluice_protocol::messages::*;
+use sluice_protocol::records::{Record, RecordBatch};
+use sluice_protocol::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct TestBroker {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
+    tweak(&mut config);
+    let broker = Broker::start(config).await.unwrap();
+    let addr = broker.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        broker
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    TestBroker {
+        addr,
+        stop: Some(tx),
+        task,
+        _dir: dir,
+    }
+}
+
+impl TestBroker {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    next_id: i32,
+}
+
+impl Client {
+    async fn connect(b: &TestBroker) -> Client {
+        Client {
+            stream: TcpStream::connect(b.addr).await.unwrap(),
+            next_id: 1,
+        }
+    }
+
+    async fn send<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = encode_request_frame(id, version, Some("test"), req);
+        self.stream.write_all(&frame).await.unwrap();
+        let size = self.stream.read_i32().await.unwrap();
+        let mut body = BytesMut::zeroed(size as usize);
+        self.stream.read_exact(&mut body).await.unwrap();
+        let mut body = body.freeze();
+        let header =
+            ResponseHeader::decode(&mut body, response_header_version(R::API_KEY, version))
+                .unwrap();
+        assert_eq!(header.correlation_id, id);
+        <R::Response as sluice_protocol::api::ApiMessage>::decode_body(body, version).unwrap()
+    }
+}
+
+fn create(name: &str, partitions: i32, rf: i16) -> CreateTopicsRequest {
+    CreateTopicsRequest {
+        topics: vec![CreateTopicsRequestTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn batch(n: usize, value_len: usize, producer: Option<(i64, i16, i32)>) -> Bytes {
+    let records = (0..n)
+        .map(|i| Record {
+            offset: i as i64,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(vec![b'v'; value_len])),
+            headers: vec![],
+        })
+        .collect();
+    let mut b = RecordBatch::new(records);
+    if let Some((id, epoch, seq)) = producer {
+        b.producer_id = id;
+        b.producer_epoch = epoch;
+        b.base_sequence = seq;
+    }
+    b.encode().unwrap()
+}
+
+fn produce(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
+    ProduceRequest {
+        acks: -1,
+        timeout_ms: 5000,
+        topic_data: vec![ProduceRequestTopic {
+            name: topic.into(),
+            partition_data: vec![ProduceRequestPartition {
+                index: partition,
+                records: Some(records),
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
+fn produce_result(r: &ProduceResponse) -> (i16, i64) {
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch(topic: &str, offset: i64, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest {
+        max_wait_ms,
+        min_bytes,
+        max_bytes: 50 << 20,
+        topics: vec![FetchRequestTopic {
+            topic: topic.into(),
+            partitions: vec![FetchRequestPartition {
+                partition: 0,
+                fetch_offset: offset,
+                partition_max_bytes: 1 << 20,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn create_topics_validates_each_topic() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    let ok = c.send(7, &create("good", 3, 1)).await;
+    assert_eq!(ok.topics[0].error_code, 0);
+    assert_eq!(ok.topics[0].num_partitions, 3);
+    let code = |r: CreateTopicsResponse| r.topics[0].error_code;
+    assert_eq!(
+        code(c.send(7, &create("good", 3, 1)).await),
+        ErrorCode::TopicAlreadyExists.code()
+    );
+    assert_eq!(
+        code(c.send(7, &create("zero", 0, 1)).await),
+        ErrorCode::InvalidPartitions.code()
+    );
+    assert_eq!(
+        code(c.send(7, &create("rf", 1, 3)).await),
+        ErrorCode::InvalidReplicationFactor.code()
+    );
+    assert_eq!(
+        code(c.send(7, &create("bad/name", 1, 1)).await),
+        ErrorCode::InvalidTopicException.code()
+    );
+    let mut with_config = create("configured", 1, 1);
+    with_config.topics[0].configs = vec![CreateTopicsRequestConfig {
+        name: "retention.ms".into(),
+        value: Some("forever".into()),
+    }];
+    assert_eq!(
+        code(c.send(7, &with_config).await),
+        ErrorCode::InvalidConfig.code()
+    );
+    // Defaults (-1) take num.partitions.
+    let defaults = c.send(4, &create("defaults", -1, -1)).await;
+    assert_eq!(defaults.topics[0].error_code, 0);
+
+    let meta = c
+        .send(
+            12,
+            &MetadataRequest {
+                topics: None,
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut names: Vec<_> = meta
+        .topics
+        .iter()
+        .map(|t| t.name.clone().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["defaults", "good"]);
+    let deleted = c
+        .send(
+            6,
+            &DeleteTopicsRequest {
+                topics: vec![DeleteTopicsRequestTopic {
+                    name: Some("good".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn produce_answers_per_partition_errors() {
+    let b = start(|c| {
+        c.message_max_bytes = 10_000;
+        c.auto_create_topics = false;
+    })
+    .await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("t", 1, 1)).await;
+    assert_eq!(
+        produce_result(&c.send(9, &produce("t", 0, batch(3, 10, None))).await),
+        (0, 0)
+    );
+    assert_eq!(
+        produce_result(&c.send(9, &produce("t", 0, batch(2, 10, None))).await),
+        (0, 3)
+    );
+    let code = |r: ProduceResponse| produce_result(&r).0;
+    assert_eq!(
+        code(c.send(9, &produce("missing", 0, batch(1, 10, None))).await),
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        code(c.send(9, &produce("t", 5, batch(1, 10, None))).await),
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        code(c.send(9, &produce("t", 0, batch(10, 2000, None))).await),
+        ErrorCode::MessageTooLarge.code()
+    );
+    let mut corrupt = batch(2, 10, None).to_vec();
+    let n = corrupt.len();
+    corrupt[n - 2] ^= 0xff;
+    assert_eq!(
+        code(c.send(9, &produce("t", 0, Bytes::from(corrupt))).await),
+        ErrorCode::CorruptMessage.code()
+    );
+    // Offset deltas that skip: a well-formed batch with an invalid record sequence.
+    let mut gapped = RecordBatch::new(vec![
+        Record {
+            offset: 0,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from_static(b"a")),
+            headers: vec![],
+        },
+        Record {
+            offset: 5,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from_static(b"b")),
+            headers: vec![],
+        },
+    ]);
+    gapped.last_offset_delta = 1;
+    assert_eq!(
+        code(c.send(9, &produce("t", 0, gapped.encode().unwrap())).await),
+        ErrorCode::InvalidRecord.code()
+    );
+    let mut bad_acks = produce("t", 0, batch(1, 10, None));
+    bad_acks.acks = 2;
+    assert_eq!(
+        code(c.send(9, &bad_acks).await),
+        ErrorCode::InvalidRequiredAcks.code()
+    );
+    assert_eq!(
+        code(c.send(2, &produce("t", 0, batch(1, 10, None))).await),
+        ErrorCode::UnsupportedVersion.code()
+    );
+    // Nothing refused was appended: the log end is still 5.
+    let offsets = c
+        .send(
+            7,
+            &ListOffsetsRequest {
+                replica_id: -1,
+                topics: vec![ListOffsetsRequestTopic {
+                    name: "t".into(),
+                    partitions: vec![ListOffsetsRequestPartition {
+                        partition_index: 0,
+                        timestamp: -1,
+                        current_leader_epoch: -1,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(offsets.topics[0].partitions[0].offset, 5);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_retries_are_not_appended_twice() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("idem", 1, 1)).await;
+    let pid = c.send(4, &InitProducerIdRequest::default()).await;
+    assert_eq!(pid.error_code, 0);
+    let (id, epoch) = (pid.producer_id, pid.producer_epoch);
+    let first = batch(4, 10, Some((id, epoch, 0)));
+    assert_eq!(
+        produce_result(&c.send(9, &produce("idem", 0, first.clone())).await),
+        (0, 0)
+    );
+    // The same batch again (a retry after a lost response): same offset, not appended.
+    assert_eq!(
+        produce_result(&c.send(9, &produce("idem", 0, first)).await),
+        (0, 0)
+    );
+    assert_eq!(
+        produce_result(
+            &c.send(9, &produce("idem", 0, batch(2, 10, Some((id, epoch, 4)))))
+                .await
+        ),
+        (0, 4)
+    );
+    // A gap in sequence numbers.
+    assert_eq!(
+        produce_result(
+            &c.send(9, &produce("idem", 0, batch(1, 10, Some((id, epoch, 9)))))
+                .await
+        )
+        .0,
+        ErrorCode::OutOfOrderSequenceNumber.code()
+    );
+    let other = c.send(4, &InitProducerIdRequest::default()).await;
+    assert_ne!(other.producer_id, id);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn fetch_long_polls_until_min_bytes_arrive() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("poll", 1, 1)).await;
+    // Nothing there: waits max_wait_ms, then answers empty.
+    let started = Instant::now();
+    let empty = c.send(12, &fetch("poll", 0, 1, 300)).await;
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let p = &empty.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+
+    // A fetch waiting 10 s returns as soon as a produce on another connection lands.
+    let addr = b.addr;
+    let producer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut p = Client {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            next_id: 1,
+        };
+        p.send(9, &produce("poll", 0, batch(5, 10, None))).await
+    });
+    let started = Instant::now();
+    let got = c.send(12, &fetch("poll", 0, 1, 10_000)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "long poll did not wake on produce"
+    );
+    producer.await.unwrap();
+    let p = &got.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 5);
+    let batch = RecordBatch::decode(p.records.as_ref().unwrap(), 1 << 20).unwrap();
+    assert_eq!(batch.records.len(), 5);
+    assert_eq!(batch.records[4].offset, 4);
+
+    let out_of_range = c.send(12, &fetch("poll", 99, 1, 0)).await;
+    assert_eq!(
+        out_of_range.responses[0].partitions[0].error_code,
+        ErrorCode::OffsetOutOfRange.code()
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_auto_creates_and_reports_invalid_names() {
+    let b = start(|c| c.num_partitions = 2).await;
+    let mut c = Client::connect(&b).await;
+    let req = |name: &str| MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some(name.into()),
+            ..Default::default()
+        }]),
+        allow_auto_topic_creation: true,
+        ..Default::default()
+    };
+    for version in [1, 4, 9, 12] {
+        let name = format!("auto-{version}");
+        let m = c.send(version, &req(&name)).await;
+        assert_eq!(m.topics[0].error_code, 0, "v{version}");
+        assert_eq!(m.topics[0].partitions.len(), 2);
+        assert_eq!(m.brokers[0].port as u16, b.addr.port());
+    }
+    let bad = c.send(9, &req("no spaces")).await;
+    assert_eq!(
+        bad.topics[0].error_code,
+        ErrorCode::InvalidTopicException.code()
+    );
+    b.stop().await;
+}

@@ -1,0 +1,4 @@
+//! The subcommands of `sluice`, one module each.
+//! Each returns `Err(one line)` for the user; `main` prints it and exits non-zero.
+
+pub mod server;

@@ -1,0 +1,199 @@
+//! Test harness for end-to-end tests: runs the real `sluice server` binary on a free loopback
+//! port with its own log dir, and runs real Kafka clients (kcat, Python scripts) against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    config: PathBuf,
+    log_file: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl BrokerProcess {
+    /// Writes a server.properties into `dir` (plus `extra` lines) and starts the broker.
+    pub fn start(dir: &Path, extra: &[(&str, &str)]) -> BrokerProcess {
+        let port = free_port();
+        let config = dir.join("server.properties");
+        let mut props = format!(
+            "node.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port}\nadvertised.listeners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\n",
+            dir.join("logs").display()
+        );
+        for (k, v) in extra {
+            props.push_str(&format!("{k}={v}\n"));
+        }
+        std::fs::write(&config, props).unwrap();
+        let mut broker = BrokerProcess {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            config,
+            log_file: dir.join("broker.log"),
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("server")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start sluice server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "broker exited with {status} during start-up:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not listen in 60s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// What the broker has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait: the clean shutdown path.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            let status = child.wait().unwrap();
+            assert!(
+                status.success(),
+                "broker exited with {status}:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// SIGKILL: the crash path.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        self.spawn();
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Repository root, for scripts under sluice/tests/clients.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs a client script from sluice/tests/clients and fails the test, with its output, if it
+/// fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let path = repo_root().join("sluice/tests/clients").join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python3 is installed by scripts/test");
+    check(&format!("python3 {script}"), out)
+}
+
+pub fn check(what: &str, out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Runs kcat with `args`, feeding `input` on stdin.
+pub fn kcat(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat is installed by scripts/test");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.map(|i| i.to_vec());
+    let feeder = std::thread::spawn(move || {
+        if let Some(data) = input {
+            stdin.write_all(&data).unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "kcat {args:?} failed: {stderr}");
+    out.stdout
+}
+
+/// Lines the broker logged that match `needle`.
+pub fn log_lines(broker: &BrokerProcess, needle: &str) -> Vec<String> {
+    BufReader::new(broker.log().as_bytes())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.contains(needle))
+        .collect()
+}
