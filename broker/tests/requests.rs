@@ -386,9 +386,12 @@ async fn fetch_long_polls_until_min_bytes_arrive() {
     assert_eq!(batch.records[4].offset, 4);
 
     let out_of_range = c.send(12, &fetch("poll", 99, 1, 0)).await;
+    let p = &out_of_range.responses[0].partitions[0];
+    assert_eq!(p.error_code, ErrorCode::OffsetOutOfRange.code());
     assert_eq!(
-        out_of_range.responses[0].partitions[0].error_code,
-        ErrorCode::OffsetOutOfRange.code()
+        p.records.as_deref(),
+        Some(&b""[..]),
+        "record set must be empty, not null"
     );
     b.stop().await;
 }

@@ -78,6 +78,8 @@ fn read_once(ctx: &Context, request: &FetchRequest) -> (FetchResponse, usize, bo
                         last_stable_offset: -1,
                         log_start_offset: -1,
                         preferred_read_replica: -1,
+                        // Never null: librdkafka refuses a null record set even beside an error.
+                        records: Some(bytes::Bytes::new()),
                         ..Default::default()
                     };
                     let code = read_partition(

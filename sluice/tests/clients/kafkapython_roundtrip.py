@@ -110,7 +110,8 @@ def main():
         if not available():
             skipped.append(label)
             continue
-        records = clientlib.make_records(args.count, seed=f"kafka-python-{label}")
+        records = clientlib.make_records(args.count, seed=f"kafka-python-{label}",
+                                         null_header_values=False)
         offsets = produce(args.bootstrap, args.topic, codec, records)
         expected.extend((label, o, r) for o, r in zip(offsets, records))
         ran.append(label)

@@ -197,3 +197,53 @@ pub fn log_lines(broker: &BrokerProcess, needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .collect()
 }
+
+/// Asks the broker for a partition's earliest (-2) or latest (-1) offset with a raw ListOffsets
+/// request, so tests need no client library of ours.
+pub fn list_offset(broker: &BrokerProcess, topic: &str, partition: i32, timestamp: i64) -> i64 {
+    use bytes::Bytes;
+    use sluice_protocol::api::{encode_request_frame, ApiMessage};
+    use sluice_protocol::header::ResponseHeader;
+    use sluice_protocol::messages::*;
+    use std::io::Read;
+
+    let request = ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![ListOffsetsRequestTopic {
+            name: topic.into(),
+            partitions: vec![ListOffsetsRequestPartition {
+                partition_index: partition,
+                current_leader_epoch: -1,
+                timestamp,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    };
+    let mut s = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&encode_request_frame(1, 5, Some("test"), &request))
+        .unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).unwrap();
+    let mut body = Bytes::from(body);
+    ResponseHeader::decode(&mut body, 0).unwrap();
+    let response = ListOffsetsResponse::decode_body(body, 5).unwrap();
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "ListOffsets error");
+    p.offset
+}
+
+/// Polls `cond` every 100 ms until it holds or `secs` pass.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
