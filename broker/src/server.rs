@@ -60,13 +60,18 @@ impl Broker {
         let replicas = ReplicaManager::open(config.clone(), metadata, logs.clone())?;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
-        let advertised = config.advertised.clone().unwrap_or_else(|| Endpoint {
-            host: match local_addr.ip() {
-                ip if ip.is_unspecified() => "localhost".to_string(),
-                ip => ip.to_string(),
-            },
-            port: local_addr.port(),
-        });
+        // An advertised port 0 (listen on any free port) means the port actually bound.
+        let advertised = config
+            .advertised
+            .clone()
+            .filter(|e| e.port != 0)
+            .unwrap_or_else(|| Endpoint {
+                host: match local_addr.ip() {
+                    ip if ip.is_unspecified() => "localhost".to_string(),
+                    ip => ip.to_string(),
+                },
+                port: local_addr.port(),
+            });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
             config,
