@@ -3,37 +3,11 @@
 
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-use sluice_protocol::api::{request_header_version, support_for, ApiMessage};
-use sluice_protocol::header::RequestHeader;
-use sluice_protocol::messages::*;
+mod common;
 
-/// Decodes a body of the given API and version and encodes it again.
-fn reencode(api_key: i16, version: i16, body: Bytes) -> BytesMut {
-    macro_rules! by_key {
-        ($($t:ty),*) => {$(
-            if api_key == <$t>::API_KEY {
-                let msg = <$t>::decode_body(body, version)
-                    .unwrap_or_else(|e| panic!("{} v{version}: {e}", <$t>::NAME));
-                let mut out = BytesMut::new();
-                msg.encode_body(&mut out, version);
-                return out;
-            }
-        )*};
-    }
-    by_key!(
-        ProduceRequest,
-        FetchRequest,
-        ListOffsetsRequest,
-        MetadataRequest,
-        ApiVersionsRequest,
-        CreateTopicsRequest,
-        DeleteTopicsRequest,
-        InitProducerIdRequest,
-        DescribeConfigsRequest
-    );
-    panic!("no message type for api key {api_key}");
-}
+use bytes::Bytes;
+use sluice_protocol::api::{request_header_version, support_for};
+use sluice_protocol::header::RequestHeader;
 
 #[test]
 fn captured_client_requests_decode_and_encode_byte_for_byte() {
@@ -65,7 +39,9 @@ fn captured_client_requests_decode_and_encode_byte_for_byte() {
             "{name}: real clients send a client id"
         );
         let header_len = frame.len() - rest.len();
-        let body = reencode(api_key, version, rest);
+        let body = common::reencode_request(api_key, version, rest)
+            .expect("a request type for every supported api")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             &body[..],
             &frame[header_len..],

@@ -1,32 +1,16 @@
 //! Property-based fuzzing of everything that reads untrusted bytes: every request body of every
 //! supported API and version, request headers, record batches and decompression. None may panic.
 
+mod common;
+
 use bytes::Bytes;
 use proptest::prelude::*;
-use sluice_protocol::api::{ApiMessage, SUPPORTED};
+use sluice_protocol::api::SUPPORTED;
 use sluice_protocol::header::RequestHeader;
-use sluice_protocol::messages::*;
 use sluice_protocol::records::{Batches, Compression, Record, RecordBatch};
 
 fn decode_any(api_key: i16, version: i16, body: Bytes) {
-    macro_rules! try_decode {
-        ($($t:ty),*) => {$(
-            if api_key == <$t>::API_KEY {
-                let _ = <$t>::decode_body(body.clone(), version);
-            }
-        )*};
-    }
-    try_decode!(
-        ProduceRequest,
-        FetchRequest,
-        ListOffsetsRequest,
-        MetadataRequest,
-        ApiVersionsRequest,
-        CreateTopicsRequest,
-        DeleteTopicsRequest,
-        InitProducerIdRequest,
-        DescribeConfigsRequest
-    );
+    let _ = common::reencode_request(api_key, version, body);
 }
 
 fn valid_batch(codec: Compression) -> Vec<u8> {
