@@ -19,6 +19,9 @@ use crate::log::{AppendInfo, Log, LogManager, ReadResult, TopicPartition};
 use crate::metadata::{random_bytes, MetadataStore, TopicMetadata};
 use crate::topic_config;
 
+/// The least a compressed produced batch may expand to during validation.
+const MIN_DECOMPRESSION_LIMIT: usize = 64 << 20;
+
 /// One hosted partition: its log and what the produce path needs to check against.
 pub struct Partition {
     pub log: Arc<Log>,
@@ -206,12 +209,9 @@ impl ReplicaManager {
             )
         })?;
         let mut batches = Batches::new(records.clone());
-        // Decompression is bounded so a small compressed batch cannot become a huge allocation.
-        let limit = self
-            .config
-            .socket_request_max_bytes
-            .max(part.max_message_bytes)
-            * 4;
+        // Decompression is bounded so a small compressed batch cannot become a huge allocation:
+        // generous for real data (log lines compress 5-10x), small enough to keep memory sane.
+        let limit = (part.max_message_bytes * 16).max(MIN_DECOMPRESSION_LIMIT);
         for batch in batches.by_ref() {
             let (header, bytes) =
                 batch.map_err(|e| refuse(ErrorCode::CorruptMessage, e.to_string()))?;
