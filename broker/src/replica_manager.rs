@@ -100,10 +100,6 @@ impl ReplicaManager {
         Ok(())
     }
 
-    pub fn config(&self) -> &BrokerConfig {
-        &self.config
-    }
-
     pub fn metadata(&self) -> &MetadataStore {
         &self.metadata
     }

@@ -17,15 +17,19 @@ pub const SOURCE_DEFAULT: i8 = 5;
 enum Kind {
     /// A whole number no smaller than the minimum.
     Long(i64),
-    /// One of the listed words (or, for cleanup.policy, a comma list of them).
+    /// One of the listed words.
     Choice(&'static [&'static str]),
+    /// A comma list of the listed words.
+    List(&'static [&'static str]),
+    /// A fraction from 0 to 1.
+    Ratio,
     Bool,
 }
 
 /// The topic configs Sluice understands, each with the broker property that supplies its
 /// default and its value kind. Unknown keys are rejected with INVALID_CONFIG.
 const TOPIC_CONFIGS: &[(&str, Option<&str>, Kind)] = &[
-    ("cleanup.policy", None, Kind::Choice(&["delete", "compact"])),
+    ("cleanup.policy", None, Kind::List(&["delete", "compact"])),
     ("retention.ms", Some("log.retention.ms"), Kind::Long(-1)),
     (
         "retention.bytes",
@@ -54,7 +58,7 @@ const TOPIC_CONFIGS: &[(&str, Option<&str>, Kind)] = &[
     ("delete.retention.ms", None, Kind::Long(0)),
     ("min.compaction.lag.ms", None, Kind::Long(0)),
     ("max.compaction.lag.ms", None, Kind::Long(1)),
-    ("min.cleanable.dirty.ratio", None, Kind::Choice(&[])),
+    ("min.cleanable.dirty.ratio", None, Kind::Ratio),
     (
         "compression.type",
         None,
@@ -80,16 +84,11 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     };
     let ok = match kind {
         Kind::Long(min) => value.trim().parse::<i64>().is_ok_and(|v| v >= *min),
-        Kind::Choice(words) if key == "min.cleanable.dirty.ratio" => {
-            let _ = words;
-            value
-                .trim()
-                .parse::<f64>()
-                .is_ok_and(|r| (0.0..=1.0).contains(&r))
-        }
-        Kind::Choice(words) if key == "cleanup.policy" => {
-            value.split(',').all(|p| words.contains(&p.trim()))
-        }
+        Kind::Ratio => value
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|r| (0.0..=1.0).contains(&r)),
+        Kind::List(words) => value.split(',').all(|p| words.contains(&p.trim())),
         Kind::Choice(words) => words.contains(&value.trim()),
         Kind::Bool => matches!(value.trim(), "true" | "false"),
     };

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use sluice_protocol::api::{support_for, ApiMessage};
 use sluice_protocol::header::RequestHeader;
 use sluice_protocol::messages::*;
 use sluice_protocol::ErrorCode;
@@ -19,7 +20,8 @@ pub async fn handle(
     let acks_valid = matches!(request.acks, -1..=1);
     // v0-v2 carry message sets older than record batch v2; we advertise them only so old
     // librdkafka versions enable compression, and refuse them per partition.
-    let version_valid = header.api_version >= 3;
+    let accept_from = support_for(ProduceRequest::API_KEY).map_or(3, |s| s.accept_from);
+    let version_valid = header.api_version >= accept_from;
     let transactional = request.transactional_id.is_some();
     let responses = request
         .topic_data

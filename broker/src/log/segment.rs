@@ -72,11 +72,32 @@ impl LogSegment {
             .open(&log)?;
         let (offset_index, _) = OffsetIndex::open(&index, base_offset, config.max_index_bytes)?;
         let (time_index, _) = TimeIndex::open(&time_index, base_offset, config.max_index_bytes)?;
-        Ok(LogSegment {
+        Ok(LogSegment::assemble(
             base_offset,
-            log_path: log,
+            log,
+            file,
+            0,
+            offset_index,
+            time_index,
+            config,
+        ))
+    }
+
+    /// A segment over opened files, with nothing yet known about its contents.
+    fn assemble(
+        base_offset: i64,
+        log_path: PathBuf,
+        file: File,
+        size: u64,
+        offset_index: OffsetIndex,
+        time_index: TimeIndex,
+        config: &LogConfig,
+    ) -> LogSegment {
+        LogSegment {
+            base_offset,
+            log_path,
             file: Arc::new(file),
-            size: 0,
+            size,
             offset_index,
             time_index,
             index_interval_bytes: config.index_interval_bytes,
@@ -85,7 +106,7 @@ impl LogSegment {
             offset_of_max_timestamp: base_offset,
             next_offset: base_offset,
             rolling_base_ms: None,
-        })
+        }
     }
 
     /// Opens an existing segment. The flag is true when its indexes are missing, malformed or
@@ -107,20 +128,15 @@ impl LogSegment {
         let past_end = offset_index
             .last_entry()
             .is_some_and(|(_, pos)| pos as u64 >= size);
-        let mut seg = LogSegment {
+        let mut seg = LogSegment::assemble(
             base_offset,
-            log_path: log,
-            file: Arc::new(file),
+            log,
+            file,
             size,
             offset_index,
             time_index,
-            index_interval_bytes: config.index_interval_bytes,
-            bytes_since_last_index: 0,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base_offset,
-            next_offset: base_offset,
-            rolling_base_ms: None,
-        };
+            config,
+        );
         if let Some((ts, offset)) = seg.time_index.last_entry() {
             seg.max_timestamp = ts;
             seg.offset_of_max_timestamp = offset;

@@ -16,6 +16,15 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, in attribute-bit order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
     /// The codec named by bits 0-2 of a batch's attributes.
     pub fn from_attributes(attributes: i16) -> Result<Compression> {
         match attributes & 0x07 {
@@ -201,20 +210,12 @@ fn raw_snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    const ALL: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
-
     #[test]
     fn every_codec_round_trips() {
         let data: Vec<u8> = (0..100_000u32)
             .flat_map(|i| (i % 251).to_be_bytes())
             .collect();
-        for c in ALL {
+        for c in Compression::ALL {
             let z = c.compress(&data).unwrap();
             assert_eq!(c.decompress(&z, data.len()).unwrap(), data, "{c:?}");
             assert!(
@@ -289,7 +290,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for c in ALL {
+        for c in Compression::ALL {
             let _ = c.decompress(
                 &[
                     0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1, 0x7f,

@@ -7,13 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::error::ProtocolError;
 
-const ALL: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
+const ALL: [Compression; 5] = Compression::ALL;
 
 fn rec(offset: i64, ts: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Record {
     Record {
