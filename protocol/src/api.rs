@@ -14,6 +14,7 @@ pub trait ApiMessage: Wire {
     const NAME: &'static str;
     const MIN_VERSION: i16;
     const MAX_VERSION: i16;
+    /// `i16::MAX` for an API with no flexible version.
     const FIRST_FLEXIBLE: i16;
 
     fn ctx(version: i16) -> Ctx {
