@@ -85,6 +85,18 @@ pub const SUPPORTED: &[ApiSupport] = &[
     support!(DeleteTopicsRequest),
     support!(InitProducerIdRequest),
     support!(DescribeConfigsRequest),
+    support!(OffsetCommitRequest),
+    support!(OffsetFetchRequest),
+    support!(FindCoordinatorRequest),
+    support!(JoinGroupRequest),
+    support!(HeartbeatRequest),
+    support!(LeaveGroupRequest),
+    support!(SyncGroupRequest),
+    support!(DescribeGroupsRequest),
+    support!(ListGroupsRequest),
+    support!(DeleteGroupsRequest),
+    support!(IncrementalAlterConfigsRequest),
+    support!(OffsetDeleteRequest),
 ];
 
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {
