@@ -14,6 +14,7 @@ pub trait ApiMessage: Wire {
     const NAME: &'static str;
     const MIN_VERSION: i16;
     const MAX_VERSION: i16;
+    /// `i16::MAX` for an API with no flexible version.
     const FIRST_FLEXIBLE: i16;
 
     fn ctx(version: i16) -> Ctx {
@@ -84,6 +85,18 @@ pub const SUPPORTED: &[ApiSupport] = &[
     support!(DeleteTopicsRequest),
     support!(InitProducerIdRequest),
     support!(DescribeConfigsRequest),
+    support!(OffsetCommitRequest),
+    support!(OffsetFetchRequest),
+    support!(FindCoordinatorRequest),
+    support!(JoinGroupRequest),
+    support!(HeartbeatRequest),
+    support!(LeaveGroupRequest),
+    support!(SyncGroupRequest),
+    support!(DescribeGroupsRequest),
+    support!(ListGroupsRequest),
+    support!(DeleteGroupsRequest),
+    support!(IncrementalAlterConfigsRequest),
+    support!(OffsetDeleteRequest),
 ];
 
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {

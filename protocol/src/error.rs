@@ -24,6 +24,8 @@ pub enum ProtocolError {
     UnexpectedNull,
     #[error("{0} trailing bytes after the message body")]
     TrailingBytes(usize),
+    #[error("unknown {kind} version {version}")]
+    UnknownVersion { kind: &'static str, version: i16 },
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),
     #[error("invalid record: {0}")]

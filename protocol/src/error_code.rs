@@ -78,6 +78,7 @@ pub enum ErrorCode {
     NonEmptyGroup = 68,
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
+    UnstableOffsetCommit = 88,
     UnknownTopicId = 100,
     InconsistentTopicId = 103,
 }

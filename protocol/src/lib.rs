@@ -1,5 +1,6 @@
 //! Sluice's Kafka wire protocol codec, sans-IO: bytes in, values out, and back.
-//! Frames, request/response headers, the messages of every supported API, and record batches.
+//! Frames, request/response headers, the messages of every supported API, record batches, and
+//! the group coordinator's `__consumer_offsets` records.
 
 pub mod api;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod frame;
 pub mod header;
 #[macro_use]
 mod macros;
+pub mod group_records;
 pub mod messages;
 pub mod records;
 #[cfg(test)]

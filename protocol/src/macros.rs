@@ -14,6 +14,9 @@
 //! Version ranges are inclusive: `4..` is v4 and later, `0..5` is v0 through v5.
 //! A field outside its version range is neither written nor read (it keeps its default); a
 //! tagged field is written only in flexible versions and only when it differs from its default.
+//! `nullable 7..` marks an `Option` field that exists earlier but may only be null from v7 on
+//! (the spec's `nullableVersions`): in older versions `None` is written as the empty value, which
+//! is what Kafka itself sends, and a null read there is an error.
 
 #[macro_export]
 #[doc(hidden)]
@@ -33,7 +36,8 @@ macro_rules! wire_struct {
         pub struct $name:ident {
             $(
                 $(#[$fmeta:meta])*
-                $field:ident : $ty:ty => $min:literal .. $($max:literal)? $(, tag $tag:literal)? $(, default $def:expr)? ;
+                $field:ident : $ty:ty => $min:literal .. $($max:literal)?
+                    $(, nullable $nmin:literal ..)? $(, tag $tag:literal)? $(, default $def:expr)? ;
             )*
         }
     ) => {
@@ -58,7 +62,13 @@ macro_rules! wire_struct {
                     let tag: Option<u32> = None $(.or(Some($tag)))?;
                     if cx.version >= $min && cx.version <= max {
                         match tag {
-                            None => $crate::wire::Wire::encode(&self.$field, buf, cx),
+                            None => $(
+                                if cx.version < $nmin {
+                                    $crate::wire::Nullable::encode_not_null(&self.$field, buf, cx)
+                                } else
+                            )? {
+                                $crate::wire::Wire::encode(&self.$field, buf, cx)
+                            }
                             Some(t) => {
                                 let default: $ty = $crate::__wire_default!($($def)?);
                                 if cx.flexible && self.$field != default {
@@ -83,6 +93,11 @@ macro_rules! wire_struct {
                     let tag: Option<u32> = None $(.or(Some($tag)))?;
                     if tag.is_none() && cx.version >= $min && cx.version <= max {
                         this.$field = <$ty as $crate::wire::Wire>::decode(buf, cx)?;
+                        $(
+                            if cx.version < $nmin && $crate::wire::Nullable::is_null(&this.$field) {
+                                return Err($crate::error::ProtocolError::UnexpectedNull);
+                            }
+                        )?
                     }
                 )*
                 if cx.flexible {
@@ -111,11 +126,18 @@ macro_rules! wire_struct {
     };
 }
 
-/// Declares an API: its key, the versions Sluice implements, the first flexible version, and the
-/// request and response types. Implements [`crate::api::ApiMessage`] for both.
+/// Declares an API: its key, the versions Sluice implements, the first flexible version (or
+/// `none`, as the spec's `"flexibleVersions": "none"`, for an API that never became flexible),
+/// and the request and response types. Implements [`crate::api::ApiMessage`] for both.
 #[macro_export]
 macro_rules! api {
+    ($key:literal, $api_name:literal, $min:literal ..= $max:literal, flexible none, $req:ident, $resp:ident) => {
+        $crate::api!(@impl $key, $api_name, $min, $max, i16::MAX, $req, $resp);
+    };
     ($key:literal, $api_name:literal, $min:literal ..= $max:literal, flexible $flex:literal, $req:ident, $resp:ident) => {
+        $crate::api!(@impl $key, $api_name, $min, $max, $flex, $req, $resp);
+    };
+    (@impl $key:literal, $api_name:literal, $min:literal, $max:literal, $flex:expr, $req:ident, $resp:ident) => {
         impl $crate::api::ApiMessage for $req {
             const API_KEY: i16 = $key;
             const NAME: &'static str = $api_name;

@@ -342,6 +342,50 @@ impl<T: Wire> Wire for Option<Vec<T>> {
     }
 }
 
+/// A nullable type in a field that only became nullable in a later version (`nullable N..` in
+/// `wire_struct!`). Before that version `None` goes out as the empty value, as Kafka writes it
+/// (e.g. JoinGroup's protocol name before v7), and a null read is rejected.
+pub trait Nullable: Wire {
+    fn is_null(&self) -> bool;
+    fn encode_not_null(&self, buf: &mut BytesMut, cx: Ctx);
+}
+
+impl Nullable for Option<String> {
+    fn is_null(&self) -> bool {
+        self.is_none()
+    }
+    fn encode_not_null(&self, buf: &mut BytesMut, cx: Ctx) {
+        put_len(buf, cx, true, Some(self.as_ref().map_or(0, |s| s.len())));
+        if let Some(s) = self {
+            buf.put_slice(s.as_bytes());
+        }
+    }
+}
+
+impl Nullable for Option<Bytes> {
+    fn is_null(&self) -> bool {
+        self.is_none()
+    }
+    fn encode_not_null(&self, buf: &mut BytesMut, cx: Ctx) {
+        put_len(buf, cx, false, Some(self.as_ref().map_or(0, |b| b.len())));
+        if let Some(b) = self {
+            buf.put_slice(b);
+        }
+    }
+}
+
+impl<T: Wire> Nullable for Option<Vec<T>> {
+    fn is_null(&self) -> bool {
+        self.is_none()
+    }
+    fn encode_not_null(&self, buf: &mut BytesMut, cx: Ctx) {
+        put_len(buf, cx, false, Some(self.as_ref().map_or(0, |v| v.len())));
+        for e in self.iter().flatten() {
+            e.encode(buf, cx);
+        }
+    }
+}
+
 // ---- tagged fields ------------------------------------------------------------------------
 
 /// Writes a tagged-field section from (tag, encoded value) pairs, which must be in tag order.

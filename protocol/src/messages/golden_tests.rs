@@ -382,3 +382,287 @@ fn produce_v10_response_writes_tagged_leader_and_endpoints() {
         LeaderIdAndEpoch::default()
     );
 }
+
+// ---- consumer groups ----------------------------------------------------------------------
+
+#[test]
+fn join_group_v0_request() {
+    let body = concat(&[
+        b"\x00\x03grp",      // group_id: "grp"
+        b"\x00\x00\x27\x10", // session_timeout_ms: 10000
+        // rebalance_timeout_ms is v1+: absent
+        b"\x00\x00", // member_id: "" (first join)
+        // group_instance_id is v5+: absent
+        b"\x00\x08consumer", // protocol_type: "consumer"
+        b"\x00\x00\x00\x01", // protocols: array of 1
+        b"\x00\x05range",    //   name: "range"
+        b"\x00\x00\x00\x03", //   metadata: int32 length 3
+        b"\x00\x01\x02",     //     (opaque subscription bytes)
+                             // reason is v8+: absent
+    ]);
+    let req = JoinGroupRequest::decode_body(body.clone(), 0).unwrap();
+    assert_eq!(req.group_id, "grp");
+    assert_eq!(req.session_timeout_ms, 10_000);
+    assert_eq!(req.rebalance_timeout_ms, -1);
+    assert_eq!(req.member_id, "");
+    assert_eq!(req.group_instance_id, None);
+    assert_eq!(req.protocol_type, "consumer");
+    assert_eq!(req.protocols.len(), 1);
+    assert_eq!(req.protocols[0].name, "range");
+    assert_eq!(&req.protocols[0].metadata[..], b"\x00\x01\x02");
+    assert_eq!(req.reason, None);
+    assert_eq!(encode(&req, 0), body);
+}
+
+#[test]
+fn join_group_response_protocol_name_is_empty_not_null_before_v7() {
+    let resp = JoinGroupResponse {
+        error_code: 25, // UNKNOWN_MEMBER_ID
+        ..Default::default()
+    };
+    let v6 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x19",         // error_code: 25
+        b"\xff\xff\xff\xff", // generation_id: -1 (default)
+        // protocol_type is v7+: absent
+        b"\x01", // protocol_name: None goes out as the empty compact string
+        b"\x01", // leader: ""
+        b"\x01", // member_id: ""
+        b"\x01", // members: empty compact array
+        b"\x00", // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 6), v6);
+    assert_eq!(
+        JoinGroupResponse::decode_body(v6, 6)
+            .unwrap()
+            .protocol_name
+            .as_deref(),
+        Some("")
+    );
+    let v7 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x19",         // error_code: 25
+        b"\xff\xff\xff\xff", // generation_id: -1
+        b"\x00",             // protocol_type: null
+        b"\x00",             // protocol_name: null, allowed from v7
+        b"\x01\x01\x01\x00", // leader, member_id, members, tagged fields
+    ]);
+    assert_eq!(encode(&resp, 7), v7);
+    assert_eq!(JoinGroupResponse::decode_body(v7.clone(), 7).unwrap(), resp);
+    // The same null in v6, where the field is not nullable, is refused.
+    let mut null_v6 = v7.to_vec();
+    assert_eq!(null_v6.remove(10), 0); // drop protocol_type (after 4 + 2 + 4 bytes): not in v6
+    assert_eq!(null_v6[10], 0); // protocol_name: null
+    assert_eq!(
+        JoinGroupResponse::decode_body(Bytes::from(null_v6), 6),
+        Err(crate::ProtocolError::UnexpectedNull)
+    );
+}
+
+#[test]
+fn find_coordinator_v4_request_with_batched_keys() {
+    let body = concat(&[
+        // key exists only in v0-v3: absent
+        b"\x00",   // key_type: 0 (group)
+        b"\x03",   // coordinator_keys: compact array of 2
+        b"\x03g1", //   "g1"
+        b"\x03g2", //   "g2"
+        b"\x00",   // tagged fields
+    ]);
+    let req = FindCoordinatorRequest::decode_body(body.clone(), 4).unwrap();
+    assert_eq!(req.key, "");
+    assert_eq!(req.key_type, 0);
+    assert_eq!(
+        req.coordinator_keys,
+        vec!["g1".to_string(), "g2".to_string()]
+    );
+    assert_eq!(encode(&req, 4), body);
+}
+
+#[test]
+fn find_coordinator_v4_response_per_key() {
+    let resp = FindCoordinatorResponse {
+        coordinators: vec![FindCoordinatorResponseCoordinator {
+            key: "g1".into(),
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            error_code: 0,
+            error_message: None,
+        }],
+        ..Default::default()
+    };
+    let expected = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        // error_code, error_message, node_id, host, port are v0-v3 only: absent
+        b"\x02",             // coordinators: compact array of 1
+        b"\x03g1",           //   key: "g1"
+        b"\x00\x00\x00\x01", //   node_id: 1
+        b"\x02h",            //   host: "h"
+        b"\x00\x00\x23\x84", //   port: 9092
+        b"\x00\x00",         //   error_code
+        b"\x00",             //   error_message: null
+        b"\x00",             //   tagged fields
+        b"\x00",             // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 4), expected);
+    assert_eq!(
+        FindCoordinatorResponse::decode_body(expected, 4).unwrap(),
+        resp
+    );
+}
+
+#[test]
+fn offset_commit_v2_request() {
+    let body = concat(&[
+        b"\x00\x03grp",      // group_id: "grp"
+        b"\x00\x00\x00\x05", // generation_id_or_member_epoch: 5 (v1+)
+        b"\x00\x03m-1",      // member_id: "m-1" (v1+)
+        // group_instance_id is v7+: absent
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", // retention_time_ms: -1 (v2-v4)
+        b"\x00\x00\x00\x01",                 // topics: array of 1
+        b"\x00\x06events",                   //   name: "events"
+        b"\x00\x00\x00\x01",                 //   partitions: array of 1
+        b"\x00\x00\x00\x02",                 //     partition_index: 2
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a", //     committed_offset: 42
+        // committed_leader_epoch is v6+, commit_timestamp v1 only: absent
+        b"\xff\xff", //     committed_metadata: null
+    ]);
+    let req = OffsetCommitRequest::decode_body(body.clone(), 2).unwrap();
+    assert_eq!(req.group_id, "grp");
+    assert_eq!(req.generation_id_or_member_epoch, 5);
+    assert_eq!(req.member_id, "m-1");
+    assert_eq!(req.retention_time_ms, -1);
+    let p = &req.topics[0].partitions[0];
+    assert_eq!(req.topics[0].name, "events");
+    assert_eq!((p.partition_index, p.committed_offset), (2, 42));
+    assert_eq!((p.committed_leader_epoch, p.commit_timestamp), (-1, -1));
+    assert_eq!(p.committed_metadata, None);
+    assert_eq!(encode(&req, 2), body);
+}
+
+#[test]
+fn offset_commit_v1_request_carries_a_commit_timestamp() {
+    let body = concat(&[
+        b"\x00\x01g",        // group_id: "g"
+        b"\xff\xff\xff\xff", // generation_id_or_member_epoch: -1
+        b"\x00\x00",         // member_id: ""
+        // retention_time_ms is v2-v4: absent
+        b"\x00\x00\x00\x01\x00\x01t", // topics: array of 1; name "t"
+        b"\x00\x00\x00\x01",          //   partitions: array of 1
+        b"\x00\x00\x00\x00",          //     partition_index: 0
+        b"\x00\x00\x00\x00\x00\x00\x00\x07", //     committed_offset: 7
+        b"\x00\x00\x01\x8b\xcf\xe5\x68\x00", //     commit_timestamp (v1 only)
+        b"\x00\x02md",                //     committed_metadata: "md"
+    ]);
+    let req = OffsetCommitRequest::decode_body(body.clone(), 1).unwrap();
+    let p = &req.topics[0].partitions[0];
+    assert_eq!(p.committed_offset, 7);
+    assert_eq!(p.commit_timestamp, 0x018b_cfe5_6800);
+    assert_eq!(p.committed_metadata.as_deref(), Some("md"));
+    assert_eq!(req.retention_time_ms, -1);
+    assert_eq!(encode(&req, 1), body);
+}
+
+#[test]
+fn offset_fetch_v8_request_with_two_groups() {
+    let body = concat(&[
+        // group_id and topics are v0-v7 only: absent
+        b"\x03",   // groups: compact array of 2
+        b"\x03g1", //   group_id: "g1"
+        // member_id and member_epoch are v9+: absent
+        b"\x02",                                 //   topics: compact array of 1
+        b"\x02t",                                //     name: "t"
+        b"\x03\x00\x00\x00\x00\x00\x00\x00\x01", // partition_indexes: [0, 1]
+        b"\x00",                                 //     tagged fields
+        b"\x00",                                 //   tagged fields
+        b"\x03g2",                               //   group_id: "g2"
+        b"\x00",                                 //   topics: null (every committed partition)
+        b"\x00",                                 //   tagged fields
+        b"\x01",                                 // require_stable: true (v7+)
+        b"\x00",                                 // tagged fields
+    ]);
+    let req = OffsetFetchRequest::decode_body(body.clone(), 8).unwrap();
+    assert_eq!(req.group_id, "");
+    assert_eq!(req.topics, None);
+    assert!(req.require_stable);
+    assert_eq!(req.groups.len(), 2);
+    let g1 = &req.groups[0];
+    assert_eq!(g1.group_id, "g1");
+    assert_eq!((g1.member_id.as_deref(), g1.member_epoch), (None, -1));
+    let topics = g1.topics.as_ref().unwrap();
+    assert_eq!(topics[0].name, "t");
+    assert_eq!(topics[0].partition_indexes, vec![0, 1]);
+    assert_eq!(req.groups[1].group_id, "g2");
+    assert_eq!(req.groups[1].topics, None);
+    assert_eq!(encode(&req, 8), body);
+}
+
+#[test]
+fn offset_fetch_null_topics_only_from_v2() {
+    let body = concat(&[
+        b"\x00\x01g",        // group_id: "g"
+        b"\xff\xff\xff\xff", // topics: null (int32 -1)
+    ]);
+    assert_eq!(
+        OffsetFetchRequest::decode_body(body.clone(), 1),
+        Err(crate::ProtocolError::UnexpectedNull)
+    );
+    assert_eq!(
+        OffsetFetchRequest::decode_body(body, 2).unwrap().topics,
+        None
+    );
+}
+
+#[test]
+fn sync_group_v5_response() {
+    let resp = SyncGroupResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignment: Bytes::from_static(b"\x00\x01\x02\x03"),
+    };
+    let expected = concat(&[
+        b"\x00\x00\x00\x00",     // throttle_time_ms
+        b"\x00\x00",             // error_code
+        b"\x09consumer",         // protocol_type: compact nullable string (8 + 1)
+        b"\x06range",            // protocol_name: "range"
+        b"\x05\x00\x01\x02\x03", // assignment: compact bytes (4 + 1)
+        b"\x00",                 // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 5), expected);
+    assert_eq!(SyncGroupResponse::decode_body(expected, 5).unwrap(), resp);
+}
+
+#[test]
+fn leave_group_v5_request_with_a_reason_per_member() {
+    let body = concat(&[
+        b"\x02g", // group_id: "g"
+        // member_id is v0-v2 only: absent
+        b"\x02",     // members: compact array of 1
+        b"\x03m1",   //   member_id: "m1"
+        b"\x00",     //   group_instance_id: null
+        b"\x05bye!", //   reason: "bye!" (v5+)
+        b"\x00",     //   tagged fields
+        b"\x00",     // tagged fields
+    ]);
+    let req = LeaveGroupRequest::decode_body(body.clone(), 5).unwrap();
+    assert_eq!(req.members[0].member_id, "m1");
+    assert_eq!(req.members[0].reason.as_deref(), Some("bye!"));
+    assert_eq!(encode(&req, 5), body);
+}
+
+#[test]
+fn offset_delete_is_never_flexible() {
+    assert!(!OffsetDeleteRequest::ctx(0).flexible);
+    assert_eq!(crate::api::request_header_version(47, 0), 1);
+    let body = concat(&[
+        b"\x00\x01g",                        // group_id: "g"
+        b"\x00\x00\x00\x01\x00\x01t",        // topics: array of 1; name "t"
+        b"\x00\x00\x00\x01\x00\x00\x00\x03", //   partitions: [partition_index 3]
+    ]);
+    let req = OffsetDeleteRequest::decode_body(body.clone(), 0).unwrap();
+    assert_eq!(req.topics[0].partitions[0].partition_index, 3);
+    assert_eq!(encode(&req, 0), body);
+}

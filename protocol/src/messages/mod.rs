@@ -4,24 +4,48 @@
 mod api_versions;
 mod common;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 pub use api_versions::*;
 pub use common::*;
 pub use create_topics::*;
+pub use delete_groups::*;
 pub use delete_topics::*;
 pub use describe_configs::*;
+pub use describe_groups::*;
 pub use fetch::*;
+pub use find_coordinator::*;
+pub use heartbeat::*;
+pub use incremental_alter_configs::*;
 pub use init_producer_id::*;
+pub use join_group::*;
+pub use leave_group::*;
+pub use list_groups::*;
 pub use list_offsets::*;
 pub use metadata::*;
+pub use offset_commit::*;
+pub use offset_delete::*;
+pub use offset_fetch::*;
 pub use produce::*;
+pub use sync_group::*;
 
 /// Round-trip checks shared by every message: for each supported version, a random value encodes,
 /// decodes without leftovers, and encodes again to the same bytes. Fields outside a version are
@@ -74,6 +98,19 @@ mod tests {
         delete_topics_round_trip: DeleteTopicsRequest, DeleteTopicsResponse;
         describe_configs_round_trip: DescribeConfigsRequest, DescribeConfigsResponse;
         init_producer_id_round_trip: InitProducerIdRequest, InitProducerIdResponse;
+        find_coordinator_round_trip: FindCoordinatorRequest, FindCoordinatorResponse;
+        join_group_round_trip: JoinGroupRequest, JoinGroupResponse;
+        sync_group_round_trip: SyncGroupRequest, SyncGroupResponse;
+        heartbeat_round_trip: HeartbeatRequest, HeartbeatResponse;
+        leave_group_round_trip: LeaveGroupRequest, LeaveGroupResponse;
+        offset_commit_round_trip: OffsetCommitRequest, OffsetCommitResponse;
+        offset_fetch_round_trip: OffsetFetchRequest, OffsetFetchResponse;
+        list_groups_round_trip: ListGroupsRequest, ListGroupsResponse;
+        describe_groups_round_trip: DescribeGroupsRequest, DescribeGroupsResponse;
+        delete_groups_round_trip: DeleteGroupsRequest, DeleteGroupsResponse;
+        offset_delete_round_trip: OffsetDeleteRequest, OffsetDeleteResponse;
+        incremental_alter_configs_round_trip:
+            IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
     }
 
     #[test]
