@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use crate::group::service::OffsetsTopicConfig;
+pub use crate::group::CoordinatorConfig;
+
 /// An advertised endpoint: what Metadata tells clients to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -34,6 +37,10 @@ pub struct BrokerConfig {
     pub log_index_interval_bytes: usize,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    /// Consumer group rules (group.* and offset settings).
+    pub group_coordinator: CoordinatorConfig,
+    /// How `__consumer_offsets` is created.
+    pub offsets_topic: OffsetsTopicConfig,
     /// Every property as given, reported by DescribeConfigs for the broker resource.
     pub raw: BTreeMap<String, String>,
 }
@@ -59,6 +66,11 @@ impl BrokerConfig {
             log_index_interval_bytes: 4096,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
+            group_coordinator: CoordinatorConfig::default(),
+            offsets_topic: OffsetsTopicConfig {
+                partitions: 50,
+                segment_bytes: 100 << 20,
+            },
             raw: BTreeMap::new(),
         }
     }

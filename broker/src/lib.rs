@@ -15,6 +15,6 @@ pub mod server;
 pub mod shutdown;
 pub mod topic_config;
 
-pub use config::{BrokerConfig, Endpoint};
+pub use config::{BrokerConfig, CoordinatorConfig, Endpoint, OffsetsTopicConfig};
 pub use error::BrokerError;
 pub use server::Broker;

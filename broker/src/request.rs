@@ -2,6 +2,7 @@
 //! and version against what we advertise, decodes the body and routes it to its handler.
 //! A frame we cannot read is an error, and the connection that sent it is closed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,8 +17,10 @@ use crate::handlers;
 use crate::server::Context;
 
 /// Handles one frame. `Ok(None)` means no response is due (Produce with acks=0).
+/// `peer` is the client's address, which group members report as their host.
 pub async fn handle_frame(
     ctx: &Arc<Context>,
+    peer: Option<SocketAddr>,
     frame: Bytes,
 ) -> Result<Option<Bytes>, ProtocolError> {
     let (api_key, version, correlation_id) = RequestHeader::peek(&frame)?;
@@ -73,6 +76,35 @@ pub async fn handle_frame(
         }
         DescribeConfigsRequest::API_KEY => {
             route!(DescribeConfigsRequest, handlers::describe_configs::handle)
+        }
+        FindCoordinatorRequest::API_KEY => {
+            route!(FindCoordinatorRequest, handlers::find_coordinator::handle)
+        }
+        JoinGroupRequest::API_KEY => {
+            let request = JoinGroupRequest::decode_body(body, version)?;
+            let response = handlers::join_group::handle(ctx, &header, peer, request).await;
+            Ok(Some(encode_response_frame(
+                correlation_id,
+                version,
+                &response,
+            )))
+        }
+        SyncGroupRequest::API_KEY => route!(SyncGroupRequest, handlers::sync_group::handle),
+        HeartbeatRequest::API_KEY => route!(HeartbeatRequest, handlers::heartbeat::handle),
+        LeaveGroupRequest::API_KEY => route!(LeaveGroupRequest, handlers::leave_group::handle),
+        OffsetCommitRequest::API_KEY => {
+            route!(OffsetCommitRequest, handlers::offset_commit::handle)
+        }
+        OffsetFetchRequest::API_KEY => route!(OffsetFetchRequest, handlers::offset_fetch::handle),
+        ListGroupsRequest::API_KEY => route!(ListGroupsRequest, handlers::list_groups::handle),
+        DescribeGroupsRequest::API_KEY => {
+            route!(DescribeGroupsRequest, handlers::describe_groups::handle)
+        }
+        DeleteGroupsRequest::API_KEY => {
+            route!(DeleteGroupsRequest, handlers::delete_groups::handle)
+        }
+        OffsetDeleteRequest::API_KEY => {
+            route!(OffsetDeleteRequest, handlers::offset_delete::handle)
         }
         other => Err(ProtocolError::UnknownApiKey(other)),
     }

@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{BrokerConfig, Endpoint};
 use crate::error::{BrokerError, Result};
+use crate::group::service::GroupCoordinatorService;
 use crate::log::LogManager;
 use crate::metadata::MetadataStore;
 use crate::network::{FrameReader, FrameWriter};
@@ -24,7 +25,8 @@ use crate::topic_config;
 /// What every request handler may use.
 pub struct Context {
     pub config: Arc<BrokerConfig>,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
+    pub groups: Arc<GroupCoordinatorService>,
     pub advertised: Endpoint,
     pub shutdown: Shutdown,
 }
@@ -57,7 +59,16 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::Metadata(format!("start-up task failed: {e}")))??
         };
-        let replicas = ReplicaManager::open(config.clone(), metadata, logs.clone())?;
+        let replicas = Arc::new(ReplicaManager::open(
+            config.clone(),
+            metadata,
+            logs.clone(),
+        )?);
+        let groups = GroupCoordinatorService::open(
+            replicas.clone(),
+            config.group_coordinator.clone(),
+            config.offsets_topic.clone(),
+        )?;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         // An advertised port 0 (listen on any free port) means the port actually bound.
@@ -76,6 +87,7 @@ impl Broker {
         let ctx = Arc::new(Context {
             config,
             replicas,
+            groups,
             advertised,
             shutdown: Shutdown::new(shutdown_rx),
         });
@@ -103,6 +115,7 @@ impl Broker {
     pub async fn run(self, signal: impl Future<Output = ()>) -> Result<()> {
         let mut connections = JoinSet::new();
         let maintenance = tokio::spawn(maintain(self.ctx.clone(), self.logs.clone()));
+        let coordinator = tokio::spawn(self.ctx.groups.clone().run(self.ctx.shutdown.clone()));
         tokio::pin!(signal);
         loop {
             tokio::select! {
@@ -124,6 +137,8 @@ impl Broker {
         info!("shutting down");
         let _ = self.shutdown_tx.send(true);
         drop(self.listener);
+        // Parked JoinGroup/SyncGroup requests are answered first, so connections can drain.
+        let _ = coordinator.await;
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(10), drain)
             .await
@@ -164,7 +179,7 @@ async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr
         };
         // Requests on one connection are handled one after another, as Kafka does, so responses
         // leave in request order and a producer's pipelined batches append in order.
-        match request::handle_frame(&ctx, frame).await {
+        match request::handle_frame(&ctx, Some(peer), frame).await {
             Ok(Some(response)) => {
                 if !writer.send(response).await {
                     break;

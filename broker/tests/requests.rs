@@ -198,10 +198,16 @@ async fn create_topics_validates_each_topic() {
     let mut names: Vec<_> = meta
         .topics
         .iter()
+        .filter(|t| !t.is_internal)
         .map(|t| t.name.clone().unwrap())
         .collect();
     names.sort();
     assert_eq!(names, ["defaults", "good"]);
+    // The group coordinator's topic is there, marked internal, as in Kafka.
+    assert!(meta
+        .topics
+        .iter()
+        .any(|t| t.is_internal && t.name.as_deref() == Some("__consumer_offsets")));
     let deleted = c
         .send(
             6,

@@ -83,6 +83,14 @@ pub struct ServerConfig {
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay: Duration,
+    pub group_min_session_timeout: Duration,
+    pub group_max_session_timeout: Duration,
+    pub group_max_size: i32,
+    /// `offsets.retention.minutes`: how long committed offsets of an unused group are kept.
+    pub offsets_retention: Duration,
+    pub offsets_retention_check_interval: Duration,
+    pub offsets_topic_segment_bytes: u32,
+    pub offset_metadata_max_bytes: u32,
     /// Every key/value the config was built from, overrides applied.
     pub raw: BTreeMap<String, String>,
     /// Human-readable notes about keys that were ignored (each also logged).
@@ -119,6 +127,13 @@ const USED_KEYS: &[&str] = &[
     "offsets.topic.replication.factor",
     "offsets.topic.num.partitions",
     "group.initial.rebalance.delay.ms",
+    "offset.metadata.max.bytes",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
+    "offsets.topic.segment.bytes",
 ];
 
 /// Real Kafka broker keys that have no effect here yet. Accepting them quietly lets
@@ -172,14 +187,8 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "replica.fetch.max.bytes",
     "replica.socket.timeout.ms",
     "replica.fetch.wait.max.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.max.size",
-    "offsets.retention.minutes",
-    "offsets.retention.check.interval.ms",
     "offsets.commit.timeout.ms",
     "offsets.load.buffer.size",
-    "offsets.topic.segment.bytes",
     "metadata.log.dir",
     "metadata.log.segment.bytes",
     "metadata.max.retention.ms",
@@ -440,6 +449,36 @@ impl ServerConfig {
                 0,
                 i32_max,
             )?),
+            group_min_session_timeout: ms(r.int_or(
+                "group.min.session.timeout.ms",
+                6000,
+                0,
+                i32_max,
+            )?),
+            group_max_session_timeout: ms(r.int_or(
+                "group.max.session.timeout.ms",
+                1_800_000,
+                0,
+                i32_max,
+            )?),
+            group_max_size: r.int_or("group.max.size", i32_max, 1, i32_max)? as i32,
+            offsets_retention: ms(
+                r.int_or("offsets.retention.minutes", 10_080, 1, i32_max)? * MINUTE_MS
+            ),
+            offsets_retention_check_interval: ms(r.int_or(
+                "offsets.retention.check.interval.ms",
+                600_000,
+                1,
+                i64::MAX,
+            )?),
+            offsets_topic_segment_bytes: r.int_or(
+                "offsets.topic.segment.bytes",
+                104_857_600,
+                MIN_SEGMENT_BYTES,
+                i32_max,
+            )? as u32,
+            offset_metadata_max_bytes: r.int_or("offset.metadata.max.bytes", 4096, 0, i32_max)?
+                as u32,
             warnings: unknown_key_warnings(props),
             raw: props.entries().clone(),
         })

@@ -1,9 +1,11 @@
 //! Consumer groups: the coordinator state machine (`coordinator`), its records in
 //! `__consumer_offsets` (`records`, `codec`) and the async service that feeds it (`service`).
 
+pub mod codec;
 pub mod coordinator;
 pub mod group;
 pub mod records;
+pub mod service;
 pub mod timers;
 
 #[cfg(test)]

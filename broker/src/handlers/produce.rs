@@ -10,6 +10,7 @@ use sluice_protocol::messages::*;
 use sluice_protocol::ErrorCode;
 use tracing::debug;
 
+use crate::group::OFFSETS_TOPIC;
 use crate::server::Context;
 
 pub async fn handle(
@@ -44,6 +45,10 @@ pub async fn handle(
                         Some(ErrorCode::InvalidRequiredAcks)
                     } else if transactional {
                         Some(ErrorCode::TransactionalIdAuthorizationFailed)
+                    } else if topic.name == OFFSETS_TOPIC {
+                        // The coordinator's state is what it replayed from this topic; records
+                        // written behind its back would be read only after a restart.
+                        Some(ErrorCode::InvalidTopicException)
                     } else {
                         None
                     };

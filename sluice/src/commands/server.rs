@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::Args;
-use sluice_broker::{Broker, BrokerConfig, Endpoint};
+use sluice_broker::{Broker, BrokerConfig, CoordinatorConfig, Endpoint, OffsetsTopicConfig};
 use sluice_config::{parse_override, ServerConfig};
 
 #[derive(Args)]
@@ -105,6 +105,19 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
         log_index_interval_bytes: s.log_index_interval_bytes as usize,
         message_max_bytes: s.message_max_bytes as usize,
         socket_request_max_bytes: s.socket_request_max_bytes as usize,
+        group_coordinator: CoordinatorConfig {
+            initial_rebalance_delay_ms: ms(s.group_initial_rebalance_delay) as i64,
+            min_session_timeout_ms: ms(s.group_min_session_timeout) as i32,
+            max_session_timeout_ms: ms(s.group_max_session_timeout) as i32,
+            max_group_size: s.group_max_size as usize,
+            offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
+            offsets_retention_ms: ms(s.offsets_retention) as i64,
+            offsets_retention_check_interval_ms: ms(s.offsets_retention_check_interval) as i64,
+        },
+        offsets_topic: OffsetsTopicConfig {
+            partitions: s.offsets_topic_num_partitions,
+            segment_bytes: s.offsets_topic_segment_bytes as u64,
+        },
         raw: s.raw.clone(),
     })
 }

@@ -1,0 +1,74 @@
+//! OffsetCommit: a consumer records how far it got in each partition, checked against its
+//! group membership and generation, and stored in `__consumer_offsets`.
+
+use std::sync::Arc;
+
+use sluice_protocol::header::RequestHeader;
+use sluice_protocol::messages::*;
+use sluice_protocol::ErrorCode;
+
+use crate::group::{CommitOffset, CommitRequest};
+use crate::server::Context;
+
+pub async fn handle(
+    ctx: &Arc<Context>,
+    _header: &RequestHeader,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    // Partitions the broker does not host are refused one by one, as Kafka does; the rest go to
+    // the coordinator together.
+    let mut known = Vec::new();
+    let mut answers: Vec<(String, i32, Option<ErrorCode>)> = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            if ctx
+                .replicas
+                .partition(&topic.name, p.partition_index)
+                .is_none()
+            {
+                answers.push((
+                    topic.name.clone(),
+                    p.partition_index,
+                    Some(ErrorCode::UnknownTopicOrPartition),
+                ));
+                continue;
+            }
+            answers.push((topic.name.clone(), p.partition_index, None));
+            known.push(CommitOffset {
+                topic: topic.name.clone(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.clone(),
+            });
+        }
+    }
+    let errors = ctx.groups.commit_offsets(&CommitRequest {
+        group_id: request.group_id,
+        generation_id: request.generation_id_or_member_epoch,
+        member_id: request.member_id,
+        group_instance_id: request.group_instance_id,
+        retention_time_ms: request.retention_time_ms,
+        offsets: known,
+    });
+    let mut errors = errors.into_iter();
+    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
+    for (topic, partition, error) in answers {
+        let error = error.unwrap_or_else(|| errors.next().unwrap_or(ErrorCode::UnknownServerError));
+        if topics.last().is_none_or(|t| t.name != topic) {
+            topics.push(OffsetCommitResponseTopic {
+                name: topic,
+                partitions: Vec::new(),
+            });
+        }
+        let t = topics.last_mut().expect("pushed above");
+        t.partitions.push(OffsetCommitResponsePartition {
+            partition_index: partition,
+            error_code: error.code(),
+        });
+    }
+    OffsetCommitResponse {
+        throttle_time_ms: 0,
+        topics,
+    }
+}

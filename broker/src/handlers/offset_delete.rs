@@ -1,0 +1,64 @@
+//! OffsetDelete: forgets a group's committed offsets for partitions it no longer consumes.
+
+use std::sync::Arc;
+
+use sluice_protocol::header::RequestHeader;
+use sluice_protocol::messages::*;
+use sluice_protocol::ErrorCode;
+
+use crate::server::Context;
+
+pub async fn handle(
+    ctx: &Arc<Context>,
+    _header: &RequestHeader,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let mut known = Vec::new();
+    let mut answers = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            let hosted = ctx.replicas.partition(&t.name, p.partition_index).is_some();
+            answers.push((t.name.clone(), p.partition_index, hosted));
+            if hosted {
+                known.push((t.name.clone(), p.partition_index));
+            }
+        }
+    }
+    let errors = match ctx.groups.delete_offsets(&request.group_id, &known) {
+        Ok(errors) => errors,
+        Err(e) => {
+            return OffsetDeleteResponse {
+                error_code: e.code(),
+                ..Default::default()
+            }
+        }
+    };
+    let mut errors = errors.into_iter();
+    let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
+    for (topic, partition, hosted) in answers {
+        let error = if hosted {
+            errors.next().unwrap_or(ErrorCode::UnknownServerError)
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
+        if topics.last().is_none_or(|t| t.name != topic) {
+            topics.push(OffsetDeleteResponseTopic {
+                name: topic,
+                partitions: Vec::new(),
+            });
+        }
+        topics
+            .last_mut()
+            .expect("pushed above")
+            .partitions
+            .push(OffsetDeleteResponsePartition {
+                partition_index: partition,
+                error_code: error.code(),
+            });
+    }
+    OffsetDeleteResponse {
+        error_code: 0,
+        throttle_time_ms: 0,
+        topics,
+    }
+}
