@@ -88,6 +88,9 @@ impl ReplicaManager {
                 partition: p,
             };
             let log = self.logs.get_or_create(&tp, log_config.clone())?;
+            // A log found on disk was opened with the broker defaults; the topic's own settings
+            // (cleanup.policy above all) must govern it before any retention or cleaning runs.
+            log.update_config(log_config.clone());
             self.partitions.insert(
                 tp,
                 Arc::new(Partition {

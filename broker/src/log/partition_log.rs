@@ -647,8 +647,10 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes the oldest non-active segments that are wholly below the log start, older than
-    /// `retention_ms` by their largest timestamp, or in excess of `retention_bytes`.
+    /// Deletes the oldest non-active segments that are wholly below the log start and, when the
+    /// cleanup policy includes `delete`, those older than `retention_ms` by their largest
+    /// timestamp or in excess of `retention_bytes`. A compact-only log keeps its history: the
+    /// cleaner, not retention, bounds it.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
         let removed: Vec<LogSegment> = {
             let mut inner = self.lock();
@@ -661,14 +663,15 @@ impl Log {
             while n < candidates && bases[n + 1] <= inner.log_start {
                 n += 1;
             }
-            if let Some(ms) = inner.config.retention_ms.filter(|ms| *ms >= 0) {
+            let deletes = inner.config.cleanup_policy.deletes();
+            if let Some(ms) = inner.config.retention_ms.filter(|ms| deletes && *ms >= 0) {
                 while n < candidates
                     && now_ms.saturating_sub(inner.segments[&bases[n]].largest_timestamp()) > ms
                 {
                     n += 1;
                 }
             }
-            if let Some(limit) = inner.config.retention_bytes {
+            if let Some(limit) = inner.config.retention_bytes.filter(|_| deletes) {
                 let kept: u64 = bases[n..].iter().map(|b| inner.segments[b].size()).sum();
                 let mut excess = kept.saturating_sub(limit);
                 while n < candidates && inner.segments[&bases[n]].size() <= excess {
