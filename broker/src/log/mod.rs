@@ -2,6 +2,7 @@
 //! indexes, idempotent-producer state, recovery after crashes and the per-directory log manager.
 
 mod checkpoint;
+mod cleaner;
 mod index;
 mod manager;
 mod partition_log;
@@ -16,6 +17,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub use checkpoint::Checkpoint;
+pub use cleaner::{
+    CleanOutcome, CleanStats, CleanerConfig, OffsetMap, DEFAULT_BACKOFF_MS,
+    DEFAULT_DEDUPE_BUFFER_BYTES,
+};
 pub use index::{OffsetIndex, TimeIndex};
 pub use manager::LogManager;
 pub use partition_log::Log;
