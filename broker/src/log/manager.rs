@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
@@ -40,6 +40,8 @@ pub struct LogManager {
     /// pass only rewrites (and fsyncs) files whose content changed.
     checkpoints: Mutex<OffsetsByDir>,
     delete_counter: AtomicU64,
+    /// Set by `shutdown`: a cleaner pass visits no further logs.
+    stop_cleaning: AtomicBool,
 }
 
 impl LogManager {
@@ -105,6 +107,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             checkpoints: Mutex::new(HashMap::new()),
             delete_counter: AtomicU64::new(0),
+            stop_cleaning: AtomicBool::new(false),
         })
     }
 
@@ -267,6 +270,9 @@ impl LogManager {
         let mut cleaned = Vec::new();
         let mut first_error = None;
         for log in self.all() {
+            if self.stop_cleaning.load(Ordering::Acquire) {
+                break;
+            }
             if !log.config().cleanup_policy.compacts() {
                 continue;
             }
@@ -300,6 +306,7 @@ impl LogManager {
     /// Clean shutdown: closes (and so flushes) every log, writes checkpoints, then the marker
     /// that lets the next start skip recovery. The marker is not written if anything failed.
     pub fn shutdown(&self) -> Result<(), LogError> {
+        self.stop_cleaning.store(true, Ordering::Release);
         let mut first_error = None;
         for log in self.all() {
             if let Err(e) = log.close() {
