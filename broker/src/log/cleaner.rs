@@ -436,10 +436,12 @@ impl Compactor<'_> {
         let max_time_entries = log_config.max_index_bytes / TIME_INDEX_ENTRY_SIZE;
         let mut pending: Vec<u8> = Vec::with_capacity(self.config.write_buffer_bytes);
         let mut batches: Vec<AppendedBatch> = Vec::new();
+        let now_ms = self.now_ms;
         let write =
             |out: &mut LogSegment, pending: &mut Vec<u8>, batches: &mut Vec<AppendedBatch>| {
                 if !pending.is_empty() {
-                    out.append(pending, batches, 0)?;
+                    // The time only matters if truncation ever makes this the active segment.
+                    out.append(pending, batches, now_ms)?;
                     pending.clear();
                     batches.clear();
                 }

@@ -840,3 +840,49 @@ fn reads_and_appends_run_while_a_pass_cleans() {
     }
     assert_eq!(log.log_end_offset(), WRITES as i64);
 }
+
+#[test]
+fn segments_emptied_by_cleaning_stay_as_placeholders_that_reads_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config());
+    fill(&log);
+    roll(&log);
+    let bases = log.segment_base_offsets();
+    let before = read_records(&log);
+    // Segments bigger than the new segment.bytes cannot be grouped: each is cleaned on its own,
+    // and those whose records are all superseded become empty segments at their base offset.
+    log.update_config(LogConfig {
+        segment_bytes: 100,
+        ..config()
+    });
+    log.clean(0).unwrap();
+    assert_eq!(log.segment_base_offsets(), bases);
+    let sizes: Vec<u64> = bases
+        .iter()
+        .map(|b| {
+            fs::metadata(dir.path().join(offset_file_name(*b, "log")))
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert!(sizes[..3].iter().all(|s| *s == 0), "{sizes:?}");
+    assert_eq!(read_records(&log), latest(&before));
+    let r = log.read(0, 1 << 20, i64::MAX, true).unwrap();
+    let (h, _) = Batches::new(r.records).next().unwrap().unwrap();
+    assert_eq!(h.base_offset, 90);
+    for clean_shutdown in [true, false] {
+        log.flush().unwrap();
+        let reopened = Log::open(dir.path(), tp(), config(), 100, clean_shutdown).unwrap();
+        assert_eq!(reopened.log_start_offset(), 0);
+        assert_eq!(read_records(&reopened), latest(&before));
+    }
+    // With room again, the next pass merges the placeholders away.
+    log.update_config(LogConfig {
+        min_cleanable_dirty_ratio: 0.0,
+        ..config()
+    });
+    append(&log, "k0", Some("v10"), 2_000);
+    roll(&log);
+    assert_eq!(log.clean(0).unwrap().outcome, CleanOutcome::Cleaned);
+    assert_eq!(log.segment_base_offsets(), vec![0, 101]);
+}
