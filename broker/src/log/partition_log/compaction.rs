@@ -253,7 +253,13 @@ impl Log {
         let (log_swap, index_swap, time_swap) = segment_paths(dir, base, SWAP_SUFFIX);
         cleaned.rename_indexes(index_swap, time_swap)?;
         cleaned.rename_log(log_swap)?;
-        fsync_dir(dir)?;
+        if let Err(e) = fsync_dir(dir) {
+            // Nothing old is touched yet: withdraw the swap rather than leave one that a later
+            // truncation could make wrong. Past this point a failure leaves the swap for the next
+            // open to finish, with the old segments still serving reads until then.
+            let _ = cleaned.delete_files();
+            return Err(e.into());
+        }
         let (log, index, time_index) = segment_paths(dir, base, "");
         for s in group {
             if s.base == base {
