@@ -35,6 +35,12 @@ pub struct BrokerConfig {
     pub log_flush_interval_messages: Option<u64>,
     pub log_flush_interval_ms: Option<u64>,
     pub log_index_interval_bytes: usize,
+    /// log.cleaner.enable: whether a cleaner thread compacts topics with cleanup.policy=compact.
+    pub log_cleaner_enable: bool,
+    /// log.cleaner.backoff.ms: the pause between cleaner passes over all logs.
+    pub log_cleaner_backoff_ms: u64,
+    /// log.cleaner.dedupe.buffer.size: memory for one pass's key map.
+    pub log_cleaner_dedupe_buffer_size: usize,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     /// Consumer group rules (group.* and offset settings).
@@ -64,6 +70,9 @@ impl BrokerConfig {
             log_flush_interval_messages: None,
             log_flush_interval_ms: None,
             log_index_interval_bytes: 4096,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: crate::log::DEFAULT_BACKOFF_MS,
+            log_cleaner_dedupe_buffer_size: crate::log::DEFAULT_DEDUPE_BUFFER_BYTES,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             group_coordinator: CoordinatorConfig::default(),

@@ -27,6 +27,8 @@ pub struct Partition {
     pub log: Arc<Log>,
     pub leader_epoch: i32,
     pub max_message_bytes: usize,
+    /// cleanup.policy includes compact: every record needs a key.
+    pub compacted: bool,
 }
 
 /// Why a produced partition was refused, with the Kafka error code to answer.
@@ -82,18 +84,23 @@ impl ReplicaManager {
     fn open_partitions(&self, topic: &TopicMetadata) -> Result<()> {
         let log_config = topic_config::log_config(&self.config, &topic.configs);
         let max_message_bytes = topic_config::max_message_bytes(&self.config, &topic.configs);
+        let compacted = topic_config::is_compacted(&topic.configs);
         for p in 0..topic.partitions {
             let tp = TopicPartition {
                 topic: topic.name.clone(),
                 partition: p,
             };
             let log = self.logs.get_or_create(&tp, log_config.clone())?;
+            // A log found on disk was opened with the broker defaults; the topic's own settings
+            // (cleanup.policy above all) must govern it before any retention or cleaning runs.
+            log.update_config(log_config.clone());
             self.partitions.insert(
                 tp,
                 Arc::new(Partition {
                     log,
                     leader_epoch: 0,
                     max_message_bytes,
+                    compacted,
                 }),
             );
         }
@@ -231,6 +238,23 @@ impl ReplicaManager {
                 let code = BrokerError::Protocol(e.clone()).code();
                 refuse(code, e.to_string())
             })?;
+            if part.compacted {
+                // Compaction keeps the latest record per key, so Kafka refuses keyless records
+                // for compacted topics. The keys are only known after decoding, a second
+                // decompression that only compacted topics pay for.
+                let batch = RecordBatch::decode_bytes(&bytes, limit)
+                    .map_err(|e| refuse(ErrorCode::CorruptMessage, e.to_string()))?;
+                if let Some(r) = batch.records.iter().find(|r| r.key.is_none()) {
+                    return Err(refuse(
+                        ErrorCode::InvalidRecord,
+                        format!(
+                            "compacted topic partition {topic}-{partition} only accepts records \
+                             with a key; the record at offset delta {} has none",
+                            r.offset - batch.base_offset
+                        ),
+                    ));
+                }
+            }
         }
         if batches.remainder() != 0 {
             return Err(refuse(
@@ -267,5 +291,41 @@ impl ReplicaManager {
     /// A receiver that changes after every append; long-polling fetches wait on it.
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::test_util::keyed_batch;
+    use sluice_protocol::records::Compression;
+
+    #[test]
+    fn compacted_topics_refuse_keyless_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().to_path_buf(),
+        ));
+        let metadata = Arc::new(MetadataStore::open(dir.path(), config.node_id).unwrap());
+        let logs = Arc::new(LogManager::open(config.log_dirs.clone(), Default::default()).unwrap());
+        let rm = ReplicaManager::open(config, metadata, logs).unwrap();
+        let compact: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact,delete".to_string())].into();
+        rm.create_topic("table", 1, 1, compact, false).unwrap();
+        rm.create_topic("events", 1, 1, BTreeMap::new(), false)
+            .unwrap();
+
+        for codec in [Compression::None, Compression::Zstd] {
+            let keyless = keyed_batch(&[(Some("k"), Some("v")), (None, Some("v"))], 0, codec);
+            let e = rm.append("table", 0, Some(keyless.clone())).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRecord, "{}", e.message);
+            assert_eq!(e.code.code(), 87);
+            assert!(e.message.contains("offset delta 1"), "{}", e.message);
+            assert!(rm.append("events", 0, Some(keyless)).is_ok());
+            let keyed = keyed_batch(&[(Some("k"), None)], 0, codec);
+            assert!(rm.append("table", 0, Some(keyed)).is_ok());
+        }
+        assert_eq!(rm.partition("table", 0).unwrap().log.log_end_offset(), 2);
     }
 }

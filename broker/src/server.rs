@@ -1,5 +1,6 @@
-//! `Broker`: opens storage, binds the listener, serves connections, runs log maintenance, and
-//! shuts everything down in order (stop accepting, finish in-flight requests, close the logs).
+//! `Broker`: opens storage, binds the listener, serves connections, runs log maintenance and the
+//! log cleaner, and shuts everything down in order (stop accepting, finish in-flight requests,
+//! close the logs).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::{BrokerConfig, Endpoint};
 use crate::error::{BrokerError, Result};
 use crate::group::service::GroupCoordinatorService;
-use crate::log::LogManager;
+use crate::log::{CleanerConfig, LogManager};
 use crate::metadata::MetadataStore;
 use crate::network::{FrameReader, FrameWriter};
 use crate::replica_manager::{now_ms, ReplicaManager};
@@ -116,6 +117,11 @@ impl Broker {
         let mut connections = JoinSet::new();
         let maintenance = tokio::spawn(maintain(self.ctx.clone(), self.logs.clone()));
         let coordinator = tokio::spawn(self.ctx.groups.clone().run(self.ctx.shutdown.clone()));
+        let cleaner = self
+            .ctx
+            .config
+            .log_cleaner_enable
+            .then(|| tokio::spawn(clean_logs(self.ctx.clone(), self.logs.clone())));
         tokio::pin!(signal);
         loop {
             tokio::select! {
@@ -149,9 +155,12 @@ impl Broker {
         }
         let _ = maintenance.await;
         let logs = self.logs.clone();
-        tokio::task::spawn_blocking(move || logs.shutdown())
-            .await
-            .map_err(|e| BrokerError::Metadata(format!("shutdown task failed: {e}")))??;
+        // Closing the logs also stops a cleaner pass that is under way, at its next batch.
+        let closed = tokio::task::spawn_blocking(move || logs.shutdown()).await;
+        if let Some(cleaner) = cleaner {
+            let _ = cleaner.await;
+        }
+        closed.map_err(|e| BrokerError::Metadata(format!("shutdown task failed: {e}")))??;
         info!("shut down cleanly");
         Ok(())
     }
@@ -218,6 +227,42 @@ async fn maintain(ctx: Arc<Context>, logs: Arc<LogManager>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => error!(error = %e, "log maintenance failed"),
             Err(e) => error!(error = %e, "log maintenance task panicked"),
+        }
+    }
+}
+
+/// The log cleaner: compacts every log with cleanup.policy=compact. It runs apart from `maintain`
+/// because a pass reads and rewrites whole segments, which must not hold up flushes and
+/// retention; like Kafka's cleaner thread it goes straight on while passes find work and waits
+/// `log.cleaner.backoff.ms` once they do not.
+async fn clean_logs(ctx: Arc<Context>, logs: Arc<LogManager>) {
+    let mut shutdown = ctx.shutdown.clone();
+    // A zero backoff would spin on idle logs; Kafka's own floor is one tick of its scheduler.
+    let backoff = Duration::from_millis(ctx.config.log_cleaner_backoff_ms.max(100));
+    let config = CleanerConfig {
+        dedupe_buffer_bytes: ctx.config.log_cleaner_dedupe_buffer_size,
+        ..CleanerConfig::default()
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        while !shutdown.is_shutdown() {
+            let (logs, config) = (logs.clone(), config.clone());
+            let now = now_ms();
+            match tokio::task::spawn_blocking(move || logs.clean_compacted(now, &config)).await {
+                Ok(Ok(cleaned)) if !cleaned.is_empty() => continue,
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    error!(error = %e, "log cleaning failed");
+                    break;
+                }
+                Err(e) => {
+                    error!(error = %e, "log cleaner task panicked");
+                    break;
+                }
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
-use crate::log::LogConfig;
+use crate::log::{CleanupPolicy, LogConfig};
 
 /// Kafka's config_source values, as CreateTopics and DescribeConfigs report them.
 pub const SOURCE_TOPIC: i8 = 1;
@@ -176,8 +176,30 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         }),
         index_interval_bytes: long("index.interval.bytes")
             .map_or(broker.log_index_interval_bytes, |v| v as usize),
+        cleanup_policy: overrides
+            .get("cleanup.policy")
+            .and_then(|v| CleanupPolicy::parse(v))
+            .unwrap_or_default(),
+        delete_retention_ms: long("delete.retention.ms")
+            .unwrap_or(LogConfig::default().delete_retention_ms),
+        min_cleanable_dirty_ratio: overrides
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(LogConfig::default().min_cleanable_dirty_ratio),
+        min_compaction_lag_ms: long("min.compaction.lag.ms")
+            .unwrap_or(LogConfig::default().min_compaction_lag_ms),
         ..LogConfig::default()
     }
+}
+
+/// Whether the topic's records must carry keys: compaction has nothing to keep a keyless record
+/// by, so Kafka refuses them at produce time.
+pub fn is_compacted(overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("cleanup.policy")
+        .and_then(|v| CleanupPolicy::parse(v))
+        .is_some_and(CleanupPolicy::compacts)
 }
 
 /// The largest batch a topic accepts.
@@ -241,5 +263,33 @@ mod tests {
         let c = log_config(&b, &o);
         assert_eq!(c.segment_bytes, 1024);
         assert_eq!(c.retention_ms, None);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
+        assert!(!is_compacted(&o));
+    }
+
+    #[test]
+    fn compaction_configs_reach_the_log_config() {
+        let b = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/x".into());
+        let mut o = BTreeMap::new();
+        for (k, v) in [
+            ("cleanup.policy", "compact,delete"),
+            ("delete.retention.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("min.compaction.lag.ms", "60000"),
+        ] {
+            validate(k, v).unwrap();
+            o.insert(k.to_string(), v.to_string());
+        }
+        let c = log_config(&b, &o);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::CompactAndDelete);
+        assert_eq!(c.delete_retention_ms, 1000);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(c.min_compaction_lag_ms, 60_000);
+        assert!(is_compacted(&o));
+        o.insert("cleanup.policy".into(), "compact".into());
+        assert_eq!(log_config(&b, &o).cleanup_policy, CleanupPolicy::Compact);
+        let d = log_config(&b, &BTreeMap::new());
+        assert_eq!(d.delete_retention_ms, 86_400_000);
+        assert_eq!(d.min_cleanable_dirty_ratio, 0.5);
     }
 }

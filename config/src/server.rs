@@ -80,6 +80,12 @@ pub struct ServerConfig {
     /// `None` means never flush because of elapsed time.
     pub log_flush_interval: Option<Duration>,
     pub log_index_interval_bytes: u32,
+    /// `log.cleaner.enable`: whether compacted topics are cleaned at all.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the pause between cleaner passes over all logs.
+    pub log_cleaner_backoff: Duration,
+    /// `log.cleaner.dedupe.buffer.size`: memory for one cleaner pass's key map.
+    pub log_cleaner_dedupe_buffer_size: u64,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
     pub group_initial_rebalance_delay: Duration,
@@ -124,6 +130,9 @@ const USED_KEYS: &[&str] = &[
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "log.index.interval.bytes",
+    "log.cleaner.enable",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
     "offsets.topic.replication.factor",
     "offsets.topic.num.partitions",
     "group.initial.rebalance.delay.ms",
@@ -168,9 +177,7 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "log.message.timestamp.type",
     "log.segment.delete.delay.ms",
     "log.cleanup.policy",
-    "log.cleaner.enable",
     "log.cleaner.threads",
-    "log.cleaner.dedupe.buffer.size",
     "log.cleaner.delete.retention.ms",
     "log.flush.scheduler.interval.ms",
     "log.flush.offset.checkpoint.interval.ms",
@@ -431,6 +438,14 @@ impl ServerConfig {
             log_flush_interval: never_if_max(&r, "log.flush.interval.ms", 0)?.map(|n| ms(n as i64)),
             log_index_interval_bytes: r.int_or("log.index.interval.bytes", 4096, 0, i32_max)?
                 as u32,
+            log_cleaner_enable: r.bool_or("log.cleaner.enable", true)?,
+            log_cleaner_backoff: ms(r.int_or("log.cleaner.backoff.ms", 15_000, 0, i64::MAX)?),
+            log_cleaner_dedupe_buffer_size: r.int_or(
+                "log.cleaner.dedupe.buffer.size",
+                134_217_728,
+                1,
+                i64::MAX,
+            )? as u64,
             offsets_topic_replication_factor: r.int_or(
                 "offsets.topic.replication.factor",
                 1,
@@ -776,12 +791,31 @@ mod tests {
         assert_eq!(c.log_flush_interval_messages, None);
         assert_eq!(c.log_flush_interval, None);
         assert_eq!(c.log_index_interval_bytes, 4096);
+        assert!(c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_backoff, Duration::from_millis(15_000));
+        assert_eq!(c.log_cleaner_dedupe_buffer_size, 134_217_728);
         assert_eq!(c.offsets_topic_replication_factor, 1);
         assert_eq!(c.offsets_topic_num_partitions, 50);
         assert_eq!(c.group_initial_rebalance_delay, Duration::from_millis(3000));
         assert!(c.warnings.is_empty());
         assert!(c.raw.is_empty());
         assert_eq!(ServerConfig::default(), c);
+    }
+
+    #[test]
+    fn log_cleaner_settings() {
+        let c = cfg(&[
+            ("log.cleaner.enable", "false"),
+            ("log.cleaner.backoff.ms", "500"),
+            ("log.cleaner.dedupe.buffer.size", "1048576"),
+        ])
+        .unwrap();
+        assert!(!c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_backoff, Duration::from_millis(500));
+        assert_eq!(c.log_cleaner_dedupe_buffer_size, 1 << 20);
+        assert!(c.warnings.is_empty());
+        let err = cfg(&[("log.cleaner.backoff.ms", "-1")]).unwrap_err();
+        assert_eq!(invalid_key(err), "log.cleaner.backoff.ms");
     }
 
     #[test]

@@ -131,6 +131,15 @@ fn broker_entries(c: &BrokerConfig) -> Vec<(String, String, i8)> {
             "log.index.interval.bytes",
             c.log_index_interval_bytes.to_string(),
         ),
+        ("log.cleaner.enable", c.log_cleaner_enable.to_string()),
+        (
+            "log.cleaner.backoff.ms",
+            c.log_cleaner_backoff_ms.to_string(),
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            c.log_cleaner_dedupe_buffer_size.to_string(),
+        ),
     ];
     let mut entries: Vec<(String, String, i8)> = applied
         .into_iter()

@@ -51,6 +51,13 @@ impl IndexFile {
         Ok(())
     }
 
+    /// Moves the file to `to`; the open handle follows it.
+    fn rename(&mut self, to: PathBuf) -> io::Result<()> {
+        std::fs::rename(&self.path, &to)?;
+        self.path = to;
+        Ok(())
+    }
+
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.pending.clear();
         self.file.set_len(len)?;
@@ -115,6 +122,11 @@ impl OffsetIndex {
 
     pub fn path(&self) -> &Path {
         &self.file.path
+    }
+
+    /// Renames the file (the cleaner moves finished indexes into place).
+    pub(crate) fn rename(&mut self, to: PathBuf) -> io::Result<()> {
+        self.file.rename(to)
     }
 
     pub fn len(&self) -> usize {
@@ -235,6 +247,11 @@ impl TimeIndex {
 
     pub fn path(&self) -> &Path {
         &self.file.path
+    }
+
+    /// Renames the file (the cleaner moves finished indexes into place).
+    pub(crate) fn rename(&mut self, to: PathBuf) -> io::Result<()> {
+        self.file.rename(to)
     }
 
     pub fn len(&self) -> usize {

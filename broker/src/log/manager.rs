@@ -1,23 +1,36 @@
 //! `LogManager`: every partition log across the broker's log dirs, their checkpoint files, the
-//! clean-shutdown marker that decides how much recovery the next start needs, and maintenance.
+//! clean-shutdown marker that decides how much recovery the next start needs, maintenance, and
+//! the passes of the log cleaner over compacted logs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{fsync_dir, wall_clock_ms, Checkpoint, Log, LogConfig, LogError, TopicPartition};
+use super::{
+    fsync_dir, wall_clock_ms, Checkpoint, CleanOutcome, CleanStats, CleanerConfig, Log, LogConfig,
+    LogError, TopicPartition,
+};
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Each compacted log's cleaner checkpoint, so that a restart does not re-clean everything.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 /// Suffix of a partition dir being deleted; such dirs are finished off at the next start.
 const DELETE_DIR_SUFFIX: &str = "-delete";
 
-type OffsetsByDir =
-    HashMap<PathBuf, (BTreeMap<TopicPartition, i64>, BTreeMap<TopicPartition, i64>)>;
+/// Per log dir, what each checkpoint file holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct DirOffsets {
+    recovery_points: BTreeMap<TopicPartition, i64>,
+    log_starts: BTreeMap<TopicPartition, i64>,
+    cleaner: BTreeMap<TopicPartition, i64>,
+}
+
+type OffsetsByDir = HashMap<PathBuf, DirOffsets>;
 
 pub struct LogManager {
     log_dirs: Vec<PathBuf>,
@@ -27,6 +40,8 @@ pub struct LogManager {
     /// pass only rewrites (and fsyncs) files whose content changed.
     checkpoints: Mutex<OffsetsByDir>,
     delete_counter: AtomicU64,
+    /// Set by `shutdown`: a cleaner pass visits no further logs.
+    stop_cleaning: AtomicBool,
 }
 
 impl LogManager {
@@ -43,6 +58,7 @@ impl LogManager {
             let clean = dir.join(CLEAN_SHUTDOWN_MARKER).exists();
             let recovery_points = read_checkpoint_or_empty(dir, RECOVERY_POINT_CHECKPOINT);
             let log_starts = read_checkpoint_or_empty(dir, LOG_START_OFFSET_CHECKPOINT);
+            let cleaned = read_checkpoint_or_empty(dir, CLEANER_OFFSET_CHECKPOINT);
             for entry in fs::read_dir(dir)? {
                 let entry = entry?;
                 if !entry.file_type()?.is_dir() {
@@ -72,6 +88,9 @@ impl LogManager {
                     log_starts.get(&tp).copied(),
                     clean,
                 )?;
+                if let Some(&offset) = cleaned.get(&tp) {
+                    log.set_cleaner_checkpoint(offset);
+                }
                 logs.insert(tp, Arc::new(log));
             }
         }
@@ -88,6 +107,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             checkpoints: Mutex::new(HashMap::new()),
             delete_counter: AtomicU64::new(0),
+            stop_cleaning: AtomicBool::new(false),
         })
     }
 
@@ -208,23 +228,85 @@ impl LogManager {
                 continue;
             };
             let tp = log.topic_partition().clone();
-            entry.0.insert(tp.clone(), log.recovery_point());
-            entry.1.insert(tp, log.log_start_offset());
+            entry
+                .recovery_points
+                .insert(tp.clone(), log.recovery_point());
+            entry.log_starts.insert(tp.clone(), log.log_start_offset());
+            if let Some(offset) = log.cleaner_checkpoint() {
+                entry.cleaner.insert(tp, offset);
+            }
         }
         for (dir, offsets) in current {
-            if !force && last.get(&dir) == Some(&offsets) {
-                continue;
+            let before = last.get(&dir);
+            let changed = |f: fn(&DirOffsets) -> &BTreeMap<TopicPartition, i64>| {
+                force || before.map(f) != Some(f(&offsets))
+            };
+            if changed(|o| &o.recovery_points) {
+                Checkpoint::new(dir.join(RECOVERY_POINT_CHECKPOINT))
+                    .write(&offsets.recovery_points)?;
             }
-            Checkpoint::new(dir.join(RECOVERY_POINT_CHECKPOINT)).write(&offsets.0)?;
-            Checkpoint::new(dir.join(LOG_START_OFFSET_CHECKPOINT)).write(&offsets.1)?;
+            if changed(|o| &o.log_starts) {
+                Checkpoint::new(dir.join(LOG_START_OFFSET_CHECKPOINT))
+                    .write(&offsets.log_starts)?;
+            }
+            if changed(|o| &o.cleaner) {
+                Checkpoint::new(dir.join(CLEANER_OFFSET_CHECKPOINT)).write(&offsets.cleaner)?;
+            }
             last.insert(dir, offsets);
         }
         Ok(())
     }
 
+    /// One pass of the log cleaner: [`Log::clean_with`] on every log whose cleanup policy
+    /// includes compact, then the cleaner checkpoints. Meant for its own thread or blocking task,
+    /// apart from `run_maintenance`, since a pass reads and rewrites whole segments. A failing log
+    /// does not stop the others; the first error is returned after the pass. Returns the logs
+    /// that were cleaned.
+    pub fn clean_compacted(
+        &self,
+        now_ms: i64,
+        config: &CleanerConfig,
+    ) -> Result<Vec<(TopicPartition, CleanStats)>, LogError> {
+        let mut cleaned = Vec::new();
+        let mut first_error = None;
+        for log in self.all() {
+            if self.stop_cleaning.load(Ordering::Acquire) {
+                break;
+            }
+            if !log.config().cleanup_policy.compacts() {
+                continue;
+            }
+            match log.clean_with(now_ms, config) {
+                Ok(stats) if stats.outcome == CleanOutcome::Cleaned => {
+                    tracing::info!(
+                        tp = %log.topic_partition(),
+                        records_before = stats.records_before,
+                        records_after = stats.records_after,
+                        bytes_before = stats.bytes_before,
+                        bytes_after = stats.bytes_after,
+                        "log cleaned"
+                    );
+                    cleaned.push((log.topic_partition().clone(), stats));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tp = %log.topic_partition(), error = %e, "log cleaning failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !cleaned.is_empty() {
+            if let Err(e) = self.checkpoint(false) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(cleaned), Err)
+    }
+
     /// Clean shutdown: closes (and so flushes) every log, writes checkpoints, then the marker
     /// that lets the next start skip recovery. The marker is not written if anything failed.
     pub fn shutdown(&self) -> Result<(), LogError> {
+        self.stop_cleaning.store(true, Ordering::Release);
         let mut first_error = None;
         for log in self.all() {
             if let Err(e) = log.close() {
@@ -393,6 +475,61 @@ mod tests {
         assert_eq!(log.log_end_offset(), 28);
         assert_eq!(fs::metadata(&active).unwrap().len(), 800);
         assert_eq!(log.append(batch(1, 0), 0, 0).unwrap().base_offset, 28);
+    }
+
+    #[test]
+    fn the_cleaner_visits_compacted_logs_and_its_checkpoint_survives_restarts() {
+        use crate::log::test_util::keyed_batch;
+        use crate::log::CleanupPolicy;
+        use sluice_protocol::records::Compression;
+
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        let compacted = LogConfig {
+            cleanup_policy: CleanupPolicy::Compact,
+            ..config()
+        };
+        let (c, d) = (tp("table", 0), tp("events", 0));
+        {
+            let mgr = LogManager::open(dirs.clone(), config()).unwrap();
+            let table = mgr.get_or_create(&c, compacted.clone()).unwrap();
+            let events = mgr.get_or_create(&d, config()).unwrap();
+            for i in 0..40 {
+                let rec = [(Some("same-key"), Some("v"))];
+                table
+                    .append(keyed_batch(&rec, i, Compression::None), 0, 0)
+                    .unwrap();
+                events
+                    .append(keyed_batch(&rec, i, Compression::None), 0, 0)
+                    .unwrap();
+            }
+            let cleaned = mgr.clean_compacted(0, &CleanerConfig::default()).unwrap();
+            assert_eq!(cleaned.len(), 1);
+            assert_eq!(cleaned[0].0, c);
+            assert_eq!(events.cleaner_checkpoint(), None);
+            let checkpoint = table.cleaner_checkpoint().unwrap();
+            assert!(checkpoint > 0);
+            let cp = Checkpoint::new(root.path().join(CLEANER_OFFSET_CHECKPOINT))
+                .read()
+                .unwrap();
+            assert_eq!(cp.get(&c), Some(&checkpoint));
+            assert_eq!(cp.get(&d), None);
+            assert!(mgr
+                .clean_compacted(0, &CleanerConfig::default())
+                .unwrap()
+                .is_empty());
+            // Crash: no shutdown.
+        }
+        let mgr = LogManager::open(dirs, config()).unwrap();
+        let table = mgr.get(&c).unwrap();
+        table.update_config(compacted);
+        assert!(table.cleaner_checkpoint().unwrap() > 0);
+        assert!(
+            mgr.clean_compacted(0, &CleanerConfig::default())
+                .unwrap()
+                .is_empty(),
+            "nothing new since the checkpoint"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! indexes, idempotent-producer state, recovery after crashes and the per-directory log manager.
 
 mod checkpoint;
+mod cleaner;
 mod index;
 mod manager;
 mod partition_log;
@@ -16,14 +17,65 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub use checkpoint::Checkpoint;
+pub use cleaner::{
+    CleanOutcome, CleanStats, CleanerConfig, OffsetMap, DEFAULT_BACKOFF_MS,
+    DEFAULT_DEDUPE_BUFFER_BYTES,
+};
 pub use index::{OffsetIndex, TimeIndex};
 pub use manager::LogManager;
 pub use partition_log::Log;
 pub use producer_state::{BatchMetadata, ProducerStateManager};
 pub use segment::LogSegment;
 
+/// cleanup.policy: what happens to data that is no longer needed. Retention deletes old segments;
+/// compaction keeps only the latest record per key. Kafka allows both at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+    CompactAndDelete,
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's comma list ("delete", "compact", "compact,delete"); `None` when it names
+    /// anything else or nothing.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let (mut delete, mut compact) = (false, false);
+        for word in value.split(',').map(str::trim) {
+            match word {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return None,
+            }
+        }
+        match (delete, compact) {
+            (true, false) => Some(CleanupPolicy::Delete),
+            (false, true) => Some(CleanupPolicy::Compact),
+            (true, true) => Some(CleanupPolicy::CompactAndDelete),
+            (false, false) => None,
+        }
+    }
+
+    /// Time and size retention apply.
+    pub fn deletes(self) -> bool {
+        matches!(
+            self,
+            CleanupPolicy::Delete | CleanupPolicy::CompactAndDelete
+        )
+    }
+
+    /// The log cleaner keeps the latest record per key.
+    pub fn compacts(self) -> bool {
+        matches!(
+            self,
+            CleanupPolicy::Compact | CleanupPolicy::CompactAndDelete
+        )
+    }
+}
+
 /// Per-log settings, named after Kafka's topic configs. `Default` gives Kafka's broker defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes
     pub segment_bytes: u64,
@@ -41,6 +93,14 @@ pub struct LogConfig {
     pub index_interval_bytes: usize,
     /// segment.index.bytes
     pub max_index_bytes: usize,
+    /// cleanup.policy
+    pub cleanup_policy: CleanupPolicy,
+    /// delete.retention.ms: how long a tombstone outlives its batch's timestamp in a compacted log.
+    pub delete_retention_ms: i64,
+    /// min.cleanable.dirty.ratio: the share of not-yet-cleaned bytes that makes cleaning worth it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// min.compaction.lag.ms: segments with newer records than this are left uncompacted.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -55,6 +115,10 @@ impl Default for LogConfig {
             flush_interval_ms: None,
             index_interval_bytes: 4096,
             max_index_bytes: 10 * 1024 * 1024,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -230,5 +294,30 @@ mod tests {
         assert_eq!(c.index_interval_bytes, 4096);
         assert_eq!(c.max_index_bytes, 10 << 20);
         assert_eq!(c.flush_interval_messages, None);
+        assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(c.min_compaction_lag_ms, 0);
+    }
+
+    #[test]
+    fn cleanup_policies() {
+        assert_eq!(CleanupPolicy::parse("delete"), Some(CleanupPolicy::Delete));
+        assert_eq!(
+            CleanupPolicy::parse("compact"),
+            Some(CleanupPolicy::Compact)
+        );
+        for both in ["compact,delete", "delete, compact"] {
+            assert_eq!(
+                CleanupPolicy::parse(both),
+                Some(CleanupPolicy::CompactAndDelete)
+            );
+        }
+        assert_eq!(CleanupPolicy::parse(""), None);
+        assert_eq!(CleanupPolicy::parse("compact,nope"), None);
+        assert!(CleanupPolicy::CompactAndDelete.deletes());
+        assert!(CleanupPolicy::CompactAndDelete.compacts());
+        assert!(!CleanupPolicy::Compact.deletes());
+        assert!(!CleanupPolicy::Delete.compacts());
     }
 }

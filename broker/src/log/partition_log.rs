@@ -1,5 +1,6 @@
 //! `Log`: one partition's ordered segments with offset assignment, reads, recovery on open,
-//! retention, rolling, flushing, truncation and idempotent-producer checks.
+//! retention, rolling, flushing, truncation and idempotent-producer checks. Compaction's side of
+//! the log (what to clean, swapping cleaned segments in) is in `partition_log/compaction.rs`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -14,6 +15,7 @@ use sluice_protocol::records::{
     set_base_offset, set_partition_leader_epoch, BatchHeader, Batches, BATCH_HEADER_SIZE,
 };
 
+use super::cleaner::{CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::producer_state::{ProducerStateManager, ProducerValidation};
 use super::segment::{AppendedBatch, LogSegment};
 use super::{
@@ -21,8 +23,10 @@ use super::{
     LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
-/// Leftovers of interrupted file operations, never worth keeping.
-const TRANSIENT_SUFFIXES: [&str; 4] = [".tmp", ".deleted", ".cleaned", ".swap"];
+/// Leftovers of interrupted file operations, never worth keeping. A `.swap` log file is the one
+/// exception among the cleaner's files: it is complete and takes the place of what it replaces
+/// (see `compaction::complete_swaps`); `.swap` index files are only dropped and rebuilt.
+const TRANSIENT_SUFFIXES: [&str; 3] = [".tmp", ".deleted", CLEANED_SUFFIX];
 
 pub struct Log {
     dir: PathBuf,
@@ -37,6 +41,11 @@ pub struct Log {
     /// Single-node mode: every append is committed at once. Cleared by the first
     /// `set_high_watermark`, after which replication owns the high watermark.
     hw_follows_log_end: AtomicBool,
+    /// Held for a whole cleaning pass (never by produce or fetch), so passes do not overlap and
+    /// `close` can wait for one to stop.
+    clean_lock: Mutex<()>,
+    /// Set by `close`; a cleaning pass checks it between batches and gives up.
+    closing: AtomicBool,
 }
 
 struct Inner {
@@ -51,9 +60,15 @@ struct Inner {
     last_flush_ms: Option<i64>,
     /// A segment file was created or removed since the directory was last synced.
     dir_dirty: bool,
-    /// Bumped by every truncation, so a flush that raced one does not claim the new tail.
+    /// Bumped by every truncation, so a flush that raced one does not claim the new tail, and a
+    /// cleaning pass does not swap in segments made from data that is gone.
     truncations: u64,
     closed: bool,
+    /// The cleaner checkpoint: offsets below it have been deduplicated by a pass. `None` until
+    /// the first pass (or a loaded checkpoint), meaning all of the log is dirty.
+    first_dirty: Option<i64>,
+    /// When a tombstone kept by the last pass may be removed, which makes a pass due.
+    next_tombstone_expiry: Option<i64>,
 }
 
 impl Inner {
@@ -187,11 +202,19 @@ impl Log {
         fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
+        let mut swaps = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if TRANSIENT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
                 remove_if_exists(&entry.path())?;
+                continue;
+            }
+            if let Some(live) = name.strip_suffix(SWAP_SUFFIX) {
+                match super::parse_offset_file_name(Path::new(live), LOG_SUFFIX) {
+                    Some(base) => swaps.push(base),
+                    None => remove_if_exists(&entry.path())?,
+                }
                 continue;
             }
             let Some((stem, ext)) = name.split_once('.') else {
@@ -206,6 +229,7 @@ impl Log {
                 _ => {}
             }
         }
+        compaction::complete_swaps(dir, &tp, &mut swaps, &mut bases)?;
         bases.sort_unstable();
         for (offset, path) in index_files {
             if bases.binary_search(&offset).is_err() {
@@ -278,6 +302,8 @@ impl Log {
             dir_dirty: recovered,
             truncations: 0,
             closed: false,
+            first_dirty: None,
+            next_tombstone_expiry: None,
         };
         inner.reload_producer_state()?;
         let log = Log {
@@ -289,6 +315,8 @@ impl Log {
             size: AtomicU64::new(0),
             high_watermark: AtomicI64::new(0),
             hw_follows_log_end: AtomicBool::new(true),
+            clean_lock: Mutex::new(()),
+            closing: AtomicBool::new(false),
             inner: Mutex::new(inner),
         };
         {
@@ -647,8 +675,10 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes the oldest non-active segments that are wholly below the log start, older than
-    /// `retention_ms` by their largest timestamp, or in excess of `retention_bytes`.
+    /// Deletes the oldest non-active segments that are wholly below the log start and, when the
+    /// cleanup policy includes `delete`, those older than `retention_ms` by their largest
+    /// timestamp or in excess of `retention_bytes`. A compact-only log keeps its history: the
+    /// cleaner, not retention, bounds it.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
         let removed: Vec<LogSegment> = {
             let mut inner = self.lock();
@@ -661,14 +691,15 @@ impl Log {
             while n < candidates && bases[n + 1] <= inner.log_start {
                 n += 1;
             }
-            if let Some(ms) = inner.config.retention_ms.filter(|ms| *ms >= 0) {
+            let deletes = inner.config.cleanup_policy.deletes();
+            if let Some(ms) = inner.config.retention_ms.filter(|ms| deletes && *ms >= 0) {
                 while n < candidates
                     && now_ms.saturating_sub(inner.segments[&bases[n]].largest_timestamp()) > ms
                 {
                     n += 1;
                 }
             }
-            if let Some(limit) = inner.config.retention_bytes {
+            if let Some(limit) = inner.config.retention_bytes.filter(|_| deletes) {
                 let kept: u64 = bases[n..].iter().map(|b| inner.segments[b].size()).sum();
                 let mut excess = kept.saturating_sub(limit);
                 while n < candidates && inner.segments[&bases[n]].size() <= excess {
@@ -753,6 +784,9 @@ impl Log {
             removed.into_values().collect()
         };
         drop(removed);
+        // What stays below the cut was cleaned as much as before; what follows is new.
+        let next = inner.next_offset;
+        inner.first_dirty = inner.first_dirty.map(|d| d.min(next));
         inner.recovery_point = inner.recovery_point.min(inner.next_offset);
         inner.dir_dirty = true;
         inner.truncations += 1;
@@ -764,6 +798,9 @@ impl Log {
     /// Flushes and writes a producer state snapshot, so the next open needs no replay. Further
     /// appends and reads fail with [`LogError::Closed`].
     pub fn close(&self) -> Result<(), LogError> {
+        // A running cleaning pass stops at its next batch; none starts once `closed` is set.
+        self.closing.store(true, Ordering::Release);
+        let _no_cleaning = self.clean_lock.lock().unwrap_or_else(|e| e.into_inner());
         {
             let mut inner = self.lock();
             if inner.closed {
@@ -810,5 +847,6 @@ impl Log {
     }
 }
 
+mod compaction;
 #[cfg(test)]
 mod tests;

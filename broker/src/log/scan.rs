@@ -1,5 +1,6 @@
 //! Sequential, buffered walking of the batches stored in a region of a segment file.
-//! Used by recovery (CRC-checked), producer-state rebuilds and position lookups (headers only).
+//! Used by recovery and the cleaner (CRC-checked, whole batches), producer-state rebuilds and
+//! position lookups (headers only).
 
 use std::fs::File;
 use std::io;
@@ -74,6 +75,13 @@ impl<'a> BatchScanner<'a> {
         self.file
             .read_exact_at(&mut self.buf[old..], pos + old as u64)?;
         Ok(true)
+    }
+
+    /// The whole batch of `size` bytes that `next_batch` just returned. Only a verifying scanner
+    /// holds whole batches in memory, so only it can answer.
+    pub(crate) fn last_batch_bytes(&self, size: usize) -> &[u8] {
+        assert!(self.verify, "only a verifying scanner keeps whole batches");
+        &self.buf[self.off - size..self.off]
     }
 
     pub(crate) fn next_batch(&mut self) -> io::Result<Scanned> {

@@ -47,18 +47,40 @@ pub struct LogSegment {
     rolling_base_ms: Option<i64>,
 }
 
-fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+/// The (log, offset index, time index) paths of the segment at `base_offset`, each name followed
+/// by `suffix` ("" for a live segment, ".cleaned" or ".swap" while the cleaner replaces one).
+pub(crate) fn segment_paths(
+    dir: &Path,
+    base_offset: i64,
+    suffix: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |ext| dir.join(format!("{}{suffix}", offset_file_name(base_offset, ext)));
     (
-        dir.join(offset_file_name(base_offset, LOG_SUFFIX)),
-        dir.join(offset_file_name(base_offset, INDEX_SUFFIX)),
-        dir.join(offset_file_name(base_offset, TIME_INDEX_SUFFIX)),
+        path(LOG_SUFFIX),
+        path(INDEX_SUFFIX),
+        path(TIME_INDEX_SUFFIX),
     )
+}
+
+fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+    segment_paths(dir, base_offset, "")
 }
 
 impl LogSegment {
     /// Creates an empty segment, replacing any files of the same name.
     pub fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<LogSegment> {
-        let (log, index, time_index) = paths(dir, base_offset);
+        LogSegment::create_with_suffix(dir, base_offset, config, "")
+    }
+
+    /// As [`create`](Self::create), with `suffix` after every file name: the cleaner writes a
+    /// replacement segment under names that `Log::open` never mistakes for live data.
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        suffix: &str,
+    ) -> io::Result<LogSegment> {
+        let (log, index, time_index) = segment_paths(dir, base_offset, suffix);
         for p in [&index, &time_index] {
             if p.exists() {
                 fs::remove_file(p)?;
@@ -470,6 +492,28 @@ impl LogSegment {
                 }
             }
         }
+    }
+
+    /// Renames the `.log` file; open handles (including readers' clones) follow it.
+    pub(crate) fn rename_log(&mut self, to: PathBuf) -> io::Result<()> {
+        fs::rename(&self.log_path, &to)?;
+        self.log_path = to;
+        Ok(())
+    }
+
+    /// Renames both index files.
+    pub(crate) fn rename_indexes(
+        &mut self,
+        offset_index: PathBuf,
+        time_index: PathBuf,
+    ) -> io::Result<()> {
+        self.offset_index.rename(offset_index)?;
+        self.time_index.rename(time_index)
+    }
+
+    /// Index entries, for deciding whether segments can be merged into one.
+    pub(crate) fn index_entries(&self) -> (usize, usize) {
+        (self.offset_index.len(), self.time_index.len())
     }
 
     /// Removes the segment's files; open read handles stay usable until dropped.

@@ -1,7 +1,8 @@
-//! Test-only construction of v2 record batches with raw (unparsed) record bytes.
-//! The storage layer never looks inside the records section, so filler bytes are enough.
+//! Test-only construction of v2 record batches: with raw filler record bytes where the storage
+//! layer does not look inside batches, with real keyed records where compaction does.
 
 use bytes::Bytes;
+use sluice_protocol::records::{Compression, Record, RecordBatch};
 
 pub(crate) struct TestBatch {
     pub count: i32,
@@ -74,4 +75,44 @@ pub(crate) fn producer_batch(pid: i64, epoch: i16, seq: i32, count: i32) -> Byte
         ..Default::default()
     }
     .bytes()
+}
+
+/// A batch of real records, for tests that look inside batches (compaction): `(key, value)`
+/// pairs at offset deltas 0, 1, 2, ..., all at `timestamp`, compressed with `compression`.
+pub(crate) fn keyed_batch(
+    records: &[(Option<&str>, Option<&str>)],
+    timestamp: i64,
+    compression: Compression,
+) -> Bytes {
+    keyed_producer_batch(-1, -1, -1, records, timestamp, compression)
+}
+
+/// As [`keyed_batch`], from an idempotent producer.
+pub(crate) fn keyed_producer_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    records: &[(Option<&str>, Option<&str>)],
+    timestamp: i64,
+    compression: Compression,
+) -> Bytes {
+    let bytes = |s: Option<&str>| s.map(|s| Bytes::copy_from_slice(s.as_bytes()));
+    let mut batch = RecordBatch::new(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                offset: i as i64,
+                timestamp,
+                key: bytes(*k),
+                value: bytes(*v),
+                headers: Vec::new(),
+            })
+            .collect(),
+    );
+    batch.compression = compression;
+    batch.producer_id = producer_id;
+    batch.producer_epoch = producer_epoch;
+    batch.base_sequence = base_sequence;
+    batch.encode().unwrap()
 }

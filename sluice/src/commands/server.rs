@@ -103,6 +103,9 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
         log_flush_interval_messages: s.log_flush_interval_messages,
         log_flush_interval_ms: s.log_flush_interval.map(ms),
         log_index_interval_bytes: s.log_index_interval_bytes as usize,
+        log_cleaner_enable: s.log_cleaner_enable,
+        log_cleaner_backoff_ms: ms(s.log_cleaner_backoff),
+        log_cleaner_dedupe_buffer_size: s.log_cleaner_dedupe_buffer_size as usize,
         message_max_bytes: s.message_max_bytes as usize,
         socket_request_max_bytes: s.socket_request_max_bytes as usize,
         group_coordinator: CoordinatorConfig {

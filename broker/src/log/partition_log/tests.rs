@@ -8,6 +8,7 @@ use sluice_protocol::records::verify_crc;
 
 use super::*;
 use crate::log::test_util::{batch, producer_batch, TestBatch};
+use crate::log::CleanupPolicy;
 
 /// 100-byte single-record batches; ten fill a segment, an index entry every other batch.
 fn small_config() -> LogConfig {
@@ -326,6 +327,30 @@ fn size_retention_deletes_oldest_segments_beyond_the_limit() {
     assert_eq!(log.log_start_offset(), 10);
     assert_eq!(log.size_bytes(), 2_500);
     assert_eq!(log.apply_retention(0).unwrap(), 0);
+}
+
+#[test]
+fn compact_only_logs_ignore_time_and_size_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let compact = LogConfig {
+        retention_ms: Some(1_000),
+        retention_bytes: Some(1_000),
+        cleanup_policy: CleanupPolicy::Compact,
+        ..small_config()
+    };
+    let log = open(dir.path(), compact.clone(), 0, true);
+    for _ in 0..25 {
+        log.append(batch(1, 1_000), 0, 0).unwrap();
+    }
+    assert_eq!(log.apply_retention(1_000_000).unwrap(), 0);
+    assert_eq!(log.segment_base_offsets(), vec![0, 10, 20]);
+
+    log.update_config(LogConfig {
+        cleanup_policy: CleanupPolicy::CompactAndDelete,
+        ..compact
+    });
+    assert_eq!(log.apply_retention(1_000_000).unwrap(), 2);
+    assert_eq!(log.log_start_offset(), 20);
 }
 
 #[test]
