@@ -189,7 +189,8 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
             .unwrap_or(LogConfig::default().min_cleanable_dirty_ratio),
         min_compaction_lag_ms: long("min.compaction.lag.ms")
             .unwrap_or(LogConfig::default().min_compaction_lag_ms),
-        ..LogConfig::default()
+        max_index_bytes: long("segment.index.bytes")
+            .map_or(LogConfig::default().max_index_bytes, |v| v as usize),
     }
 }
 
@@ -263,6 +264,9 @@ mod tests {
         let c = log_config(&b, &o);
         assert_eq!(c.segment_bytes, 1024);
         assert_eq!(c.retention_ms, None);
+        assert_eq!(c.max_index_bytes, 10 << 20);
+        o.insert("segment.index.bytes".to_string(), "4096".to_string());
+        assert_eq!(log_config(&b, &o).max_index_bytes, 4096);
         assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
         assert!(!is_compacted(&o));
     }
