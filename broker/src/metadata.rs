@@ -163,6 +163,19 @@ impl MetadataStore {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides; the file holds either the old set or the new one.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        let mut state = self.state.write().unwrap();
+        let mut next = state.clone();
+        next.topics
+            .get_mut(name)
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?
+            .configs = configs;
+        self.persist(&next)?;
+        *state = next;
+        Ok(())
+    }
+
     pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata> {
         let mut state = self.state.write().unwrap();
         let mut next = state.clone();
@@ -246,6 +259,15 @@ mod tests {
         assert_eq!(store.topic("a"), Some(t));
         assert_eq!(store.cluster_id(), cluster);
         assert!(store.next_producer_id().unwrap() > second);
+        let configs: BTreeMap<String, String> =
+            [("retention.ms".to_string(), "1000".to_string())].into();
+        store.set_topic_configs("a", configs.clone()).unwrap();
+        assert!(store.set_topic_configs("missing", configs.clone()).is_err());
+        drop(store);
+
+        let store = MetadataStore::open(dir.path(), 1).unwrap();
+        assert_eq!(store.topic("a").unwrap().configs, configs);
+        assert!(store.topic("missing").is_none());
         store.delete_topic("a").unwrap();
         assert!(store.topic("a").is_none());
         assert!(MetadataStore::open(dir.path(), 2).is_err());

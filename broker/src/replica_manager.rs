@@ -1,9 +1,10 @@
-//! `ReplicaManager`: the partitions this broker hosts, topic creation and deletion, and the
-//! produce (append) and fetch (read) paths over their logs. On a single node every partition's
-//! only replica is the leader; the replication issue grows followers and the ISR here.
+//! `ReplicaManager`: the partitions this broker hosts, topic creation, deletion and config
+//! changes, and the produce (append) and fetch (read) paths over their logs. On a single node
+//! every partition's only replica is the leader; the replication issue grows followers and the
+//! ISR here.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -15,9 +16,9 @@ use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
-use crate::log::{AppendInfo, Log, LogManager, ReadResult, TopicPartition};
+use crate::log::{AppendInfo, Log, LogConfig, LogManager, ReadResult, TopicPartition};
 use crate::metadata::{random_bytes, MetadataStore, TopicMetadata};
-use crate::topic_config;
+use crate::topic_config::{self, AlterOp};
 
 /// The least a compressed produced batch may expand to during validation.
 const MIN_DECOMPRESSION_LIMIT: usize = 64 << 20;
@@ -43,6 +44,10 @@ pub struct ReplicaManager {
     metadata: Arc<MetadataStore>,
     logs: Arc<LogManager>,
     partitions: DashMap<TopicPartition, Arc<Partition>>,
+    /// Held across each create, delete and config change of a topic, so that a change reads the
+    /// configs the previous one wrote, and the metadata and the running partitions always end up
+    /// agreeing with the change that was persisted last.
+    topic_changes: Mutex<()>,
     /// Bumped after every append, so long-polling fetches re-check without a busy loop.
     appended: watch::Sender<u64>,
 }
@@ -66,6 +71,7 @@ impl ReplicaManager {
             metadata,
             logs,
             partitions: DashMap::new(),
+            topic_changes: Mutex::new(()),
             appended,
         };
         let known: Vec<TopicMetadata> = rm.metadata.topics();
@@ -81,10 +87,18 @@ impl ReplicaManager {
         Ok(rm)
     }
 
+    /// What a topic's configs mean for its partitions: the log's settings, and the limits the
+    /// produce path checks.
+    fn partition_settings(&self, configs: &BTreeMap<String, String>) -> (LogConfig, usize, bool) {
+        (
+            topic_config::log_config(&self.config, configs),
+            topic_config::max_message_bytes(&self.config, configs),
+            topic_config::is_compacted(configs),
+        )
+    }
+
     fn open_partitions(&self, topic: &TopicMetadata) -> Result<()> {
-        let log_config = topic_config::log_config(&self.config, &topic.configs);
-        let max_message_bytes = topic_config::max_message_bytes(&self.config, &topic.configs);
-        let compacted = topic_config::is_compacted(&topic.configs);
+        let (log_config, max_message_bytes, compacted) = self.partition_settings(&topic.configs);
         for p in 0..topic.partitions {
             let tp = TopicPartition {
                 topic: topic.name.clone(),
@@ -130,6 +144,7 @@ impl ReplicaManager {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMetadata> {
+        let _changing = self.lock_topic_changes();
         topic_config::validate_topic_name(name)?;
         let partitions = match partitions {
             -1 => self.config.num_partitions,
@@ -178,6 +193,7 @@ impl ReplicaManager {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata> {
+        let _changing = self.lock_topic_changes();
         let topic = self.metadata.delete_topic(name)?;
         for p in 0..topic.partitions {
             let tp = TopicPartition {
@@ -189,6 +205,59 @@ impl ReplicaManager {
         }
         info!(topic = name, "deleted topic");
         Ok(topic)
+    }
+
+    /// Applies IncrementalAlterConfigs operations to a topic: validates them all, persists the
+    /// new overrides, then puts them in force on every partition of the topic, logs and produce
+    /// limits alike. Any failure leaves the topic as it was. Returns the new overrides; with
+    /// `validate_only` they are only computed.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[(String, AlterOp)],
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>> {
+        let _changing = self.lock_topic_changes();
+        let topic = self
+            .metadata
+            .topic(name)
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
+        let configs = topic_config::alter(&self.config, &topic.configs, changes)?;
+        if validate_only || configs == topic.configs {
+            return Ok(configs);
+        }
+        // Persisted first: if the write fails the partitions have not moved, and once it has
+        // succeeded nothing below can fail.
+        self.metadata.set_topic_configs(name, configs.clone())?;
+        let (log_config, max_message_bytes, compacted) = self.partition_settings(&configs);
+        for p in 0..topic.partitions {
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition: p,
+            };
+            let Some(old) = self.partition(name, p) else {
+                continue;
+            };
+            old.log.update_config(log_config.clone());
+            // Produce takes a snapshot of the Arc per request: a batch already being checked
+            // finishes under the old limits, every later one sees the new ones.
+            self.partitions.insert(
+                tp,
+                Arc::new(Partition {
+                    log: old.log.clone(),
+                    leader_epoch: old.leader_epoch,
+                    max_message_bytes,
+                    compacted,
+                }),
+            );
+        }
+        info!(topic = name, ?configs, "altered topic configs");
+        Ok(configs)
+    }
+
+    fn lock_topic_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is (), so a panic while it was held left nothing inconsistent in it.
+        self.topic_changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Checks a producer's records for one partition and appends them.
@@ -327,5 +396,54 @@ mod tests {
             assert!(rm.append("table", 0, Some(keyed)).is_ok());
         }
         assert_eq!(rm.partition("table", 0).unwrap().log.log_end_offset(), 2);
+    }
+
+    #[test]
+    fn altered_configs_reach_every_running_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().to_path_buf(),
+        ));
+        let metadata = Arc::new(MetadataStore::open(dir.path(), config.node_id).unwrap());
+        let logs = Arc::new(LogManager::open(config.log_dirs.clone(), Default::default()).unwrap());
+        let rm = ReplicaManager::open(config, metadata, logs).unwrap();
+        rm.create_topic("t", 2, 1, BTreeMap::new(), false).unwrap();
+        let logs_before: Vec<Arc<Log>> = (0..2)
+            .map(|p| rm.partition("t", p).unwrap().log.clone())
+            .collect();
+        let changes = [
+            ("max.message.bytes".to_string(), AlterOp::Set("100".into())),
+            (
+                "cleanup.policy".to_string(),
+                AlterOp::Append("compact".into()),
+            ),
+            ("retention.ms".to_string(), AlterOp::Set("60000".into())),
+        ];
+
+        rm.alter_topic_configs("t", &changes, true).unwrap();
+        assert!(rm.metadata().topic("t").unwrap().configs.is_empty());
+        assert!(!rm.partition("t", 0).unwrap().compacted);
+
+        let configs = rm.alter_topic_configs("t", &changes, false).unwrap();
+        assert_eq!(rm.metadata().topic("t").unwrap().configs, configs);
+        for (p, before) in logs_before.iter().enumerate() {
+            let part = rm.partition("t", p as i32).unwrap();
+            assert!(Arc::ptr_eq(&part.log, before), "the log itself stays");
+            assert_eq!(part.max_message_bytes, 100);
+            assert!(part.compacted);
+            let c = part.log.config();
+            assert_eq!(
+                c.cleanup_policy,
+                crate::log::CleanupPolicy::CompactAndDelete
+            );
+            assert_eq!(c.retention_ms, Some(60_000));
+        }
+
+        let bad = [("retention.ms".to_string(), AlterOp::Set("soon".into()))];
+        assert!(rm.alter_topic_configs("t", &bad, false).is_err());
+        assert_eq!(rm.metadata().topic("t").unwrap().configs, configs);
+        let e = rm.alter_topic_configs("nope", &changes, false).unwrap_err();
+        assert!(matches!(e, BrokerError::UnknownTopicOrPartition(_)), "{e}");
     }
 }

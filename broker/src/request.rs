@@ -77,6 +77,10 @@ pub async fn handle_frame(
         DescribeConfigsRequest::API_KEY => {
             route!(DescribeConfigsRequest, handlers::describe_configs::handle)
         }
+        IncrementalAlterConfigsRequest::API_KEY => route!(
+            IncrementalAlterConfigsRequest,
+            handlers::incremental_alter_configs::handle
+        ),
         FindCoordinatorRequest::API_KEY => {
             route!(FindCoordinatorRequest, handlers::find_coordinator::handle)
         }

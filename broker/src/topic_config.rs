@@ -1,5 +1,6 @@
-//! Per-topic configuration: which keys a topic may set, how each is validated, and how the
-//! topic's overrides combine with the broker's defaults into the `LogConfig` its partitions use.
+//! Per-topic configuration: which keys a topic may set, how each is validated, how
+//! IncrementalAlterConfigs operations change a topic's overrides, and how the overrides combine
+//! with the broker's defaults into the `LogConfig` its partitions use.
 
 use std::collections::BTreeMap;
 
@@ -101,6 +102,87 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
     }
 }
 
+/// One IncrementalAlterConfigs operation on a topic config key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterOp {
+    Set(String),
+    /// Drops the override, so the default applies again.
+    Delete,
+    /// Adds the comma-separated items a list config does not have yet.
+    Append(String),
+    /// Removes the comma-separated items from a list config.
+    Subtract(String),
+}
+
+/// A topic's overrides after `changes`, each touched key validated. APPEND and SUBTRACT start
+/// from the effective value, so appending to a topic without an override extends the default.
+/// The input is left alone: on error the caller still holds the overrides it had.
+pub fn alter(
+    broker: &BrokerConfig,
+    current: &BTreeMap<String, String>,
+    changes: &[(String, AlterOp)],
+) -> Result<BTreeMap<String, String>> {
+    let mut next = current.clone();
+    for (key, op) in changes {
+        let Some((_, _, kind)) = TOPIC_CONFIGS.iter().find(|(k, _, _)| k == key) else {
+            return Err(BrokerError::InvalidConfig(format!(
+                "unknown topic config {key}"
+            )));
+        };
+        let value = match op {
+            AlterOp::Delete => {
+                next.remove(key);
+                continue;
+            }
+            AlterOp::Set(v) => v.clone(),
+            AlterOp::Append(items) | AlterOp::Subtract(items) => {
+                if !matches!(kind, Kind::List(_)) {
+                    return Err(BrokerError::InvalidConfig(format!(
+                        "{key} is not a list config, so it cannot be appended to or subtracted \
+                         from (value {items:?})"
+                    )));
+                }
+                let base = next
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| default_value(broker, key));
+                if matches!(op, AlterOp::Append(_)) {
+                    append_to_list(&base, items)
+                } else {
+                    subtract_from_list(&base, items)
+                }
+            }
+        };
+        validate(key, &value)?;
+        next.insert(key.clone(), value);
+    }
+    Ok(next)
+}
+
+fn list_items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `list` with the items of `items` it lacks added at the end, in their order, once each.
+fn append_to_list(list: &str, items: &str) -> String {
+    let mut out: Vec<&str> = list_items(list).collect();
+    for item in list_items(items) {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out.join(",")
+}
+
+/// `list` without any of the items of `items`; may be empty, which validation then judges.
+fn subtract_from_list(list: &str, items: &str) -> String {
+    let gone: Vec<&str> = list_items(items).collect();
+    list_items(list)
+        .filter(|item| !gone.contains(item))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The effective value of every topic config for a topic: its override, else the broker's.
 /// Returns (key, value, is_default) triples in a stable order, as DescribeConfigs lists them.
 pub fn effective(
@@ -189,7 +271,8 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
             .unwrap_or(LogConfig::default().min_cleanable_dirty_ratio),
         min_compaction_lag_ms: long("min.compaction.lag.ms")
             .unwrap_or(LogConfig::default().min_compaction_lag_ms),
-        ..LogConfig::default()
+        max_index_bytes: long("segment.index.bytes")
+            .map_or(LogConfig::default().max_index_bytes, |v| v as usize),
     }
 }
 
@@ -255,6 +338,84 @@ mod tests {
     }
 
     #[test]
+    fn list_append_adds_only_what_is_missing() {
+        assert_eq!(append_to_list("delete", "compact"), "delete,compact");
+        assert_eq!(
+            append_to_list("delete, compact", "compact"),
+            "delete,compact"
+        );
+        assert_eq!(append_to_list("", "compact,delete"), "compact,delete");
+        assert_eq!(
+            append_to_list("delete", "compact,compact"),
+            "delete,compact"
+        );
+        assert_eq!(append_to_list("delete", ""), "delete");
+    }
+
+    #[test]
+    fn list_subtract_removes_every_occurrence() {
+        assert_eq!(subtract_from_list("delete,compact", "delete"), "compact");
+        assert_eq!(subtract_from_list("delete, compact ", " compact"), "delete");
+        assert_eq!(subtract_from_list("delete", "compact"), "delete");
+        assert_eq!(subtract_from_list("delete,delete", "delete"), "");
+        assert_eq!(subtract_from_list("delete,compact", "compact,delete"), "");
+    }
+
+    #[test]
+    fn alter_applies_each_operation_and_validates_the_result() {
+        let b = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/x".into());
+        let set = |k: &str, v: &str| (k.to_string(), AlterOp::Set(v.to_string()));
+        let none = BTreeMap::new();
+
+        let o = alter(&b, &none, &[set("retention.ms", "1000")]).unwrap();
+        assert_eq!(o.get("retention.ms").map(String::as_str), Some("1000"));
+        let o = alter(&b, &o, &[("retention.ms".into(), AlterOp::Delete)]).unwrap();
+        assert!(o.is_empty());
+        // Deleting what was never set is no error.
+        assert!(alter(&b, &o, &[("segment.ms".into(), AlterOp::Delete)]).is_ok());
+
+        // Without an override, APPEND extends the default (delete).
+        let append = (
+            "cleanup.policy".to_string(),
+            AlterOp::Append("compact".into()),
+        );
+        let o = alter(&b, &none, std::slice::from_ref(&append)).unwrap();
+        assert_eq!(o["cleanup.policy"], "delete,compact");
+        let o = alter(&b, &o, &[append]).unwrap();
+        assert_eq!(o["cleanup.policy"], "delete,compact");
+        let sub = |v: &str| ("cleanup.policy".to_string(), AlterOp::Subtract(v.into()));
+        let o = alter(&b, &o, &[sub("delete")]).unwrap();
+        assert_eq!(o["cleanup.policy"], "compact");
+        // An empty cleanup.policy is not one Sluice can run.
+        let e = alter(&b, &o, &[sub("compact")]).unwrap_err();
+        assert!(matches!(e, BrokerError::InvalidConfig(_)), "{e}");
+
+        let e = alter(
+            &b,
+            &none,
+            &[("retention.ms".into(), AlterOp::Append("5".into()))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("retention.ms") && e.contains("list"), "{e}");
+        let e = alter(&b, &none, &[set("cleanup.policy", "shred")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cleanup.policy") && e.contains("shred"), "{e}");
+        let e = alter(&b, &none, &[set("no.such.config", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no.such.config"), "{e}");
+        // One bad change fails the whole set, whatever came before it.
+        let r = alter(
+            &b,
+            &none,
+            &[set("retention.ms", "5"), set("segment.bytes", "tiny")],
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
     fn overrides_win_over_broker_defaults() {
         let b = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/x".into());
         let mut o = BTreeMap::new();
@@ -263,6 +424,9 @@ mod tests {
         let c = log_config(&b, &o);
         assert_eq!(c.segment_bytes, 1024);
         assert_eq!(c.retention_ms, None);
+        assert_eq!(c.max_index_bytes, 10 << 20);
+        o.insert("segment.index.bytes".to_string(), "4096".to_string());
+        assert_eq!(log_config(&b, &o).max_index_bytes, 4096);
         assert_eq!(c.cleanup_policy, CleanupPolicy::Delete);
         assert!(!is_compacted(&o));
     }

@@ -1,6 +1,8 @@
 //! The broker in-process, driven by encoded requests over a real TCP socket: the error codes of
-//! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers and the fetch long poll.
+//! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers, the fetch long poll, and
+//! topic configs altered at run time and kept across a restart.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -17,11 +19,14 @@ struct TestBroker {
     addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn start(tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), tweak).await
+}
+
+async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
     let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
     tweak(&mut config);
     let broker = Broker::start(config).await.unwrap();
@@ -39,7 +44,7 @@ async fn start(tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         addr,
         stop: Some(tx),
         task,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -47,6 +52,13 @@ impl TestBroker {
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap();
+    }
+
+    /// A clean shutdown, then a new broker on the same log dir, with default settings.
+    async fn restart(mut self) -> TestBroker {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+        start_in(self.dir, |_| {}).await
     }
 }
 
@@ -426,5 +438,391 @@ async fn metadata_auto_creates_and_reports_invalid_names() {
         bad.topics[0].error_code,
         ErrorCode::InvalidTopicException.code()
     );
+    b.stop().await;
+}
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+fn alter_configs(
+    resource_type: i8,
+    name: &str,
+    changes: &[(&str, i8, Option<&str>)],
+) -> AlterConfigsResource {
+    AlterConfigsResource {
+        resource_type,
+        resource_name: name.into(),
+        configs: changes
+            .iter()
+            .map(|(key, op, value)| AlterableConfig {
+                name: key.to_string(),
+                config_operation: *op,
+                value: value.map(str::to_string),
+            })
+            .collect(),
+    }
+}
+
+/// Alters one resource with IncrementalAlterConfigs v1 and returns its (error code, message).
+async fn alter_one(
+    c: &mut Client,
+    resource: AlterConfigsResource,
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    alter_at(c, 1, resource, validate_only).await
+}
+
+async fn alter_at(
+    c: &mut Client,
+    version: i16,
+    resource: AlterConfigsResource,
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let r = c
+        .send(
+            version,
+            &IncrementalAlterConfigsRequest {
+                resources: vec![resource.clone()],
+                validate_only,
+            },
+        )
+        .await;
+    assert_eq!(r.responses.len(), 1);
+    let answer = &r.responses[0];
+    assert_eq!(answer.resource_name, resource.resource_name);
+    assert_eq!(answer.resource_type, resource.resource_type);
+    (answer.error_code, answer.error_message.clone())
+}
+
+/// The topic's configs as DescribeConfigs reports them: name -> (value, config_source).
+async fn describe_topic(c: &mut Client, topic: &str) -> BTreeMap<String, (String, i8)> {
+    let r = c
+        .send(
+            4,
+            &DescribeConfigsRequest {
+                resources: vec![DescribeConfigsRequestResource {
+                    resource_type: TOPIC,
+                    resource_name: topic.into(),
+                    configuration_keys: None,
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(r.results[0].error_code, 0);
+    r.results[0]
+        .configs
+        .iter()
+        .map(|e| (e.name.clone(), (e.value.clone().unwrap(), e.config_source)))
+        .collect()
+}
+
+fn entry(value: &str, source: i8) -> (String, i8) {
+    (value.to_string(), source)
+}
+
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+#[tokio::test]
+async fn incremental_alter_configs_changes_topic_configs() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("cfg", 1, 1)).await;
+    let before = describe_topic(&mut c, "cfg").await;
+    assert_eq!(before["retention.ms"], entry("604800000", SOURCE_DEFAULT));
+    assert_eq!(before["cleanup.policy"], entry("delete", SOURCE_DEFAULT));
+
+    let set = alter_configs(
+        TOPIC,
+        "cfg",
+        &[
+            ("retention.ms", SET, Some("3600000")),
+            ("cleanup.policy", SET, Some("compact")),
+        ],
+    );
+    // v0 is the non-flexible encoding; the rest of the tests use v1.
+    assert_eq!(alter_at(&mut c, 0, set, false).await, (0, None));
+    let d = describe_topic(&mut c, "cfg").await;
+    assert_eq!(d["retention.ms"], entry("3600000", SOURCE_TOPIC));
+    assert_eq!(d["cleanup.policy"], entry("compact", SOURCE_TOPIC));
+    assert_eq!(d["segment.bytes"].1, SOURCE_DEFAULT);
+
+    // SUBTRACT takes an item away, APPEND adds one after the current ones.
+    let sub = alter_configs(
+        TOPIC,
+        "cfg",
+        &[("cleanup.policy", SUBTRACT, Some("compact"))],
+    );
+    let (code, message) = alter_one(&mut c, sub, false).await;
+    assert_eq!(
+        code,
+        ErrorCode::InvalidConfig.code(),
+        "an empty policy is refused"
+    );
+    assert!(message.unwrap().contains("cleanup.policy"));
+    let append = alter_configs(TOPIC, "cfg", &[("cleanup.policy", APPEND, Some("delete"))]);
+    assert_eq!(alter_one(&mut c, append, false).await.0, 0);
+    let d = describe_topic(&mut c, "cfg").await;
+    assert_eq!(d["cleanup.policy"], entry("compact,delete", SOURCE_TOPIC));
+    let sub = alter_configs(
+        TOPIC,
+        "cfg",
+        &[("cleanup.policy", SUBTRACT, Some("compact"))],
+    );
+    assert_eq!(alter_one(&mut c, sub, false).await.0, 0);
+    let d = describe_topic(&mut c, "cfg").await;
+    assert_eq!(d["cleanup.policy"], entry("delete", SOURCE_TOPIC));
+
+    // DELETE reverts to the default; the other override stays.
+    let revert = alter_configs(TOPIC, "cfg", &[("cleanup.policy", DELETE, None)]);
+    assert_eq!(alter_one(&mut c, revert, false).await.0, 0);
+    let d = describe_topic(&mut c, "cfg").await;
+    assert_eq!(d["cleanup.policy"], entry("delete", SOURCE_DEFAULT));
+    assert_eq!(d["retention.ms"], entry("3600000", SOURCE_TOPIC));
+
+    // APPEND to a topic without an override extends the default, as in Kafka.
+    c.send(7, &create("plain", 1, 1)).await;
+    let append = alter_configs(
+        TOPIC,
+        "plain",
+        &[("cleanup.policy", APPEND, Some("compact"))],
+    );
+    assert_eq!(alter_one(&mut c, append, false).await.0, 0);
+    let d = describe_topic(&mut c, "plain").await;
+    assert_eq!(d["cleanup.policy"], entry("delete,compact", SOURCE_TOPIC));
+
+    // validate_only answers as the change would, and changes nothing.
+    let try_it = alter_configs(TOPIC, "cfg", &[("retention.ms", SET, Some("1000"))]);
+    assert_eq!(alter_one(&mut c, try_it, true).await, (0, None));
+    let bad = alter_configs(TOPIC, "cfg", &[("retention.ms", SET, Some("soon"))]);
+    assert_eq!(
+        alter_one(&mut c, bad, true).await.0,
+        ErrorCode::InvalidConfig.code()
+    );
+    assert_eq!(
+        describe_topic(&mut c, "cfg").await["retention.ms"],
+        entry("3600000", SOURCE_TOPIC)
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn incremental_alter_configs_refuses_bad_resources_whole() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("cfg", 1, 1)).await;
+    let before = describe_topic(&mut c, "cfg").await;
+
+    // A bad value fails its resource; the valid change beside it is not applied either.
+    let mixed = alter_configs(
+        TOPIC,
+        "cfg",
+        &[
+            ("retention.ms", SET, Some("1000")),
+            ("segment.bytes", SET, Some("tiny")),
+        ],
+    );
+    let (code, message) = alter_one(&mut c, mixed, false).await;
+    assert_eq!(code, ErrorCode::InvalidConfig.code());
+    let message = message.unwrap();
+    assert!(
+        message.contains("segment.bytes") && message.contains("tiny"),
+        "{message}"
+    );
+    let unknown = alter_configs(TOPIC, "cfg", &[("no.such.config", SET, Some("1"))]);
+    let (code, message) = alter_one(&mut c, unknown, false).await;
+    assert_eq!(code, ErrorCode::InvalidConfig.code());
+    assert!(message.unwrap().contains("no.such.config"));
+    let not_a_list = alter_configs(TOPIC, "cfg", &[("retention.ms", APPEND, Some("5"))]);
+    let (code, message) = alter_one(&mut c, not_a_list, false).await;
+    assert_eq!(code, ErrorCode::InvalidConfig.code());
+    assert!(message.unwrap().contains("retention.ms"));
+    let twice = alter_configs(
+        TOPIC,
+        "cfg",
+        &[
+            ("retention.ms", SET, Some("1000")),
+            ("retention.ms", SET, Some("2000")),
+        ],
+    );
+    assert_eq!(
+        alter_one(&mut c, twice, false).await.0,
+        ErrorCode::InvalidRequest.code()
+    );
+    let null = alter_configs(TOPIC, "cfg", &[("retention.ms", SET, None)]);
+    assert_eq!(
+        alter_one(&mut c, null, false).await.0,
+        ErrorCode::InvalidRequest.code()
+    );
+    assert_eq!(describe_topic(&mut c, "cfg").await, before);
+
+    // Resources are independent: one good, one unknown topic, one broker, one unknown type.
+    let r = c
+        .send(
+            1,
+            &IncrementalAlterConfigsRequest {
+                resources: vec![
+                    alter_configs(TOPIC, "cfg", &[("retention.ms", SET, Some("1000"))]),
+                    alter_configs(TOPIC, "missing", &[("retention.ms", SET, Some("1000"))]),
+                    alter_configs(BROKER, "1", &[("log.retention.ms", SET, Some("1000"))]),
+                    alter_configs(8, "1", &[("kafka", SET, Some("DEBUG"))]),
+                ],
+                validate_only: false,
+            },
+        )
+        .await;
+    let codes: Vec<i16> = r.responses.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        [
+            0,
+            ErrorCode::UnknownTopicOrPartition.code(),
+            ErrorCode::InvalidRequest.code(),
+            ErrorCode::InvalidRequest.code(),
+        ]
+    );
+    let broker_message = r.responses[2].error_message.as_deref().unwrap();
+    assert!(broker_message.contains("not supported"), "{broker_message}");
+    assert_eq!(
+        describe_topic(&mut c, "cfg").await["retention.ms"],
+        entry("1000", SOURCE_TOPIC)
+    );
+
+    // The same resource twice: neither copy is applied.
+    let r = c
+        .send(
+            1,
+            &IncrementalAlterConfigsRequest {
+                resources: vec![
+                    alter_configs(TOPIC, "cfg", &[("retention.ms", SET, Some("2000"))]),
+                    alter_configs(TOPIC, "cfg", &[("retention.ms", SET, Some("3000"))]),
+                ],
+                validate_only: false,
+            },
+        )
+        .await;
+    assert!(r
+        .responses
+        .iter()
+        .all(|r| r.error_code == ErrorCode::InvalidRequest.code()));
+    assert_eq!(
+        describe_topic(&mut c, "cfg").await["retention.ms"],
+        entry("1000", SOURCE_TOPIC)
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn altered_max_message_bytes_holds_at_once_and_after_restart() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("small", 1, 1)).await;
+    c.send(7, &create("other", 1, 1)).await;
+    let big = || batch(10, 200, None);
+    assert_eq!(
+        produce_result(&c.send(9, &produce("small", 0, big())).await).0,
+        0
+    );
+
+    let shrink = alter_configs(TOPIC, "small", &[("max.message.bytes", SET, Some("1000"))]);
+    assert_eq!(alter_one(&mut c, shrink, false).await.0, 0);
+    let code = |r: ProduceResponse| produce_result(&r).0;
+    assert_eq!(
+        code(c.send(9, &produce("small", 0, big())).await),
+        ErrorCode::MessageTooLarge.code()
+    );
+    assert_eq!(
+        code(c.send(9, &produce("small", 0, batch(1, 10, None))).await),
+        0
+    );
+    assert_eq!(code(c.send(9, &produce("other", 0, big())).await), 0);
+    // Compaction needs keys; the switch reaches the produce path at once too.
+    let compact = alter_configs(TOPIC, "other", &[("cleanup.policy", SET, Some("compact"))]);
+    assert_eq!(alter_one(&mut c, compact, false).await.0, 0);
+    let keyless = RecordBatch::new(vec![Record {
+        offset: 0,
+        timestamp: 1,
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: vec![],
+    }])
+    .encode()
+    .unwrap();
+    assert_eq!(
+        code(c.send(9, &produce("other", 0, keyless.clone())).await),
+        ErrorCode::InvalidRecord.code()
+    );
+    drop(c);
+
+    let b = b.restart().await;
+    let mut c = Client::connect(&b).await;
+    let d = describe_topic(&mut c, "small").await;
+    assert_eq!(d["max.message.bytes"], entry("1000", SOURCE_TOPIC));
+    assert_eq!(
+        code(c.send(9, &produce("small", 0, big())).await),
+        ErrorCode::MessageTooLarge.code()
+    );
+    assert_eq!(
+        code(c.send(9, &produce("other", 0, keyless)).await),
+        ErrorCode::InvalidRecord.code()
+    );
+    // Reverted, the broker's message.max.bytes applies again.
+    let revert = alter_configs(TOPIC, "small", &[("max.message.bytes", DELETE, None)]);
+    assert_eq!(alter_one(&mut c, revert, false).await.0, 0);
+    assert_eq!(code(c.send(9, &produce("small", 0, big())).await), 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn altered_retention_reaches_the_running_log() {
+    let b = start(|c| c.log_retention_check_interval_ms = 50).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("aging", 1, 1)).await;
+    // Timestamps from 2023: far older than any retention set below.
+    assert_eq!(
+        produce_result(&c.send(9, &produce("aging", 0, batch(3, 10, None))).await),
+        (0, 0)
+    );
+    let earliest = ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![ListOffsetsRequestTopic {
+            name: "aging".into(),
+            partitions: vec![ListOffsetsRequestPartition {
+                partition_index: 0,
+                timestamp: -2,
+                current_leader_epoch: -1,
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    };
+    // The week-long defaults keep the data; a rolled segment past a 1 ms retention must go.
+    let shorten = alter_configs(
+        TOPIC,
+        "aging",
+        &[
+            ("segment.ms", SET, Some("1")),
+            ("retention.ms", SET, Some("1")),
+        ],
+    );
+    assert_eq!(c.send(7, &earliest).await.topics[0].partitions[0].offset, 0);
+    assert_eq!(alter_one(&mut c, shorten, false).await.0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let start = c.send(7, &earliest).await.topics[0].partitions[0].offset;
+        if start == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention never ran; log start {start}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     b.stop().await;
 }

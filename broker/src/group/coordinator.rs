@@ -1217,14 +1217,13 @@ impl GroupCoordinator {
                 let checked = match g.state {
                     GroupState::Dead => Err(ErrorCode::CoordinatorNotAvailable),
                     GroupState::CompletingRebalance => Err(ErrorCode::RebalanceInProgress),
-                    _ => validate_member(g, &req.member_id, req.group_instance_id.as_deref())
-                        .and_then(|_| {
-                            if req.generation_id == g.generation_id {
-                                Ok(())
-                            } else {
-                                Err(ErrorCode::IllegalGeneration)
-                            }
-                        }),
+                    _ => validate_member(g, &req.member_id, req.group_instance_id.as_deref()).and(
+                        if req.generation_id == g.generation_id {
+                            Ok(())
+                        } else {
+                            Err(ErrorCode::IllegalGeneration)
+                        },
+                    ),
                 };
                 if let Err(e) = checked {
                     return all(e);

@@ -838,11 +838,19 @@ impl Log {
         self.flush_rolled_segments()
     }
 
+    /// Puts new settings in force at once: appends, rolls, retention, flushes and cleaning passes
+    /// all read them from here, so nothing else needs to be told.
     pub fn update_config(&self, config: LogConfig) {
         let mut inner = self.lock();
         for seg in inner.segments.values_mut() {
             seg.set_config(&config);
         }
+        // The last pass timed its earliest kept tombstone by the old delete.retention.ms; moved
+        // by the change, a shortened retention makes the next pass due without new writes.
+        let shift = config
+            .delete_retention_ms
+            .saturating_sub(inner.config.delete_retention_ms);
+        inner.next_tombstone_expiry = inner.next_tombstone_expiry.map(|t| t.saturating_add(shift));
         inner.config = config;
     }
 }

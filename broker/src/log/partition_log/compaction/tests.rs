@@ -261,6 +261,29 @@ fn tombstones_stay_for_delete_retention_then_go() {
 }
 
 #[test]
+fn a_shorter_delete_retention_makes_kept_tombstones_due_sooner() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config());
+    append(&log, "a", Some("1"), 1_000);
+    append(&log, "a", None, 5_000);
+    roll(&log);
+    assert_eq!(log.clean(5_000).unwrap().tombstones_removed, 0);
+    assert_eq!(
+        log.clean(5_000 + DAY_MS / 2).unwrap().outcome,
+        CleanOutcome::NothingToClean
+    );
+    // Nothing new is written: only the altered config can make a pass due before a day is up.
+    log.update_config(LogConfig {
+        delete_retention_ms: DAY_MS / 4,
+        ..config()
+    });
+    let stats = log.clean(5_000 + DAY_MS / 2).unwrap();
+    assert_eq!(stats.outcome, CleanOutcome::Cleaned);
+    assert_eq!(stats.tombstones_removed, 1);
+    assert!(read_records(&log).is_empty());
+}
+
+#[test]
 fn compressed_batches_are_rewritten_with_their_codec_and_offsets() {
     for codec in [
         Compression::Gzip,
