@@ -17,7 +17,7 @@ use crate::error::{BrokerError, Result};
 use crate::group::service::GroupCoordinatorService;
 use crate::log::{CleanerConfig, LogManager};
 use crate::metadata::MetadataStore;
-use crate::network::{FrameReader, FrameWriter};
+use crate::network::{FrameReader, FrameWriter, ReadError};
 use crate::replica_manager::{now_ms, ReplicaManager};
 use crate::request;
 use crate::shutdown::Shutdown;
@@ -181,6 +181,16 @@ async fn serve_connection(ctx: Arc<Context>, stream: TcpStream, peer: SocketAddr
         let frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            // A client that vanished (killed, or closed without a goodbye) is routine.
+            Err(ReadError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                debug!(%peer, error = %e, "connection reset by peer");
+                break;
+            }
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection: unreadable frame");
                 break;

@@ -60,7 +60,10 @@ fn committed_offsets_survive_a_broker_crash() {
 fn kafka_python_group_splits_and_takes_over() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
-    let out = python("kafkapython_group.py", &["--bootstrap", &broker.bootstrap()]);
+    let out = python(
+        "kafkapython_group.py",
+        &["--bootstrap", &broker.bootstrap()],
+    );
     assert!(out.contains("OK"), "{out}");
 }
 
@@ -80,7 +83,10 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(
         dir.path(),
-        &[("num.partitions", "6"), ("group.initial.rebalance.delay.ms", "0")],
+        &[
+            ("num.partitions", "6"),
+            ("group.initial.rebalance.delay.ms", "0"),
+        ],
     );
     let b = broker.bootstrap();
     let lines: String = (0..600).map(|i| format!("k{i}:v{i}\n")).collect();
@@ -92,11 +98,23 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
         let out = std::fs::File::create(dir.path().join(name)).unwrap();
         Command::new("kcat")
             .args([
-                "-b", &b, "-G", "log-readers", "logs", "-q", "-u", "-f", "%p %o\n",
-                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
+                "-b",
+                &b,
+                "-G",
+                "log-readers",
+                "logs",
+                "-q",
+                "-u",
+                "-f",
+                "%p %o\n",
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=500",
                 // Not `-o beginning`: with -G, kcat applies -o to every assignment and would
                 // ignore the group's committed offsets.
-                "-X", "auto.offset.reset=earliest",
+                "-X",
+                "auto.offset.reset=earliest",
             ])
             .stdout(Stdio::from(out))
             .stderr(Stdio::null())
@@ -122,20 +140,36 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
     let unique: BTreeSet<(i32, i64)> = all.iter().copied().collect();
     assert_eq!(all.len(), unique.len(), "records read twice");
     assert_eq!(unique.len(), 600);
-    let per_partition: BTreeMap<i32, usize> = unique.iter().fold(BTreeMap::new(), |mut m, (p, _)| {
-        *m.entry(*p).or_default() += 1;
-        m
-    });
+    let per_partition: BTreeMap<i32, usize> =
+        unique.iter().fold(BTreeMap::new(), |mut m, (p, _)| {
+            *m.entry(*p).or_default() += 1;
+            m
+        });
     assert_eq!(per_partition.len(), 6, "{per_partition:?}");
-    assert!(!parts(&a).is_empty() && !parts(&b_read).is_empty(), "both members read");
+    assert!(
+        !parts(&a).is_empty() && !parts(&b_read).is_empty(),
+        "both members read"
+    );
 
     // A new member of the same group starts where the others committed: only new records.
     let more: String = (600..630).map(|i| format!("k{i}:v{i}\n")).collect();
-    kcat(&["-b", &b, "-P", "-t", "logs", "-K", ":"], Some(more.as_bytes()));
+    kcat(
+        &["-b", &b, "-P", "-t", "logs", "-K", ":"],
+        Some(more.as_bytes()),
+    );
     let out = kcat(
         &[
-            "-b", &b, "-G", "log-readers", "logs", "-X", "auto.offset.reset=earliest", "-q",
-            "-e", "-f", "%s\n",
+            "-b",
+            &b,
+            "-G",
+            "log-readers",
+            "logs",
+            "-X",
+            "auto.offset.reset=earliest",
+            "-q",
+            "-e",
+            "-f",
+            "%s\n",
         ],
         None,
     );
@@ -147,4 +181,29 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
     let mut expected: Vec<String> = (600..630).map(|i| format!("v{i}")).collect();
     expected.sort();
     assert_eq!(values, expected);
+}
+
+#[test]
+fn static_member_restarted_within_its_session_keeps_its_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let work = dir.path().join("members");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = python(
+        "confluent_static.py",
+        &[
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--workdir",
+            work.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("OK"), "{out}");
+    // One generation only: the restart did not rebalance the group.
+    assert_eq!(
+        common::log_lines(&broker, "rebalance: new generation").len(),
+        1,
+        "{}",
+        broker.log()
+    );
 }

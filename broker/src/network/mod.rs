@@ -3,4 +3,4 @@
 
 mod connection;
 
-pub use connection::{FrameReader, FrameWriter};
+pub use connection::{FrameReader, FrameWriter, ReadError};

@@ -21,13 +21,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Member:
-    def __init__(self, name, args):
+    def __init__(self, name, args, instance_id=None):
         self.name = name
         self.path = os.path.join(args.workdir, f"{name}.jsonl")
+        static = ["--instance-id", instance_id] if instance_id else []
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "group_member.py"),
              "--bootstrap", args.bootstrap, "--group", args.group, "--topic", args.topic,
-             "--name", name, "--out", self.path])
+             "--name", name, "--out", self.path] + static)
         self.killed_at = None
 
     def events(self):
