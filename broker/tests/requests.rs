@@ -2,95 +2,17 @@
 //! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers, the fetch long poll, and
 //! topic configs altered at run time and kept across a restart.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use sluice_broker::{Broker, BrokerConfig};
-use sluice_protocol::api::{encode_request_frame, response_header_version, Request};
-use sluice_protocol::header::ResponseHeader;
+use bytes::Bytes;
 use sluice_protocol::messages::*;
 use sluice_protocol::records::{Record, RecordBatch};
 use sluice_protocol::ErrorCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-struct TestBroker {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    dir: tempfile::TempDir,
-}
-
-async fn start(tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-    start_in(tempfile::tempdir().unwrap(), tweak).await
-}
-
-async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-    let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
-    tweak(&mut config);
-    let broker = Broker::start(config).await.unwrap();
-    let addr = broker.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        broker
-            .run(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    TestBroker {
-        addr,
-        stop: Some(tx),
-        task,
-        dir,
-    }
-}
-
-impl TestBroker {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
-
-    /// A clean shutdown, then a new broker on the same log dir, with default settings.
-    async fn restart(mut self) -> TestBroker {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-        start_in(self.dir, |_| {}).await
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    next_id: i32,
-}
-
-impl Client {
-    async fn connect(b: &TestBroker) -> Client {
-        Client {
-            stream: TcpStream::connect(b.addr).await.unwrap(),
-            next_id: 1,
-        }
-    }
-
-    async fn send<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
-        let id = self.next_id;
-        self.next_id += 1;
-        let frame = encode_request_frame(id, version, Some("test"), req);
-        self.stream.write_all(&frame).await.unwrap();
-        let size = self.stream.read_i32().await.unwrap();
-        let mut body = BytesMut::zeroed(size as usize);
-        self.stream.read_exact(&mut body).await.unwrap();
-        let mut body = body.freeze();
-        let header =
-            ResponseHeader::decode(&mut body, response_header_version(R::API_KEY, version))
-                .unwrap();
-        assert_eq!(header.correlation_id, id);
-        <R::Response as sluice_protocol::api::ApiMessage>::decode_body(body, version).unwrap()
-    }
-}
+use common::{start, Client};
 
 fn create(name: &str, partitions: i32, rf: i16) -> CreateTopicsRequest {
     CreateTopicsRequest {
@@ -384,10 +306,7 @@ async fn fetch_long_polls_until_min_bytes_arrive() {
     let addr = b.addr;
     let producer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut p = Client {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            next_id: 1,
-        };
+        let mut p = Client::connect_to(addr).await;
         p.send(9, &produce("poll", 0, batch(5, 10, None))).await
     });
     let started = Instant::now();

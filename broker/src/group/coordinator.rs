@@ -1336,6 +1336,26 @@ impl GroupCoordinator {
         records
     }
 
+    /// Tombstones for every committed offset of `topic`, in loaded groups (the topic was
+    /// deleted).
+    pub fn offsets_of_topic(&self, topic: &str) -> Vec<GroupRecord> {
+        self.groups
+            .values()
+            .filter(|g| self.check_coordinator(&g.id).is_ok())
+            .flat_map(|g| {
+                g.offsets
+                    .keys()
+                    .filter(|(t, _)| t == topic)
+                    .map(|(t, p)| GroupRecord::Offset {
+                        group: g.id.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                        value: None,
+                    })
+            })
+            .collect()
+    }
+
     // ---- admin -----------------------------------------------------------------------------
 
     /// Groups of the partitions this coordinator has loaded, optionally only in some states

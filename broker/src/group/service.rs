@@ -414,6 +414,23 @@ impl GroupCoordinatorService {
         Ok(errors)
     }
 
+    /// Drops every group's committed offsets for a deleted topic.
+    pub fn forget_topic(&self, topic: &str) {
+        let now = now_ms();
+        let mut inner = self.lock();
+        let records = inner.coordinator.offsets_of_topic(topic);
+        let n = records.len();
+        match self.store_then_replay(&mut inner, records, now) {
+            Ok(()) if n > 0 => info!(
+                topic,
+                offsets = n,
+                "dropped committed offsets of deleted topic"
+            ),
+            Ok(()) => {}
+            Err(e) => warn!(topic, error = ?e, "could not drop committed offsets of deleted topic"),
+        }
+    }
+
     /// Whether this broker coordinates `group_id` (FindCoordinator): loading counts, since the
     /// group's requests will be answered here once the load finishes.
     pub fn coordinates(&self, group_id: &str) -> std::result::Result<(), ErrorCode> {

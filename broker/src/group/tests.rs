@@ -700,3 +700,35 @@ fn leave_of_a_member_parked_in_join_answers_its_join() {
         ErrorCode::UnknownMemberId
     );
 }
+
+#[test]
+fn deleting_a_topic_forgets_its_offsets_in_every_group() {
+    let mut h = Harness::new(0);
+    assert_eq!(h.commit("", -1, 4), vec![ErrorCode::None]);
+    let other = CommitRequest {
+        group_id: "g".into(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        offsets: vec![CommitOffset {
+            topic: "kept".into(),
+            partition: 0,
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+    };
+    for r in h.c.commit_offsets(0, &other).records {
+        h.c.replay(r, 0);
+    }
+    let tombstones = h.c.offsets_of_topic("t");
+    assert_eq!(tombstones.len(), 1);
+    for r in tombstones {
+        h.c.replay(r, 0);
+    }
+    assert_eq!(h.committed(), None);
+    let kept = h.c.fetch_offsets("g", None).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, "kept");
+}

@@ -7,6 +7,7 @@ use sluice_protocol::messages::*;
 use sluice_protocol::wire::Uuid;
 use sluice_protocol::ErrorCode;
 
+use crate::group::OFFSETS_TOPIC;
 use crate::server::Context;
 
 pub async fn handle(
@@ -42,13 +43,29 @@ pub async fn handle(
                     error_message: Some("no such topic".into()),
                 };
             };
-            match ctx.replicas.delete_topic(&topic.name) {
-                Ok(_) => DeleteTopicsResponseTopic {
+            if topic.name == OFFSETS_TOPIC {
+                // The coordinator serves groups from this topic while the broker runs.
+                return DeleteTopicsResponseTopic {
                     name: Some(topic.name),
                     topic_id: topic.id,
-                    error_code: 0,
-                    error_message: None,
-                },
+                    error_code: ErrorCode::InvalidTopicException.code(),
+                    error_message: Some(format!(
+                        "{OFFSETS_TOPIC} is internal: delete consumer groups instead"
+                    )),
+                };
+            }
+            match ctx.replicas.delete_topic(&topic.name) {
+                Ok(_) => {
+                    // A topic created again under the same name must not resume at offsets
+                    // committed for the old one (Kafka drops them too).
+                    ctx.groups.forget_topic(&topic.name);
+                    DeleteTopicsResponseTopic {
+                        name: Some(topic.name),
+                        topic_id: topic.id,
+                        error_code: 0,
+                        error_message: None,
+                    }
+                }
                 Err(e) => DeleteTopicsResponseTopic {
                     name: Some(topic.name),
                     topic_id: topic.id,
