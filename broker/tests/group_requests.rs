@@ -478,7 +478,6 @@ async fn the_offsets_topic_is_protected() {
                         index: 0,
                         records: Some(records),
                     }],
-                    ..Default::default()
                 }],
                 ..Default::default()
             },
