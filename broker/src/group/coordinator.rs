@@ -498,6 +498,7 @@ impl GroupCoordinator {
             return fail(fx, ErrorCode::UnknownMemberId);
         }
         let group_id = req.group_id.clone();
+        tracing::debug!(group = %group_id, member = %req.member_id, client = %req.client_id, "join");
         self.groups
             .entry(group_id.clone())
             .or_insert_with(|| Group::new(group_id.clone(), now_ms));
