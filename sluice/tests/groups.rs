@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 
 use common::{kcat, python, signal, wait_until, BrokerProcess};
 
-#[test]
-fn confluent_members_share_partitions_through_close_crash_and_join() {
+/// Runs the close / kill -9 / join scenario with one assignment strategy.
+fn members_through_close_crash_and_join(strategy: &str) {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
     let work = dir.path().join("members");
@@ -22,15 +22,29 @@ fn confluent_members_share_partitions_through_close_crash_and_join() {
             &broker.bootstrap(),
             "--workdir",
             work.to_str().unwrap(),
+            "--strategy",
+            strategy,
         ],
     );
-    assert!(out.contains("OK"), "{out}");
+    assert!(out.contains(&format!("OK {strategy}")), "{out}");
     // The kill -9 was noticed by the session timeout, not by anything else.
     assert!(
         !common::log_lines(&broker, "session expired").is_empty(),
         "{}",
         broker.log()
     );
+}
+
+#[test]
+fn confluent_members_share_partitions_through_close_crash_and_join() {
+    members_through_close_crash_and_join("range");
+}
+
+/// Cooperative rebalancing is the clients' business (KIP-429): the broker sees one more
+/// protocol name and more generations, and the same rules must hold.
+#[test]
+fn cooperative_sticky_members_share_partitions_through_close_crash_and_join() {
+    members_through_close_crash_and_join("cooperative-sticky");
 }
 
 #[test]

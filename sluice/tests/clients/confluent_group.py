@@ -25,10 +25,11 @@ class Member:
         self.name = name
         self.path = os.path.join(args.workdir, f"{name}.jsonl")
         static = ["--instance-id", instance_id] if instance_id else []
+        strategy = getattr(args, "strategy", "range")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "group_member.py"),
              "--bootstrap", args.bootstrap, "--group", args.group, "--topic", args.topic,
-             "--name", name, "--out", self.path] + static)
+             "--name", name, "--out", self.path, "--strategy", strategy] + static)
         self.killed_at = None
 
     def events(self):
@@ -46,8 +47,10 @@ class Member:
     def owned(self):
         owned = set()
         for e in self.events():
+            # Eager members get the whole assignment each time (after revoking everything);
+            # cooperative ones get increments: adding covers both.
             if e["ev"] == "assign":
-                owned = set(e["partitions"])
+                owned |= set(e["partitions"])
             elif e["ev"] == "revoke":
                 owned -= set(e["partitions"])
         return owned
@@ -89,6 +92,8 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--topic", default="orders")
     ap.add_argument("--group", default="order-processors")
+    ap.add_argument("--strategy", default="range",
+                    help="partition.assignment.strategy: range, roundrobin, cooperative-sticky")
     args = ap.parse_args()
     start_watchdog(280, "confluent group scenario")
 
@@ -193,7 +198,7 @@ def main():
     if errors:
         fail(f"client errors: {errors[:3]}")
     redelivered = sum(1 for m in members for e in m.events() if e["ev"] == "msg") - len(got)
-    print(f"OK {len(got)} records consumed by 4 members, {redelivered} redelivered after kill -9")
+    print(f"OK {args.strategy}: {len(got)} records consumed by 4 members, {redelivered} redelivered after kill -9")
 
 
 if __name__ == "__main__":

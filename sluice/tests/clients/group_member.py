@@ -24,6 +24,7 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--instance-id", default=None)
+    ap.add_argument("--strategy", default="range")
     args = ap.parse_args()
     start_watchdog(300, f"group member {args.name}")
 
@@ -44,7 +45,7 @@ def main():
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": "range",
+        "partition.assignment.strategy": args.strategy,
     }
     if args.instance_id:
         conf["group.instance.id"] = args.instance_id
