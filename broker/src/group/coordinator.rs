@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use sluice_protocol::ErrorCode;
 
-use super::group::{Group, GroupState, JoinWaiter, Member};
+use super::classic_group::{Group, GroupState, JoinWaiter, Member};
 use super::records::{CommittedOffset, GroupRecord};
 use super::timers::{TimerKey, Timers};
 use super::{partition_for, ReplyId};

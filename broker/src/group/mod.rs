@@ -1,11 +1,9 @@
 //! Consumer groups: the coordinator state machine (`coordinator`), its records in
 //! `__consumer_offsets` (`records`, `codec`) and the async service that feeds it (`service`).
 
+pub mod classic_group;
 pub mod codec;
 pub mod coordinator;
-// `group::group` holds the `Group` type; the name says what it is better than any other would.
-#[allow(clippy::module_inception)]
-pub mod group;
 pub mod records;
 pub mod service;
 pub mod timers;
