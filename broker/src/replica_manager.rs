@@ -369,16 +369,20 @@ mod tests {
     use crate::log::test_util::keyed_batch;
     use sluice_protocol::records::Compression;
 
+    fn replica_manager(dir: &std::path::Path) -> ReplicaManager {
+        let config = Arc::new(BrokerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.to_path_buf(),
+        ));
+        let metadata = Arc::new(MetadataStore::open(dir, config.node_id).unwrap());
+        let logs = Arc::new(LogManager::open(config.log_dirs.clone(), Default::default()).unwrap());
+        ReplicaManager::open(config, metadata, logs).unwrap()
+    }
+
     #[test]
     fn compacted_topics_refuse_keyless_records() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Arc::new(BrokerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().to_path_buf(),
-        ));
-        let metadata = Arc::new(MetadataStore::open(dir.path(), config.node_id).unwrap());
-        let logs = Arc::new(LogManager::open(config.log_dirs.clone(), Default::default()).unwrap());
-        let rm = ReplicaManager::open(config, metadata, logs).unwrap();
+        let rm = replica_manager(dir.path());
         let compact: BTreeMap<String, String> =
             [("cleanup.policy".to_string(), "compact,delete".to_string())].into();
         rm.create_topic("table", 1, 1, compact, false).unwrap();
@@ -401,13 +405,7 @@ mod tests {
     #[test]
     fn altered_configs_reach_every_running_partition() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Arc::new(BrokerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().to_path_buf(),
-        ));
-        let metadata = Arc::new(MetadataStore::open(dir.path(), config.node_id).unwrap());
-        let logs = Arc::new(LogManager::open(config.log_dirs.clone(), Default::default()).unwrap());
-        let rm = ReplicaManager::open(config, metadata, logs).unwrap();
+        let rm = replica_manager(dir.path());
         rm.create_topic("t", 2, 1, BTreeMap::new(), false).unwrap();
         let logs_before: Vec<Arc<Log>> = (0..2)
             .map(|p| rm.partition("t", p).unwrap().log.clone())

@@ -257,6 +257,26 @@ async fn membership_by_hand_old_and_new_versions() {
     b.stop().await;
 }
 
+/// OffsetFetch v7 for everything `group` committed.
+fn fetch_all(group: &str) -> OffsetFetchRequest {
+    OffsetFetchRequest {
+        group_id: group.into(),
+        topics: None,
+        ..Default::default()
+    }
+}
+
+fn delete_topic(name: &str) -> DeleteTopicsRequest {
+    DeleteTopicsRequest {
+        topics: vec![DeleteTopicsRequestTopic {
+            name: Some(name.into()),
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    }
+}
+
 fn commit(group: &str, topic: &str, offsets: &[(i32, i64)]) -> OffsetCommitRequest {
     OffsetCommitRequest {
         group_id: group.into(),
@@ -332,16 +352,7 @@ async fn offsets_commit_fetch_and_delete_across_versions() {
         .collect();
     assert_eq!(got, [(1, 7), (0, 5)]);
     // v7 with no topics: everything the group committed.
-    let all = c
-        .send(
-            7,
-            &OffsetFetchRequest {
-                group_id: "solo".into(),
-                topics: None,
-                ..Default::default()
-            },
-        )
-        .await;
+    let all = c.send(7, &fetch_all("solo")).await;
     assert_eq!(all.error_code, 0);
     assert_eq!(all.topics[0].partitions.len(), 2);
     assert_eq!(
@@ -394,43 +405,13 @@ async fn offsets_commit_fetch_and_delete_across_versions() {
         .await;
     assert_eq!(deleted.error_code, 0);
     assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
-    let all = c
-        .send(
-            7,
-            &OffsetFetchRequest {
-                group_id: "solo".into(),
-                topics: None,
-                ..Default::default()
-            },
-        )
-        .await;
+    let all = c.send(7, &fetch_all("solo")).await;
     assert_eq!(all.topics[0].partitions.len(), 1);
 
     // Deleting the topic drops what every group committed for it.
-    let gone = c
-        .send(
-            6,
-            &DeleteTopicsRequest {
-                topics: vec![DeleteTopicsRequestTopic {
-                    name: Some("t".into()),
-                    ..Default::default()
-                }],
-                timeout_ms: 5000,
-                ..Default::default()
-            },
-        )
-        .await;
+    let gone = c.send(6, &delete_topic("t")).await;
     assert_eq!(gone.responses[0].error_code, 0);
-    let all = c
-        .send(
-            7,
-            &OffsetFetchRequest {
-                group_id: "other".into(),
-                topics: None,
-                ..Default::default()
-            },
-        )
-        .await;
+    let all = c.send(7, &fetch_all("other")).await;
     assert!(all.topics.is_empty(), "{all:?}");
     b.stop().await;
 }
@@ -439,19 +420,7 @@ async fn offsets_commit_fetch_and_delete_across_versions() {
 async fn the_offsets_topic_is_protected() {
     let b = broker().await;
     let mut c = Client::connect(&b).await;
-    let refused = c
-        .send(
-            6,
-            &DeleteTopicsRequest {
-                topics: vec![DeleteTopicsRequestTopic {
-                    name: Some("__consumer_offsets".into()),
-                    ..Default::default()
-                }],
-                timeout_ms: 5000,
-                ..Default::default()
-            },
-        )
-        .await;
+    let refused = c.send(6, &delete_topic("__consumer_offsets")).await;
     assert_eq!(
         refused.responses[0].error_code,
         ErrorCode::InvalidTopicException.code()

@@ -160,20 +160,7 @@ impl Harness {
     }
 
     fn commit(&mut self, member_id: &str, generation: i32, offset: i64) -> Vec<ErrorCode> {
-        let req = CommitRequest {
-            group_id: "g".into(),
-            generation_id: generation,
-            member_id: member_id.into(),
-            group_instance_id: None,
-            retention_time_ms: -1,
-            offsets: vec![CommitOffset {
-                topic: "t".into(),
-                partition: 0,
-                offset,
-                leader_epoch: -1,
-                metadata: None,
-            }],
-        };
+        let req = commit_request(member_id, generation, "t", offset);
         let outcome = self.c.commit_offsets(self.now, &req);
         for r in outcome.records {
             self.c.replay(r.clone(), self.now);
@@ -194,6 +181,24 @@ impl Harness {
 
     fn generation(&self) -> i32 {
         self.c.group("g").unwrap().generation_id
+    }
+}
+
+/// An OffsetCommit of `offset` for partition 0 of `topic` in group "g".
+fn commit_request(member_id: &str, generation: i32, topic: &str, offset: i64) -> CommitRequest {
+    CommitRequest {
+        group_id: "g".into(),
+        generation_id: generation,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        retention_time_ms: -1,
+        offsets: vec![CommitOffset {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }],
     }
 }
 
@@ -661,20 +666,7 @@ fn unused_offsets_expire_after_retention() {
     let mut c = GroupCoordinator::new(config, 1, 0);
     c.begin_load(0);
     c.finish_load(0, 0);
-    let req = CommitRequest {
-        group_id: "g".into(),
-        generation_id: -1,
-        member_id: String::new(),
-        group_instance_id: None,
-        retention_time_ms: -1,
-        offsets: vec![CommitOffset {
-            topic: "t".into(),
-            partition: 0,
-            offset: 1,
-            leader_epoch: -1,
-            metadata: Some("m".into()),
-        }],
-    };
+    let req = commit_request("", -1, "t", 1);
     for r in c.commit_offsets(0, &req).records {
         c.replay(r, 0);
     }
@@ -705,20 +697,7 @@ fn leave_of_a_member_parked_in_join_answers_its_join() {
 fn deleting_a_topic_forgets_its_offsets_in_every_group() {
     let mut h = Harness::new(0);
     assert_eq!(h.commit("", -1, 4), vec![ErrorCode::None]);
-    let other = CommitRequest {
-        group_id: "g".into(),
-        generation_id: -1,
-        member_id: String::new(),
-        group_instance_id: None,
-        retention_time_ms: -1,
-        offsets: vec![CommitOffset {
-            topic: "kept".into(),
-            partition: 0,
-            offset: 1,
-            leader_epoch: -1,
-            metadata: None,
-        }],
-    };
+    let other = commit_request("", -1, "kept", 1);
     for r in h.c.commit_offsets(0, &other).records {
         h.c.replay(r, 0);
     }
