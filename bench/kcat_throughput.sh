@@ -7,19 +7,9 @@ cd "$(dirname "$0")/.."
 N=${1:-2000000}
 command -v kcat >/dev/null || { echo "kcat is needed: apt-get install kcat" >&2; exit 1; }
 cargo build --release -q
-dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$dir/server.properties" <<PROPS
-node.id=1
-listeners=PLAINTEXT://127.0.0.1:$port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-log.dirs=$dir/logs
-num.partitions=1
-PROPS
-RUST_LOG=warn target/release/sluice server "$dir/server.properties" &
-pid=$!
-until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null; do sleep 0.1; done
+. bench/broker.sh
+start_broker num.partitions=1
+trap stop_broker EXIT
 # Each line is 100 bytes of payload (kcat strips the newline).
 python3 -c "
 import sys
@@ -28,7 +18,6 @@ out = sys.stdout.buffer
 for i in range($N):
     out.write(b'%08d' % i + line + b'\n')
 " >"$dir/input"
-b=127.0.0.1:$port
 kcat -b $b -L -t bench >/dev/null 2>&1 || true
 now() { python3 -c 'import time; print(time.time())'; }
 t0=$(now)

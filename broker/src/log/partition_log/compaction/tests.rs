@@ -27,6 +27,14 @@ fn config() -> LogConfig {
     }
 }
 
+/// `config()` with no dirty-ratio threshold, so every pass cleans what it can.
+fn always_cleanable() -> LogConfig {
+    LogConfig {
+        min_cleanable_dirty_ratio: 0.0,
+        ..config()
+    }
+}
+
 fn tp() -> TopicPartition {
     TopicPartition::new("compacted", 0)
 }
@@ -187,13 +195,7 @@ fn a_pass_keeps_the_latest_record_per_key_at_its_offset() {
 #[test]
 fn the_active_segment_is_never_cleaned_and_later_updates_win_next_time() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(
-        dir.path(),
-        LogConfig {
-            min_cleanable_dirty_ratio: 0.0,
-            ..config()
-        },
-    );
+    let log = open(dir.path(), always_cleanable());
     fill(&log);
     let active = *log.segment_base_offsets().last().unwrap();
     let in_active: Vec<Rec> = read_records(&log)
@@ -510,10 +512,7 @@ fn dirty_ratio_and_compaction_lag_decide_when_a_pass_is_due() {
     );
     roll(&log);
     assert_eq!(log.clean(0).unwrap().outcome, CleanOutcome::BelowDirtyRatio);
-    log.update_config(LogConfig {
-        min_cleanable_dirty_ratio: 0.0,
-        ..config()
-    });
+    log.update_config(always_cleanable());
     assert_eq!(log.clean(0).unwrap().outcome, CleanOutcome::Cleaned);
     let records = read_records(&log);
     assert_eq!(records.len(), 10);
@@ -523,13 +522,7 @@ fn dirty_ratio_and_compaction_lag_decide_when_a_pass_is_due() {
 #[test]
 fn a_small_dedupe_buffer_cleans_in_several_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(
-        dir.path(),
-        LogConfig {
-            min_cleanable_dirty_ratio: 0.0,
-            ..config()
-        },
-    );
+    let log = open(dir.path(), always_cleanable());
     fill(&log);
     roll(&log);
     let before = read_records(&log);
@@ -800,10 +793,7 @@ fn truncation_or_retention_during_a_pass_abandons_its_output() {
 #[test]
 fn reads_and_appends_run_while_a_pass_cleans() {
     let dir = tempfile::tempdir().unwrap();
-    let eager = LogConfig {
-        min_cleanable_dirty_ratio: 0.0,
-        ..config()
-    };
+    let eager = always_cleanable();
     let log = Arc::new(open(dir.path(), eager));
     const KEYS: usize = 7;
     const WRITES: usize = 3_000;
@@ -900,10 +890,7 @@ fn segments_emptied_by_cleaning_stay_as_placeholders_that_reads_skip() {
         assert_eq!(read_records(&reopened), latest(&before));
     }
     // With room again, the next pass merges the placeholders away.
-    log.update_config(LogConfig {
-        min_cleanable_dirty_ratio: 0.0,
-        ..config()
-    });
+    log.update_config(always_cleanable());
     append(&log, "k0", Some("v10"), 2_000);
     roll(&log);
     assert_eq!(log.clean(0).unwrap().outcome, CleanOutcome::Cleaned);
