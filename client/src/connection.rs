@@ -27,6 +27,9 @@ const QUEUE_DEPTH: usize = 1024;
 
 type Reply = oneshot::Sender<Result<Bytes>>;
 
+/// Requests written and not yet answered, oldest first: Kafka answers in order.
+type Pending = Arc<Mutex<VecDeque<(i32, Option<Reply>)>>>;
+
 struct Outgoing {
     frame: Bytes,
     correlation_id: i32,
@@ -70,7 +73,7 @@ impl Connection {
         stream.set_nodelay(true).map_err(io_err)?;
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let pending: Arc<Mutex<VecDeque<(i32, Option<Reply>)>>> = Default::default();
+        let pending: Pending = Default::default();
         let closed = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_loop(
             write,
@@ -239,7 +242,7 @@ impl Drop for Connection {
 async fn write_loop(
     write: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
-    pending: Arc<Mutex<VecDeque<(i32, Option<Reply>)>>>,
+    pending: Pending,
     closed: Arc<AtomicBool>,
     addr: String,
 ) {
@@ -277,7 +280,7 @@ async fn write_loop(
 
 async fn read_loop(
     mut read: tokio::net::tcp::OwnedReadHalf,
-    pending: Arc<Mutex<VecDeque<(i32, Option<Reply>)>>>,
+    pending: Pending,
     closed: Arc<AtomicBool>,
     addr: String,
 ) {
