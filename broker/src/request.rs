@@ -71,6 +71,9 @@ pub async fn handle_frame(
         DeleteTopicsRequest::API_KEY => {
             route!(DeleteTopicsRequest, handlers::delete_topics::handle)
         }
+        CreatePartitionsRequest::API_KEY => {
+            route!(CreatePartitionsRequest, handlers::create_partitions::handle)
+        }
         InitProducerIdRequest::API_KEY => {
             route!(InitProducerIdRequest, handlers::init_producer_id::handle)
         }

@@ -97,6 +97,7 @@ pub const SUPPORTED: &[ApiSupport] = &[
     support!(DeleteGroupsRequest),
     support!(IncrementalAlterConfigsRequest),
     support!(OffsetDeleteRequest),
+    support!(CreatePartitionsRequest),
 ];
 
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {
