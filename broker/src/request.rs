@@ -80,6 +80,9 @@ pub async fn handle_frame(
         DescribeConfigsRequest::API_KEY => {
             route!(DescribeConfigsRequest, handlers::describe_configs::handle)
         }
+        DescribeClusterRequest::API_KEY => {
+            route!(DescribeClusterRequest, handlers::describe_cluster::handle)
+        }
         IncrementalAlterConfigsRequest::API_KEY => route!(
             IncrementalAlterConfigsRequest,
             handlers::incremental_alter_configs::handle

@@ -1,7 +1,7 @@
 //! The broker in-process, driven by encoded requests over a real TCP socket: the error codes of
 //! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers, the fetch long poll,
 //! topic configs altered at run time and partitions added at run time, both kept across a
-//! restart.
+//! restart, and DescribeCluster.
 
 mod common;
 
@@ -933,5 +933,67 @@ async fn create_partitions_refuses_each_bad_topic_alone() {
     }
     assert_eq!(partition_count(&mut c, "three").await, 3);
     assert_eq!(partition_count(&mut c, "one").await, 1);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn describe_cluster_names_this_node_as_broker_and_controller() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    let meta = c
+        .send(
+            12,
+            &MetadataRequest {
+                topics: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await;
+    let cluster_id = meta.cluster_id.unwrap();
+    for version in [0, 1] {
+        let r = c.send(version, &DescribeClusterRequest::default()).await;
+        assert_eq!((r.error_code, r.error_message), (0, None), "v{version}");
+        assert_eq!(r.cluster_id, cluster_id);
+        assert_eq!(r.controller_id, 1);
+        assert_eq!(r.endpoint_type, 1);
+        assert_eq!(r.brokers.len(), 1);
+        let broker = &r.brokers[0];
+        assert_eq!(broker.broker_id, 1);
+        assert_eq!(
+            (broker.host.as_str(), broker.port as u16),
+            ("127.0.0.1", b.addr.port())
+        );
+        assert_eq!(broker.rack, None);
+        assert_eq!(r.cluster_authorized_operations, i32::MIN, "not asked for");
+    }
+    let with_ops = DescribeClusterRequest {
+        include_cluster_authorized_operations: true,
+        ..Default::default()
+    };
+    let ops = c.send(1, &with_ops).await.cluster_authorized_operations;
+    // Describe (8), alter configs (11) and idempotent write (12) among them; read (3) is a
+    // topic and group operation, not a cluster one.
+    for bit in [8, 11, 12] {
+        assert_ne!(ops & (1 << bit), 0, "bit {bit} of {ops:#x}");
+    }
+    assert_eq!(ops & (1 << 3), 0);
+
+    let controllers = DescribeClusterRequest {
+        endpoint_type: 2,
+        ..Default::default()
+    };
+    let r = c.send(1, &controllers).await;
+    assert_eq!(r.error_code, ErrorCode::MismatchedEndpointType.code());
+    assert_eq!(r.error_code, 114);
+    assert!(r.error_message.is_some());
+    assert!(r.brokers.is_empty());
+    assert_eq!((r.controller_id, r.cluster_id.as_str()), (-1, ""));
+    let unknown = DescribeClusterRequest {
+        endpoint_type: 7,
+        ..Default::default()
+    };
+    let r = c.send(1, &unknown).await;
+    assert_eq!(r.error_code, ErrorCode::UnsupportedEndpointType.code());
+    assert_eq!(r.error_code, 115);
     b.stop().await;
 }

@@ -98,6 +98,7 @@ pub const SUPPORTED: &[ApiSupport] = &[
     support!(IncrementalAlterConfigsRequest),
     support!(OffsetDeleteRequest),
     support!(CreatePartitionsRequest),
+    support!(DescribeClusterRequest),
 ];
 
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {
