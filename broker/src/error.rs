@@ -24,6 +24,8 @@ pub enum BrokerError {
     InvalidPartitions(String),
     #[error("invalid replication factor: {0}")]
     InvalidReplicationFactor(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("metadata store: {0}")]
@@ -46,6 +48,7 @@ impl BrokerError {
             BrokerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
             BrokerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
             BrokerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+            BrokerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
             BrokerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         }
     }

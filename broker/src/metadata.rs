@@ -176,6 +176,28 @@ impl MetadataStore {
         Ok(())
     }
 
+    /// Raises a topic's partition count; the file holds either the old count or the new one.
+    /// Never lowers it: the partitions beyond a lower count would still hold data that no
+    /// client could reach.
+    pub fn set_topic_partitions(&self, name: &str, partitions: i32) -> Result<()> {
+        let mut state = self.state.write().unwrap();
+        let mut next = state.clone();
+        let topic = next
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
+        if partitions <= topic.partitions {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{name} has {} partitions; the count can only grow",
+                topic.partitions
+            )));
+        }
+        topic.partitions = partitions;
+        self.persist(&next)?;
+        *state = next;
+        Ok(())
+    }
+
     pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata> {
         let mut state = self.state.write().unwrap();
         let mut next = state.clone();
@@ -266,6 +288,15 @@ mod tests {
         drop(store);
 
         let store = MetadataStore::open(dir.path(), 1).unwrap();
+        assert_eq!(store.topic("a").unwrap().configs, configs);
+        store.set_topic_partitions("a", 5).unwrap();
+        assert!(store.set_topic_partitions("a", 5).is_err());
+        assert!(store.set_topic_partitions("a", 2).is_err());
+        assert!(store.set_topic_partitions("missing", 9).is_err());
+        drop(store);
+
+        let store = MetadataStore::open(dir.path(), 1).unwrap();
+        assert_eq!(store.topic("a").unwrap().partitions, 5);
         assert_eq!(store.topic("a").unwrap().configs, configs);
         assert!(store.topic("missing").is_none());
         store.delete_topic("a").unwrap();

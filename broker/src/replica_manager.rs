@@ -3,7 +3,8 @@
 //! every partition's only replica is the leader; the replication issue grows followers and the
 //! ISR here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -98,27 +99,40 @@ impl ReplicaManager {
     }
 
     fn open_partitions(&self, topic: &TopicMetadata) -> Result<()> {
+        for (tp, partition) in self.prepare_partitions(topic, 0..topic.partitions)? {
+            self.partitions.insert(tp, partition);
+        }
+        Ok(())
+    }
+
+    /// Opens (or creates) the logs of `range` under the topic's configs, without yet making
+    /// them visible to produce and fetch.
+    fn prepare_partitions(
+        &self,
+        topic: &TopicMetadata,
+        range: Range<i32>,
+    ) -> Result<Vec<(TopicPartition, Arc<Partition>)>> {
         let (log_config, max_message_bytes, compacted) = self.partition_settings(&topic.configs);
-        for p in 0..topic.partitions {
-            let tp = TopicPartition {
-                topic: topic.name.clone(),
-                partition: p,
-            };
-            let log = self.logs.get_or_create(&tp, log_config.clone())?;
-            // A log found on disk was opened with the broker defaults; the topic's own settings
-            // (cleanup.policy above all) must govern it before any retention or cleaning runs.
-            log.update_config(log_config.clone());
-            self.partitions.insert(
-                tp,
-                Arc::new(Partition {
+        range
+            .map(|p| {
+                let tp = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: p,
+                };
+                let log = self.logs.get_or_create(&tp, log_config.clone())?;
+                // A log found on disk was opened with the broker defaults; the topic's own
+                // settings (cleanup.policy above all) must govern it before any retention or
+                // cleaning runs.
+                log.update_config(log_config.clone());
+                let partition = Arc::new(Partition {
                     log,
                     leader_epoch: 0,
                     max_message_bytes,
                     compacted,
-                }),
-            );
-        }
-        Ok(())
+                });
+                Ok((tp, partition))
+            })
+            .collect()
     }
 
     pub fn metadata(&self) -> &MetadataStore {
@@ -253,6 +267,103 @@ impl ReplicaManager {
         }
         info!(topic = name, ?configs, "altered topic configs");
         Ok(configs)
+    }
+
+    /// Grows a topic to `new_count` partitions in all, as CreatePartitions asks. `assignments`,
+    /// when given, holds the replicas of each new partition in order. The new partitions take
+    /// the topic's configs and are served as soon as this returns; with `validate_only` nothing
+    /// changes. Returns the topic as it is (or would be) afterwards.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        new_count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<TopicMetadata> {
+        let _changing = self.lock_topic_changes();
+        let topic = self
+            .metadata
+            .topic(name)
+            .ok_or_else(|| BrokerError::UnknownTopicOrPartition(name.to_string()))?;
+        let current = topic.partitions;
+        if new_count == current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        if new_count < current {
+            // Removing a partition would lose its records and move keys between partitions.
+            return Err(BrokerError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested \
+                 {new_count}."
+            )));
+        }
+        if let Some(assignments) = assignments {
+            self.check_assignments(&topic, new_count - current, assignments)?;
+        }
+        let grown = TopicMetadata {
+            partitions: new_count,
+            ..topic
+        };
+        if validate_only {
+            return Ok(grown);
+        }
+        // Logs first: if one fails to open the count has not moved, and a retry finds the logs
+        // already made. Once the count is persisted nothing below can fail.
+        let added = self.prepare_partitions(&grown, current..new_count)?;
+        self.metadata.set_topic_partitions(name, new_count)?;
+        for (tp, partition) in added {
+            self.partitions.insert(tp, partition);
+        }
+        info!(
+            topic = name,
+            from = current,
+            to = new_count,
+            "added partitions"
+        );
+        Ok(grown)
+    }
+
+    /// Explicit placement of `added` new partitions: one replica list each, naming only live
+    /// brokers (this one), no broker twice, as many replicas as the topic's other partitions.
+    fn check_assignments(
+        &self,
+        topic: &TopicMetadata,
+        added: i32,
+        assignments: &[Vec<i32>],
+    ) -> Result<()> {
+        let invalid = |message: String| Err(BrokerError::InvalidReplicaAssignment(message));
+        if assignments.len() != added as usize {
+            return invalid(format!(
+                "adding {added} partition(s) takes {added} assignment(s), but {} were given",
+                assignments.len()
+            ));
+        }
+        let node = self.config.node_id;
+        for (partition, brokers) in (topic.partitions..).zip(assignments) {
+            let unknown: Vec<i32> = brokers.iter().copied().filter(|b| *b != node).collect();
+            if !unknown.is_empty() {
+                return invalid(format!(
+                    "partition {partition} names broker(s) {unknown:?}, but the only live \
+                     broker is {node}"
+                ));
+            }
+            let mut seen = HashSet::new();
+            if brokers.iter().any(|b| !seen.insert(*b)) {
+                return invalid(format!(
+                    "partition {partition} names broker {node} more than once"
+                ));
+            }
+            if brokers.len() != topic.replication_factor as usize {
+                return invalid(format!(
+                    "partition {partition} has {} replica(s), but the topic's other partitions \
+                     have {}",
+                    brokers.len(),
+                    topic.replication_factor
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn lock_topic_changes(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -443,5 +554,53 @@ mod tests {
         assert_eq!(rm.metadata().topic("t").unwrap().configs, configs);
         let e = rm.alter_topic_configs("nope", &changes, false).unwrap_err();
         assert!(matches!(e, BrokerError::UnknownTopicOrPartition(_)), "{e}");
+    }
+
+    #[test]
+    fn added_partitions_take_the_topics_configs_and_serve_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rm = replica_manager(dir.path());
+        let compact: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact".to_string())].into();
+        rm.create_topic("table", 1, 1, compact, false).unwrap();
+
+        let checked = rm.create_partitions("table", 3, None, true).unwrap();
+        assert_eq!(checked.partitions, 3);
+        assert_eq!(rm.metadata().topic("table").unwrap().partitions, 1);
+        assert!(rm.partition("table", 1).is_none());
+
+        let node = rm.config.node_id;
+        let placed = [vec![node], vec![node]];
+        rm.create_partitions("table", 3, Some(&placed), false)
+            .unwrap();
+        assert_eq!(rm.metadata().topic("table").unwrap().partitions, 3);
+        let added = rm.partition("table", 2).unwrap();
+        assert!(added.compacted);
+        assert_eq!(
+            added.log.config().cleanup_policy,
+            crate::log::CleanupPolicy::Compact
+        );
+        let keyed = keyed_batch(&[(Some("k"), Some("v"))], 0, Compression::None);
+        assert!(rm.append("table", 2, Some(keyed)).is_ok());
+
+        let e = rm.create_partitions("table", 3, None, false).unwrap_err();
+        assert!(matches!(e, BrokerError::InvalidPartitions(_)), "{e}");
+        let e = rm.create_partitions("table", 2, None, false).unwrap_err();
+        assert!(e.to_string().contains("currently has 3 partitions"), "{e}");
+        for bad in [
+            vec![vec![node]],
+            vec![vec![node], vec![node + 1]],
+            vec![vec![node], vec![node, node]],
+            vec![vec![node], vec![]],
+        ] {
+            let e = rm
+                .create_partitions("table", 5, Some(&bad), false)
+                .unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidReplicaAssignment, "{e}");
+        }
+        assert_eq!(rm.metadata().topic("table").unwrap().partitions, 3);
+        assert!(rm.partition("table", 3).is_none());
+        let e = rm.create_partitions("nope", 2, None, false).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnknownTopicOrPartition);
     }
 }

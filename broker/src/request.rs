@@ -71,11 +71,17 @@ pub async fn handle_frame(
         DeleteTopicsRequest::API_KEY => {
             route!(DeleteTopicsRequest, handlers::delete_topics::handle)
         }
+        CreatePartitionsRequest::API_KEY => {
+            route!(CreatePartitionsRequest, handlers::create_partitions::handle)
+        }
         InitProducerIdRequest::API_KEY => {
             route!(InitProducerIdRequest, handlers::init_producer_id::handle)
         }
         DescribeConfigsRequest::API_KEY => {
             route!(DescribeConfigsRequest, handlers::describe_configs::handle)
+        }
+        DescribeClusterRequest::API_KEY => {
+            route!(DescribeClusterRequest, handlers::describe_cluster::handle)
         }
         IncrementalAlterConfigsRequest::API_KEY => route!(
             IncrementalAlterConfigsRequest,

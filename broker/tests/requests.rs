@@ -1,6 +1,7 @@
 //! The broker in-process, driven by encoded requests over a real TCP socket: the error codes of
-//! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers, the fetch long poll, and
-//! topic configs altered at run time and kept across a restart.
+//! Produce, CreateTopics, Fetch and ListOffsets, idempotent producers, the fetch long poll,
+//! topic configs altered at run time and partitions added at run time, both kept across a
+//! restart, and DescribeCluster.
 
 mod common;
 
@@ -743,5 +744,256 @@ async fn altered_retention_reaches_the_running_log() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    b.stop().await;
+}
+
+fn grow(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
+    CreatePartitionsTopic {
+        name: name.into(),
+        count,
+        assignments: assignments.map(|a| {
+            a.into_iter()
+                .map(|broker_ids| CreatePartitionsAssignment { broker_ids })
+                .collect()
+        }),
+    }
+}
+
+fn create_partitions(
+    topics: Vec<CreatePartitionsTopic>,
+    validate_only: bool,
+) -> CreatePartitionsRequest {
+    CreatePartitionsRequest {
+        topics,
+        timeout_ms: 30_000,
+        validate_only,
+    }
+}
+
+/// (error code, message) of each topic, in the response's order.
+async fn grow_results(
+    c: &mut Client,
+    version: i16,
+    req: &CreatePartitionsRequest,
+) -> Vec<(String, i16, Option<String>)> {
+    c.send(version, req)
+        .await
+        .results
+        .into_iter()
+        .map(|r| (r.name, r.error_code, r.error_message))
+        .collect()
+}
+
+async fn partition_count(c: &mut Client, topic: &str) -> usize {
+    let m = c
+        .send(
+            12,
+            &MetadataRequest {
+                topics: Some(vec![MetadataRequestTopic {
+                    name: Some(topic.into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(m.topics[0].error_code, 0, "{topic}");
+    m.topics[0].partitions.len()
+}
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic_at_once_and_after_restart() {
+    let b = start(|c| c.auto_create_topics = false).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("grow", 1, 1)).await;
+    let code = |r: ProduceResponse| produce_result(&r);
+    assert_eq!(
+        code(c.send(9, &produce("grow", 2, batch(1, 10, None))).await).0,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+
+    let check = create_partitions(vec![grow("grow", 3, None)], true);
+    assert_eq!(
+        grow_results(&mut c, 3, &check).await,
+        [("grow".to_string(), 0, None)]
+    );
+    assert_eq!(partition_count(&mut c, "grow").await, 1, "validate_only");
+
+    let node = 1; // BrokerConfig's default node.id
+    let req = create_partitions(
+        vec![grow("grow", 3, Some(vec![vec![node], vec![node]]))],
+        false,
+    );
+    assert_eq!(
+        grow_results(&mut c, 3, &req).await,
+        [("grow".to_string(), 0, None)]
+    );
+    assert_eq!(partition_count(&mut c, "grow").await, 3);
+    assert_eq!(
+        code(c.send(9, &produce("grow", 2, batch(2, 10, None))).await),
+        (0, 0)
+    );
+    // v0 (not flexible) and no explicit placement.
+    let req = create_partitions(vec![grow("grow", 4, None)], false);
+    assert_eq!(grow_results(&mut c, 0, &req).await[0].1, 0);
+    assert_eq!(partition_count(&mut c, "grow").await, 4);
+    drop(c);
+
+    let b = b.restart().await;
+    let mut c = Client::connect(&b).await;
+    assert_eq!(partition_count(&mut c, "grow").await, 4);
+    // The records written to a new partition before the restart are still there.
+    assert_eq!(
+        code(c.send(9, &produce("grow", 2, batch(1, 10, None))).await),
+        (0, 2)
+    );
+    assert_eq!(
+        code(c.send(9, &produce("grow", 3, batch(1, 10, None))).await),
+        (0, 0)
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn create_partitions_refuses_each_bad_topic_alone() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    c.send(7, &create("three", 3, 1)).await;
+    c.send(7, &create("one", 1, 1)).await;
+    c.send(7, &create("other", 1, 1)).await;
+
+    for validate_only in [true, false] {
+        let req = create_partitions(
+            vec![
+                grow("missing", 2, None),
+                grow("three", 2, None),
+                grow("three-again", 1, None),
+                grow("one", 1, None),
+                grow("one", 3, Some(vec![vec![1]])),
+                grow("__consumer_offsets", 100, None),
+            ],
+            validate_only,
+        );
+        let r = grow_results(&mut c, 3, &req).await;
+        let codes: Vec<(&str, i16)> = r.iter().map(|(n, code, _)| (n.as_str(), *code)).collect();
+        assert_eq!(
+            codes,
+            [
+                ("missing", ErrorCode::UnknownTopicOrPartition.code()),
+                ("three", ErrorCode::InvalidPartitions.code()),
+                ("three-again", ErrorCode::UnknownTopicOrPartition.code()),
+                // Named twice: one answer, and neither copy applied.
+                ("one", ErrorCode::InvalidRequest.code()),
+                ("__consumer_offsets", ErrorCode::InvalidRequest.code()),
+            ],
+            "validate_only={validate_only}"
+        );
+        assert!(r[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("Topic currently has 3 partitions, which is higher than the requested 2."));
+        assert!(
+            r[4].2.as_deref().unwrap().contains("orphan"),
+            "{:?}",
+            r[4].2
+        );
+
+        let same = create_partitions(vec![grow("three", 3, None)], validate_only);
+        assert_eq!(
+            grow_results(&mut c, 1, &same).await[0].1,
+            ErrorCode::InvalidPartitions.code()
+        );
+        for (assignments, why) in [
+            (vec![vec![1]], "one assignment for two new partitions"),
+            (vec![vec![1], vec![1], vec![1]], "three for two"),
+            (vec![vec![1], vec![2]], "a broker that does not exist"),
+            (vec![vec![1], vec![1, 1]], "the same broker twice"),
+            (vec![vec![1], vec![]], "no replica at all"),
+        ] {
+            let req = create_partitions(vec![grow("one", 3, Some(assignments))], validate_only);
+            let r = grow_results(&mut c, 3, &req).await;
+            assert_eq!(
+                r[0].1,
+                ErrorCode::InvalidReplicaAssignment.code(),
+                "{why}: {:?}",
+                r[0].2
+            );
+        }
+        // One bad topic does not hold back a good one in the same request.
+        let mixed = create_partitions(
+            vec![grow("nope", 2, None), grow("other", 2, None)],
+            validate_only,
+        );
+        let r = grow_results(&mut c, 2, &mixed).await;
+        assert_eq!(r[0].1, ErrorCode::UnknownTopicOrPartition.code());
+        assert_eq!((r[1].1, r[1].2.clone()), (0, None));
+        let expected = if validate_only { 1 } else { 2 };
+        assert_eq!(partition_count(&mut c, "other").await, expected);
+    }
+    assert_eq!(partition_count(&mut c, "three").await, 3);
+    assert_eq!(partition_count(&mut c, "one").await, 1);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn describe_cluster_names_this_node_as_broker_and_controller() {
+    let b = start(|_| {}).await;
+    let mut c = Client::connect(&b).await;
+    let meta = c
+        .send(
+            12,
+            &MetadataRequest {
+                topics: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await;
+    let cluster_id = meta.cluster_id.unwrap();
+    for version in [0, 1] {
+        let r = c.send(version, &DescribeClusterRequest::default()).await;
+        assert_eq!((r.error_code, r.error_message), (0, None), "v{version}");
+        assert_eq!(r.cluster_id, cluster_id);
+        assert_eq!(r.controller_id, 1);
+        assert_eq!(r.endpoint_type, 1);
+        assert_eq!(r.brokers.len(), 1);
+        let broker = &r.brokers[0];
+        assert_eq!(broker.broker_id, 1);
+        assert_eq!(
+            (broker.host.as_str(), broker.port as u16),
+            ("127.0.0.1", b.addr.port())
+        );
+        assert_eq!(broker.rack, None);
+        assert_eq!(r.cluster_authorized_operations, i32::MIN, "not asked for");
+    }
+    let with_ops = DescribeClusterRequest {
+        include_cluster_authorized_operations: true,
+        ..Default::default()
+    };
+    let ops = c.send(1, &with_ops).await.cluster_authorized_operations;
+    // Describe (8), alter configs (11) and idempotent write (12) among them; read (3) is a
+    // topic and group operation, not a cluster one.
+    for bit in [8, 11, 12] {
+        assert_ne!(ops & (1 << bit), 0, "bit {bit} of {ops:#x}");
+    }
+    assert_eq!(ops & (1 << 3), 0);
+
+    let controllers = DescribeClusterRequest {
+        endpoint_type: 2,
+        ..Default::default()
+    };
+    let r = c.send(1, &controllers).await;
+    assert_eq!(r.error_code, ErrorCode::MismatchedEndpointType.code());
+    assert_eq!(r.error_code, 114);
+    assert!(r.error_message.is_some());
+    assert!(r.brokers.is_empty());
+    assert_eq!((r.controller_id, r.cluster_id.as_str()), (-1, ""));
+    let unknown = DescribeClusterRequest {
+        endpoint_type: 7,
+        ..Default::default()
+    };
+    let r = c.send(1, &unknown).await;
+    assert_eq!(r.error_code, ErrorCode::UnsupportedEndpointType.code());
+    assert_eq!(r.error_code, 115);
     b.stop().await;
 }

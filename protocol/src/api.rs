@@ -97,6 +97,8 @@ pub const SUPPORTED: &[ApiSupport] = &[
     support!(DeleteGroupsRequest),
     support!(IncrementalAlterConfigsRequest),
     support!(OffsetDeleteRequest),
+    support!(CreatePartitionsRequest),
+    support!(DescribeClusterRequest),
 ];
 
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {

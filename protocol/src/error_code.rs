@@ -81,6 +81,8 @@ pub enum ErrorCode {
     UnstableOffsetCommit = 88,
     UnknownTopicId = 100,
     InconsistentTopicId = 103,
+    MismatchedEndpointType = 114,
+    UnsupportedEndpointType = 115,
 }
 
 impl ErrorCode {

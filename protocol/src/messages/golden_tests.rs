@@ -666,3 +666,183 @@ fn offset_delete_is_never_flexible() {
     assert_eq!(req.topics[0].partitions[0].partition_index, 3);
     assert_eq!(encode(&req, 0), body);
 }
+
+// ---- CreatePartitions ---------------------------------------------------------------------
+
+#[test]
+fn create_partitions_v1_request_with_and_without_assignments() {
+    let body = concat(&[
+        b"\x00\x00\x00\x02",                 // topics: array of 2
+        b"\x00\x06events",                   //   name: "events"
+        b"\x00\x00\x00\x03",                 //   count: 3 (the new total)
+        b"\x00\x00\x00\x02",                 //   assignments: array of 2
+        b"\x00\x00\x00\x01\x00\x00\x00\x01", //     broker_ids: [1]
+        b"\x00\x00\x00\x01\x00\x00\x00\x01", //     broker_ids: [1]
+        b"\x00\x04logs",                     //   name: "logs"
+        b"\x00\x00\x00\x05",                 //   count: 5
+        b"\xff\xff\xff\xff",                 //   assignments: null (int32 -1)
+        b"\x00\x00\x75\x30",                 // timeout_ms: 30000
+        b"\x01",                             // validate_only: true
+    ]);
+    let req = CreatePartitionsRequest::decode_body(body.clone(), 1).unwrap();
+    assert_eq!(req.timeout_ms, 30_000);
+    assert!(req.validate_only);
+    let events = &req.topics[0];
+    assert_eq!((events.name.as_str(), events.count), ("events", 3));
+    let assignments = events.assignments.as_ref().unwrap();
+    assert_eq!(assignments.len(), 2);
+    assert!(assignments.iter().all(|a| a.broker_ids == vec![1]));
+    let logs = &req.topics[1];
+    assert_eq!((logs.name.as_str(), logs.count), ("logs", 5));
+    assert_eq!(logs.assignments, None);
+    assert_eq!(encode(&req, 1), body);
+}
+
+#[test]
+fn create_partitions_v2_request_is_flexible() {
+    assert!(!CreatePartitionsRequest::ctx(1).flexible);
+    assert!(CreatePartitionsRequest::ctx(2).flexible);
+    let body = concat(&[
+        b"\x03",                 // topics: compact array of 2
+        b"\x02a",                //   name: compact string "a"
+        b"\x00\x00\x00\x04",     //   count: 4
+        b"\x02",                 //   assignments: compact array of 1
+        b"\x02\x00\x00\x00\x07", //     broker_ids: compact array [7]
+        b"\x00",                 //     tagged fields
+        b"\x00",                 //   tagged fields
+        b"\x02b",                //   name: "b"
+        b"\x00\x00\x00\x02",     //   count: 2
+        b"\x00",                 //   assignments: null (compact length 0)
+        b"\x00",                 //   tagged fields
+        b"\x00\x00\x03\xe8",     // timeout_ms: 1000
+        b"\x00",                 // validate_only: false
+        b"\x00",                 // tagged fields
+    ]);
+    let req = CreatePartitionsRequest::decode_body(body.clone(), 2).unwrap();
+    assert_eq!(req.topics[0].name, "a");
+    assert_eq!(
+        req.topics[0].assignments.as_ref().unwrap()[0].broker_ids,
+        vec![7]
+    );
+    assert_eq!((req.topics[1].name.as_str(), req.topics[1].count), ("b", 2));
+    assert_eq!(req.topics[1].assignments, None);
+    assert_eq!(req.timeout_ms, 1000);
+    assert!(!req.validate_only);
+    assert_eq!(encode(&req, 2), body);
+    // v3 changed only what a broker may answer, not the layout.
+    assert_eq!(CreatePartitionsRequest::decode_body(body, 3).unwrap(), req);
+}
+
+#[test]
+fn create_partitions_response_layouts() {
+    let resp = CreatePartitionsResponse {
+        throttle_time_ms: 0,
+        results: vec![
+            CreatePartitionsTopicResult {
+                name: "t".into(),
+                error_code: 37, // INVALID_PARTITIONS
+                error_message: Some("no".into()),
+            },
+            CreatePartitionsTopicResult {
+                name: "u".into(),
+                error_code: 0,
+                error_message: None,
+            },
+        ],
+    };
+    let v0 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x00\x00\x02", // results: array of 2
+        b"\x00\x01t",        //   name: "t"
+        b"\x00\x25",         //   error_code: 37
+        b"\x00\x02no",       //   error_message: "no"
+        b"\x00\x01u",        //   name: "u"
+        b"\x00\x00",         //   error_code: 0
+        b"\xff\xff",         //   error_message: null (int16 -1)
+    ]);
+    assert_eq!(encode(&resp, 0), v0);
+    assert_eq!(CreatePartitionsResponse::decode_body(v0, 0).unwrap(), resp);
+    let v3 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x03",             // results: compact array of 2
+        b"\x02t",            //   name: "t"
+        b"\x00\x25",         //   error_code: 37
+        b"\x03no",           //   error_message: compact "no"
+        b"\x00",             //   tagged fields
+        b"\x02u",            //   name: "u"
+        b"\x00\x00",         //   error_code: 0
+        b"\x00",             //   error_message: null
+        b"\x00",             //   tagged fields
+        b"\x00",             // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 3), v3);
+    assert_eq!(CreatePartitionsResponse::decode_body(v3, 3).unwrap(), resp);
+}
+
+// ---- DescribeCluster ----------------------------------------------------------------------
+
+#[test]
+fn describe_cluster_requests_v0_and_v1() {
+    // Flexible from its first version: a tagged-field section even in v0.
+    assert!(DescribeClusterRequest::ctx(0).flexible);
+    let v0 = concat(&[
+        b"\x01", // include_cluster_authorized_operations: true
+        b"\x00", // tagged fields
+    ]);
+    let req = DescribeClusterRequest::decode_body(v0.clone(), 0).unwrap();
+    assert!(req.include_cluster_authorized_operations);
+    // Not on the wire in v0: the spec default, brokers.
+    assert_eq!(req.endpoint_type, 1);
+    assert_eq!(encode(&req, 0), v0);
+    let v1 = concat(&[
+        b"\x00", // include_cluster_authorized_operations: false
+        b"\x02", // endpoint_type: 2 (controllers)
+        b"\x00", // tagged fields
+    ]);
+    let req = DescribeClusterRequest::decode_body(v1.clone(), 1).unwrap();
+    assert!(!req.include_cluster_authorized_operations);
+    assert_eq!(req.endpoint_type, 2);
+    assert_eq!(encode(&req, 1), v1);
+}
+
+#[test]
+fn describe_cluster_v1_response_layout() {
+    let resp = DescribeClusterResponse {
+        cluster_id: "c".into(),
+        controller_id: 1,
+        brokers: vec![DescribeClusterBroker {
+            broker_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        }],
+        ..Default::default()
+    };
+    assert_eq!(resp.endpoint_type, 1);
+    assert_eq!(resp.cluster_authorized_operations, i32::MIN);
+    let v1 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x00",         // error_code
+        b"\x00",             // error_message: null
+        b"\x01",             // endpoint_type: 1 (brokers; v1+)
+        b"\x02c",            // cluster_id: "c"
+        b"\x00\x00\x00\x01", // controller_id: 1
+        b"\x02",             // brokers: compact array of 1
+        b"\x00\x00\x00\x01", //   broker_id: 1
+        b"\x02h",            //   host: "h"
+        b"\x00\x00\x23\x84", //   port: 9092
+        b"\x00",             //   rack: null
+        b"\x00",             //   tagged fields
+        b"\x80\x00\x00\x00", // cluster_authorized_operations: i32::MIN
+        b"\x00",             // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 1), v1);
+    assert_eq!(
+        DescribeClusterResponse::decode_body(v1.clone(), 1).unwrap(),
+        resp
+    );
+    // v0 is the same without the endpoint type byte.
+    let mut v0 = v1.to_vec();
+    assert_eq!(v0.remove(7), 1);
+    assert_eq!(encode(&resp, 0), Bytes::from(v0));
+}

@@ -3,9 +3,11 @@
 
 mod api_versions;
 mod common;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod fetch;
@@ -26,9 +28,11 @@ mod sync_group;
 
 pub use api_versions::*;
 pub use common::*;
+pub use create_partitions::*;
 pub use create_topics::*;
 pub use delete_groups::*;
 pub use delete_topics::*;
+pub use describe_cluster::*;
 pub use describe_configs::*;
 pub use describe_groups::*;
 pub use fetch::*;
@@ -111,6 +115,8 @@ mod tests {
         offset_delete_round_trip: OffsetDeleteRequest, OffsetDeleteResponse;
         incremental_alter_configs_round_trip:
             IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+        create_partitions_round_trip: CreatePartitionsRequest, CreatePartitionsResponse;
+        describe_cluster_round_trip: DescribeClusterRequest, DescribeClusterResponse;
     }
 
     #[test]

@@ -37,9 +37,11 @@ pub fn reencode_request(
         20 => round::<DeleteTopicsRequest>(body, version),
         22 => round::<InitProducerIdRequest>(body, version),
         32 => round::<DescribeConfigsRequest>(body, version),
+        37 => round::<CreatePartitionsRequest>(body, version),
         42 => round::<DeleteGroupsRequest>(body, version),
         44 => round::<IncrementalAlterConfigsRequest>(body, version),
         47 => round::<OffsetDeleteRequest>(body, version),
+        60 => round::<DescribeClusterRequest>(body, version),
         _ => return None,
     })
 }
