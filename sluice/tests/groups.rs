@@ -103,11 +103,8 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
         ],
     );
     let b = broker.bootstrap();
-    let lines: String = (0..600).map(|i| format!("k{i}:v{i}\n")).collect();
-    kcat(
-        &["-b", &b, "-P", "-t", "logs", "-K", ":"],
-        Some(lines.as_bytes()),
-    );
+    // A metadata request creates the (empty) topic, so both members subscribe to 6 partitions.
+    kcat(&["-b", &b, "-L", "-t", "logs"], None);
     let spawn_member = |name: &str| {
         let out = std::fs::File::create(dir.path().join(name)).unwrap();
         Command::new("kcat")
@@ -138,6 +135,15 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
     let read = |name: &str| positions(&std::fs::read(dir.path().join(name)).unwrap_or_default());
     let mut first = spawn_member("first.out");
     let mut second = spawn_member("second.out");
+    // Records are produced once both are members, so each reads its own half.
+    wait_until(60, "a generation with both kcat members", || {
+        !common::log_lines(&broker, "members=2").is_empty()
+    });
+    let lines: String = (0..600).map(|i| format!("k{i}:v{i}\n")).collect();
+    kcat(
+        &["-b", &b, "-P", "-t", "logs", "-K", ":"],
+        Some(lines.as_bytes()),
+    );
     wait_until(60, "both kcat members to read all 600 records", || {
         read("first.out").len() + read("second.out").len() >= 600
     });
@@ -148,8 +154,7 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
     }
     let (a, b_read) = (read("first.out"), read("second.out"));
     let parts = |v: &[(i32, i64)]| v.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>();
-    // Who joined first may get everything before the other arrives; the other must then have
-    // got its share in a second generation, with no record read twice.
+    // Both were members before anything was produced: each read only its own partitions.
     let all: Vec<(i32, i64)> = a.iter().chain(&b_read).copied().collect();
     let unique: BTreeSet<(i32, i64)> = all.iter().copied().collect();
     assert_eq!(all.len(), unique.len(), "records read twice");
@@ -163,6 +168,12 @@ fn kcat_balanced_consumers_split_partitions_and_commit() {
     assert!(
         !parts(&a).is_empty() && !parts(&b_read).is_empty(),
         "both members read"
+    );
+    assert!(
+        parts(&a).is_disjoint(&parts(&b_read)),
+        "a partition read by both: {:?} {:?}",
+        parts(&a),
+        parts(&b_read)
     );
 
     // A new member of the same group starts where the others committed: only new records.
