@@ -131,11 +131,20 @@ impl ProducerBatch {
 
     /// Resolves every record: offsets count up from `base_offset` (-1 stays -1: unknown).
     pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64) {
-        let topic = self.topic.to_string();
-        for (i, (timestamp, tx)) in self.deliveries.into_iter().enumerate() {
+        let ProducerBatch {
+            topic,
+            partition,
+            deliveries,
+            memory,
+            ..
+        } = self;
+        // Memory first: whoever awaits a record may send the next one at once.
+        drop(memory);
+        let topic = topic.to_string();
+        for (i, (timestamp, tx)) in deliveries.into_iter().enumerate() {
             let _ = tx.send(Ok(RecordMetadata {
                 topic: topic.clone(),
-                partition: self.partition,
+                partition,
                 offset: if base_offset < 0 {
                     -1
                 } else {
@@ -151,7 +160,11 @@ impl ProducerBatch {
     }
 
     pub(crate) fn fail(self, error: &ClientError) {
-        for (_, tx) in self.deliveries {
+        let ProducerBatch {
+            deliveries, memory, ..
+        } = self;
+        drop(memory);
+        for (_, tx) in deliveries {
             let _ = tx.send(Err(copy_error(error)));
         }
     }

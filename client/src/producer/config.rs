@@ -128,7 +128,8 @@ impl ProducerConfig {
         let idempotence_explicit = config.get("enable.idempotence").is_some();
         let mut idempotence = config.bool("enable.idempotence", true)?;
         if idempotence {
-            let conflict = acks != Acks::All || retries == 0 || max_in_flight > 5;
+            let conflict =
+                acks != Acks::All || retries == 0 || max_in_flight > MAX_IN_FLIGHT_IDEMPOTENT;
             if conflict && !idempotence_explicit {
                 idempotence = false;
             } else if conflict {

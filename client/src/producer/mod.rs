@@ -18,12 +18,11 @@ use sluice_protocol::records::BATCH_HEADER_SIZE;
 use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use self::accumulator::{ProducerBatch, RecordAccumulator};
 pub use self::config::{Acks, ProducerConfig, MAX_IN_FLIGHT_IDEMPOTENT, PRODUCER_KEYS};
 pub use self::partitioner::{murmur2, partition_for_key, Partitioner};
 pub use sluice_protocol::records::RecordHeader;
 
-use self::accumulator::{max_record_size, NewRecord};
+use self::accumulator::{max_record_size, NewRecord, RecordAccumulator};
 use crate::cluster::{Cluster, TopicInfo};
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
@@ -160,6 +159,7 @@ impl Producer {
         Ok(Producer::with_config(parsed))
     }
 
+    /// `new` for settings already read; must run inside a Tokio runtime (it spawns the sender).
     pub fn with_config(config: ProducerConfig) -> Producer {
         let cluster = Cluster::new(config.common.clone(), config.allow_auto_create_topics);
         let shared = Arc::new(Shared {

@@ -158,7 +158,7 @@ mod tests {
     fn keyed_partition_is_the_positive_hash_modulo_the_count() {
         // -790332482 & 0x7fffffff = 1357151166
         assert_eq!(partition_for_key(b"foobar", 10), 6);
-        assert_eq!(partition_for_key(b"foobar", 3), (1_357_151_166 % 3) as i32);
+        assert_eq!(partition_for_key(b"foobar", 3), 1_357_151_166 % 3);
         for n in 1..20 {
             assert!((0..n as i32).contains(&partition_for_key(b"21", n)));
         }
