@@ -334,7 +334,8 @@ async fn acks_zero_and_one_deliver() {
 async fn lingering_packs_many_sends_into_few_batches() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path()).await;
-    let p = producer(b.addr, &[("linger.ms", "100")]).await;
+    // Generous linger: the machine may be busy, and the point is batching, not timing.
+    let p = producer(b.addr, &[("linger.ms", "300")]).await;
     let mut pending = Vec::new();
     for i in 0..1000 {
         let record = ProducerRecord::new("linger")
@@ -348,7 +349,7 @@ async fn lingering_packs_many_sends_into_few_batches() {
     let batches = read_log(p.cluster(), "linger", 2).await;
     assert_eq!(batches.iter().map(|b| b.records.len()).sum::<usize>(), 1000);
     assert!(
-        batches.len() <= 10,
+        batches.len() <= 20,
         "{} batches for 1000 records",
         batches.len()
     );
@@ -720,6 +721,79 @@ async fn not_leader_is_retried_after_a_metadata_refresh() {
     let batches = read_log(p.cluster(), "moved", 0).await;
     assert_ne!(batches[0].producer_id, batches[2].producer_id);
     assert_eq!(batches[2].base_sequence, 0);
+
+    // A broker that reports a duplicate without offsets: delivered, offset unknown.
+    proxy
+        .faults
+        .lock()
+        .unwrap()
+        .push(Fault::Answer(ErrorCode::DuplicateSequenceNumber));
+    let meta = p
+        .send_and_wait(ProducerRecord::new("moved").partition(0).value("dup"))
+        .await
+        .unwrap();
+    assert_eq!((meta.partition, meta.offset), (0, -1));
+    p.close().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn retries_and_delivery_timeout_bound_the_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, proxy) = broker_behind_proxy(dir.path()).await;
+    let p = producer(proxy.addr, &[("retries", "2")]).await;
+    p.send_and_wait(ProducerRecord::new("bounded").partition(0).value("warm-up"))
+        .await
+        .unwrap();
+    proxy
+        .faults
+        .lock()
+        .unwrap()
+        .extend([Fault::Answer(ErrorCode::NotLeaderOrFollower); 5]);
+    let before = proxy.produces.load(Ordering::SeqCst);
+    let e = p
+        .send_and_wait(ProducerRecord::new("bounded").partition(0).value("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotLeaderOrFollower), "{e}");
+    assert_eq!(
+        proxy.produces.load(Ordering::SeqCst) - before,
+        3,
+        "1 try + 2 retries"
+    );
+    p.close().await;
+    proxy.faults.lock().unwrap().clear();
+
+    let p = producer(
+        proxy.addr,
+        &[
+            ("request.timeout.ms", "200"),
+            ("linger.ms", "0"),
+            ("delivery.timeout.ms", "400"),
+        ],
+    )
+    .await;
+    p.send_and_wait(ProducerRecord::new("bounded").partition(0).value("warm-up"))
+        .await
+        .unwrap();
+    proxy
+        .faults
+        .lock()
+        .unwrap()
+        .extend([Fault::Answer(ErrorCode::NotLeaderOrFollower); 10_000]);
+    let started = std::time::Instant::now();
+    let e = p
+        .send_and_wait(ProducerRecord::new("bounded").partition(0).value("y"))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(e, ClientError::Timeout(_)) || e.code() == Some(ErrorCode::NotLeaderOrFollower),
+        "{e}"
+    );
+    assert!(took >= Duration::from_millis(350), "gave up after {took:?}");
+    assert!(took < Duration::from_secs(3), "retried for {took:?}");
+    proxy.faults.lock().unwrap().clear();
     p.close().await;
     b.stop().await;
 }
