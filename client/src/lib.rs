@@ -5,7 +5,9 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod producer;
 
 pub use cluster::Cluster;
 pub use config::ClientConfig;
 pub use error::{ClientError, Result};
+pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run a broker (kafka-server-start.sh)
     Server(commands::server::ServerArgs),
+    /// Measure the cluster with the Sluice clients (kafka-producer-perf-test.sh)
+    Perf(commands::perf::PerfArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
+        Command::Perf(args) => commands::perf::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

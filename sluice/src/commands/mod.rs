@@ -1,4 +1,5 @@
 //! The subcommands of `sluice`, one module each.
 //! Each returns `Err(one line)` for the user; `main` prints it and exits non-zero.
 
+pub mod perf;
 pub mod server;
