@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run a broker (kafka-server-start.sh)
     Server(commands::server::ServerArgs),
+    /// Produce stdin lines as records (kafka-console-producer.sh)
+    ConsoleProducer(commands::console_producer::ConsoleProducerArgs),
     /// Measure the cluster with the Sluice clients (kafka-producer-perf-test.sh)
     Perf(commands::perf::PerfArgs),
 }
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
+        Command::ConsoleProducer(args) => commands::console_producer::run(args),
         Command::Perf(args) => commands::perf::run(args),
     };
     match result {

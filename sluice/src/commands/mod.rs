@@ -1,5 +1,6 @@
 //! The subcommands of `sluice`, one module each.
 //! Each returns `Err(one line)` for the user; `main` prints it and exits non-zero.
 
+pub mod console_producer;
 pub mod perf;
 pub mod server;
