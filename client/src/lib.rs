@@ -1,11 +1,13 @@
 //! sluice-client: a Kafka client (producer, consumer with groups, admin) on the Sluice codec.
 //! It speaks only the Kafka protocol, so it runs against Sluice, Apache Kafka or Redpanda.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
 
+pub use admin::Admin;
 pub use cluster::Cluster;
 pub use config::ClientConfig;
 pub use error::{ClientError, Result};
