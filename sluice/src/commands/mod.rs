@@ -1,4 +1,8 @@
 //! The subcommands of `sluice`, one module each.
 //! Each returns `Err(one line)` for the user; `main` prints it and exits non-zero.
 
+pub mod configs;
+pub mod consumer_groups;
 pub mod server;
+pub mod tool;
+pub mod topics;
