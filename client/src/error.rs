@@ -20,7 +20,8 @@ pub enum ClientError {
         source_name: String,
         reason: String,
     },
-    #[error("cannot read config file: {0}")]
+    /// The file could not be read or parsed; the message names it.
+    #[error("{0}")]
     ConfigFile(String),
     #[error("connection to {addr}: {error}")]
     Io { addr: String, error: std::io::Error },

@@ -6,6 +6,7 @@ mod commands;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,6 +24,12 @@ struct Cli {
 enum Command {
     /// Run a broker (kafka-server-start.sh)
     Server(commands::server::ServerArgs),
+    /// Create, list, describe and delete topics (kafka-topics.sh)
+    Topics(commands::topics::TopicsArgs),
+    /// Describe and alter topic configs (kafka-configs.sh)
+    Configs(commands::configs::ConfigsArgs),
+    /// List, describe, reset and delete consumer groups (kafka-consumer-groups.sh)
+    ConsumerGroups(commands::consumer_groups::ConsumerGroupsArgs),
     /// Produce stdin lines as records (kafka-console-producer.sh)
     ConsoleProducer(commands::console_producer::ConsoleProducerArgs),
     /// Measure the cluster with the Sluice clients (kafka-producer-perf-test.sh)
@@ -30,26 +37,65 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("Error: {} (see --help)", one_line(&e.to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = matches!(cli.command, Command::Server(_));
+    // A tool's stdout is its answer and its stderr is for errors: routine client logging
+    // would be noise there, so tools log warnings only unless RUST_LOG says otherwise.
+    let default_level = if server { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
+        Command::Topics(args) => commands::topics::run(args),
+        Command::Configs(args) => commands::configs::run(args),
+        Command::ConsumerGroups(args) => commands::consumer_groups::run(args),
         Command::ConsoleProducer(args) => commands::console_producer::run(args),
         Command::Perf(args) => commands::perf::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(message) if server => {
             eprintln!("sluice: {message}");
             ExitCode::FAILURE
         }
+        Err(message) => {
+            eprintln!("Error: {message}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// clap's message without its usage block, on one line.
+fn one_line(rendered: &str) -> String {
+    let message = rendered.split("\n\n").next().unwrap_or(rendered);
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

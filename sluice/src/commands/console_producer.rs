@@ -9,6 +9,8 @@ use sluice_client::{ClientConfig, Producer, ProducerRecord};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use super::tool::{self, key_value};
+
 #[derive(Args)]
 pub struct ConsoleProducerArgs {
     /// Broker(s) to connect to (bootstrap.servers)
@@ -91,12 +93,6 @@ impl LineReader {
     }
 }
 
-pub fn key_value(s: &str, flag: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .ok_or_else(|| format!("{flag} {s}: expected key=value"))
-}
-
 fn client_config(args: &ConsoleProducerArgs) -> Result<ClientConfig, String> {
     let mut config = match &args.producer_config {
         Some(path) => ClientConfig::from_file(path).map_err(|e| e.to_string())?,
@@ -121,9 +117,7 @@ fn client_config(args: &ConsoleProducerArgs) -> Result<ClientConfig, String> {
 }
 
 pub fn run(args: ConsoleProducerArgs) -> Result<(), String> {
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
-    runtime.block_on(produce(args))
+    tool::run(produce(args))
 }
 
 async fn produce(args: ConsoleProducerArgs) -> Result<(), String> {
