@@ -553,6 +553,44 @@ impl Admin {
         .await
     }
 
+    /// Raises each topic's partition count to the given total (`topics --alter --partitions`);
+    /// the broker places the new partitions.
+    pub async fn create_partitions(
+        &self,
+        counts: &BTreeMap<String, i32>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, Result<()>>> {
+        self.per_key(counts.keys().cloned(), |names, a| async move {
+            let request = CreatePartitionsRequest {
+                topics: names
+                    .iter()
+                    .map(|n| CreatePartitionsTopic {
+                        name: n.clone(),
+                        count: counts[n],
+                        assignments: None,
+                    })
+                    .collect(),
+                timeout_ms: a.timeout.as_millis().min(i32::MAX as u128) as i32,
+                validate_only,
+            };
+            let conn = self.controller(a).await?;
+            let response = conn.send(&request, a.timeout).await?;
+            Ok(response
+                .results
+                .into_iter()
+                .map(|t| {
+                    self.cluster.invalidate(&t.name);
+                    let name = t.name;
+                    let result = check(t.error_code, t.error_message, || {
+                        format!("adding partitions to topic {name}")
+                    });
+                    (name, result)
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// Every topic's name and id, sorted by name; internal ones (`__consumer_offsets`) only
     /// if asked for.
     pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<TopicListing>> {

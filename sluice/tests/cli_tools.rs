@@ -131,6 +131,27 @@ fn topics_are_created_listed_described_and_deleted() {
     );
     assert_eq!(read, b"first event\nsecond event\n");
 
+    // More partitions; fewer is refused with Kafka's message.
+    assert_eq!(
+        topics(&[
+            "--alter",
+            "--topic",
+            "quickstart-events",
+            "--partitions",
+            "4"
+        ]),
+        ""
+    );
+    assert!(topics(&["--describe", "--topic", "quickstart-events"]).contains("PartitionCount: 4\t"));
+    assert!(topics_fail(&[
+        "--alter",
+        "--topic",
+        "quickstart-events",
+        "--partitions",
+        "2"
+    ])
+    .contains("Topic currently has 4 partitions, which is higher than the requested 2."));
+
     // Describing everything covers the new topic and the internal one.
     let all = topics(&["--describe"]);
     assert!(all.contains("Topic: quickstart-events\t"), "{all}");
@@ -456,12 +477,20 @@ fn errors_are_one_line_and_exit_code_1() {
         &["--reset-offsets", "--group", "g", "--topic", "t"]
     ))
     .contains("--to-earliest"));
+    assert_eq!(
+        fails(&with_bootstrap(
+            "topics",
+            &b,
+            &["--alter", "--topic", "nosuch", "--partitions", "4"]
+        )),
+        "Error: Topic 'nosuch' does not exist."
+    );
     assert!(fails(&with_bootstrap(
         "topics",
         &b,
-        &["--alter", "--topic", "t", "--partitions", "4"]
+        &["--alter", "--topic", "nosuch"]
     ))
-    .contains("not supported yet"));
+    .contains("--partitions"));
 
     // Nothing listens: the error comes once the request timeout (from --command-config) is spent.
     let free = std::net::TcpListener::bind("127.0.0.1:0")

@@ -31,7 +31,7 @@ pub struct TopicsArgs {
     /// Delete a topic
     #[arg(long)]
     delete: bool,
-    /// Change a topic's partition count (not supported yet)
+    /// Raise a topic's partition count (with --partitions)
     #[arg(long)]
     alter: bool,
     /// The topic to act on (for --list and --describe: only this one)
@@ -59,13 +59,6 @@ pub struct TopicsArgs {
 
 pub fn run(args: TopicsArgs) -> Result<(), String> {
     check_flags(&args)?;
-    if args.alter {
-        // CreatePartitions (key 37) is not in this build's protocol codec.
-        return Err(
-            "--alter (changing the partition count) is not supported yet: this build does not speak CreatePartitions"
-                .into(),
-        );
-    }
     let admin = args.connect.admin()?;
     tool::run(async move {
         if args.create {
@@ -74,6 +67,8 @@ pub fn run(args: TopicsArgs) -> Result<(), String> {
             list(&admin, &args).await
         } else if args.describe {
             describe(&admin, &args).await
+        } else if args.alter {
+            alter(&admin, &args).await
         } else {
             delete(&admin, &args).await
         }
@@ -224,6 +219,29 @@ fn print_topic(t: &TopicDescription, overrides: &BTreeMap<String, String>) {
             ids(&p.replicas),
             ids(&p.isr)
         );
+    }
+}
+
+async fn alter(admin: &Admin, a: &TopicsArgs) -> Result<(), String> {
+    let name = a.topic.clone().unwrap_or_default();
+    let count = a
+        .partitions
+        .ok_or("--alter needs --partitions N (the new total)")?;
+    let mut results = admin
+        .create_partitions(&BTreeMap::from([(name.clone(), count)]), false)
+        .await
+        .map_err(|e| e.to_string())?;
+    match results.remove(&name) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) if tool::is(&e, ErrorCode::UnknownTopicOrPartition) => {
+            if a.if_exists {
+                Ok(())
+            } else {
+                Err(no_such_topic(&name))
+            }
+        }
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!("the broker did not answer for topic {name}")),
     }
 }
 
