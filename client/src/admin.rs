@@ -602,7 +602,7 @@ impl Admin {
             .into_values()
             .filter(|t| include_internal || !t.internal)
             .map(|t| TopicListing {
-                name: t.name,
+                name: t.name.clone(),
                 id: t.id,
                 internal: t.internal,
             })

@@ -69,7 +69,8 @@ pub struct MetadataSnapshot {
     pub cluster_id: Option<String>,
     pub controller_id: i32,
     pub brokers: BTreeMap<i32, BrokerInfo>,
-    pub topics: BTreeMap<String, TopicInfo>,
+    /// Shared, so the producer's per-record lookup costs a reference count, not a copy.
+    pub topics: BTreeMap<String, Arc<TopicInfo>>,
 }
 
 struct Cached {
@@ -257,12 +258,12 @@ impl Cluster {
             fetched.push(name.clone());
             snap.topics.insert(
                 name.clone(),
-                TopicInfo {
+                Arc::new(TopicInfo {
                     name,
                     id: t.topic_id,
                     internal: t.is_internal,
                     partitions,
-                },
+                }),
             );
         }
         let out = snap.clone();
@@ -274,7 +275,7 @@ impl Cluster {
 
     /// A topic's metadata, from the cache while fresh, else fetched. An unknown topic is an
     /// UNKNOWN_TOPIC_OR_PARTITION error.
-    pub async fn topic(&self, name: &str) -> Result<TopicInfo> {
+    pub async fn topic(&self, name: &str) -> Result<Arc<TopicInfo>> {
         if let Some(t) = self.fresh_topic(name) {
             return Ok(t);
         }
@@ -288,7 +289,7 @@ impl Cluster {
         })
     }
 
-    fn fresh_topic(&self, name: &str) -> Option<TopicInfo> {
+    fn fresh_topic(&self, name: &str) -> Option<Arc<TopicInfo>> {
         let cached = self.cached.read().expect("metadata lock");
         let at = cached.fetched.get(name)?;
         if at.elapsed() > self.config.metadata_max_age {

@@ -399,7 +399,7 @@ impl RecordAccumulator {
         &mut self,
         now: Instant,
         hurry: bool,
-        leaders: &HashMap<Arc<str>, TopicInfo>,
+        leaders: &HashMap<Arc<str>, Arc<TopicInfo>>,
         node_has_room: impl Fn(i32) -> bool,
         max_request_size: usize,
         producer: Option<(i64, i16)>,
@@ -576,7 +576,7 @@ mod tests {
         }
     }
 
-    fn leaders(topic: &str, partitions: i32, leader: i32) -> HashMap<Arc<str>, TopicInfo> {
+    fn leaders(topic: &str, partitions: i32, leader: i32) -> HashMap<Arc<str>, Arc<TopicInfo>> {
         let info = TopicInfo {
             name: topic.into(),
             id: Uuid::ZERO,
@@ -592,7 +592,7 @@ mod tests {
                 })
                 .collect(),
         };
-        HashMap::from([(Arc::from(topic), info)])
+        HashMap::from([(Arc::from(topic), Arc::new(info))])
     }
 
     struct Fixture {

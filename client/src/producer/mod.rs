@@ -240,21 +240,28 @@ impl Producer {
             }
             (None, _) => shared.partitioner.sticky_partition(&topic, size),
         };
-        let memory = match tokio::time::timeout_at(
-            deadline.into(),
-            shared.memory.clone().acquire_many_owned(size as u32),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            // The semaphore closes with the producer.
-            Ok(Err(_)) => return Err(ClientError::Closed),
-            Err(_) => {
-                return Err(ClientError::Timeout(format!(
-                    "waiting for {size} bytes of buffer.memory ({} bytes) for max.block.ms ({} ms)",
-                    config.buffer_memory,
-                    config.max_block.as_millis()
-                )))
+        // Room is usually there: take it without setting up a timer.
+        let memory = match shared.memory.clone().try_acquire_many_owned(size as u32) {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(ClientError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(
+                    deadline.into(),
+                    shared.memory.clone().acquire_many_owned(size as u32),
+                )
+                .await
+                {
+                    Ok(Ok(permit)) => permit,
+                    // The semaphore closes with the producer.
+                    Ok(Err(_)) => return Err(ClientError::Closed),
+                    Err(_) => {
+                        return Err(ClientError::Timeout(format!(
+                            "waiting for {size} bytes of buffer.memory ({} bytes) for max.block.ms ({} ms)",
+                            config.buffer_memory,
+                            config.max_block.as_millis()
+                        )))
+                    }
+                }
             }
         };
         let (tx, rx) = oneshot::channel();
@@ -284,7 +291,7 @@ impl Producer {
 
     /// The topic's partitions, waiting up to `deadline` for a topic being created or a broker
     /// coming back; errors other than retriable ones are final.
-    async fn wait_for_topic(&self, name: &str, deadline: Instant) -> Result<TopicInfo> {
+    async fn wait_for_topic(&self, name: &str, deadline: Instant) -> Result<Arc<TopicInfo>> {
         let cluster = &self.shared.cluster;
         loop {
             let last = match cluster.topic(name).await {

@@ -196,7 +196,7 @@ impl Sender {
         let hurry = self.shared.flushing.load(Ordering::Acquire) > 0;
         let topics = self.shared.accumulator().ready_topics(now, hurry);
         let mut next_wake = None;
-        let mut leaders: HashMap<Arc<str>, TopicInfo> = HashMap::new();
+        let mut leaders: HashMap<Arc<str>, Arc<TopicInfo>> = HashMap::new();
         for topic in topics {
             if let Some(&at) = self.metadata_retry_at.get(&topic) {
                 if at > now {

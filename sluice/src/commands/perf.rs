@@ -90,6 +90,9 @@ fn payload(size: usize) -> Bytes {
         .into()
 }
 
+/// Deliveries handed to the collector at a time.
+const CHUNK: usize = 512;
+
 /// Latency figures over one window or the whole run.
 #[derive(Default)]
 struct Window {
@@ -127,7 +130,9 @@ async fn produce(args: ProduceArgs, out: &mut impl Write) -> Result<(), String> 
     let total = args.num_records;
     // A bounded sample of latencies for percentiles, as a run may send billions of records.
     let sample_every = (total / 500_000).max(1);
-    let (tx, mut rx) = mpsc::channel::<(Instant, DeliveryFuture)>(1 << 16);
+    // Outcomes travel to the collector in chunks: a channel operation per record would cost
+    // more than the send it measures.
+    let (tx, mut rx) = mpsc::channel::<Vec<(Instant, DeliveryFuture)>>(256);
     let interval = Duration::from_secs(args.reporting_interval.max(1));
     let record_size = args.record_size;
     let start = Instant::now();
@@ -143,33 +148,36 @@ async fn produce(args: ProduceArgs, out: &mut impl Write) -> Result<(), String> 
         let mut first_error = None;
         let mut seen = 0u64;
         let mut next_sample = 0u64;
-        while let Some((sent_at, delivery)) = rx.recv().await {
-            match delivery.await {
-                Ok(_) => {
-                    let ms = sent_at.elapsed().as_secs_f64() * 1000.0;
-                    all.add(ms);
-                    window.add(ms);
-                    if seen >= next_sample {
-                        samples.push(ms);
-                        next_sample = seen + sample_every;
+        while let Some(chunk) = rx.recv().await {
+            for (sent_at, delivery) in chunk {
+                match delivery.await {
+                    Ok(_) => {
+                        let ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+                        all.add(ms);
+                        window.add(ms);
+                        if seen >= next_sample {
+                            samples.push(ms);
+                            next_sample = seen + sample_every;
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
                     }
                 }
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
+                seen += 1;
+                if window_start.elapsed() >= interval {
+                    println!("{}", window.line(window_start.elapsed(), record_size));
+                    window = Window::default();
+                    window_start = Instant::now();
                 }
-            }
-            seen += 1;
-            if window_start.elapsed() >= interval {
-                println!("{}", window.line(window_start.elapsed(), record_size));
-                window = Window::default();
-                window_start = Instant::now();
             }
         }
         (all, samples, errors, first_error)
     });
 
     let mut send_error = None;
+    let mut chunk = Vec::with_capacity(CHUNK);
     for i in 0..total {
         if args.throughput > 0 {
             let due = start + Duration::from_secs_f64(i as f64 / args.throughput as f64);
@@ -181,8 +189,13 @@ async fn produce(args: ProduceArgs, out: &mut impl Write) -> Result<(), String> 
         let record = ProducerRecord::new(&args.topic).value(value.clone());
         match producer.send(record).await {
             Ok(delivery) => {
-                if tx.send((sent_at, delivery)).await.is_err() {
-                    break;
+                chunk.push((sent_at, delivery));
+                // A throttled run hands each record over at once, so progress lines stay live.
+                if chunk.len() == CHUNK || args.throughput > 0 {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if tx.send(full).await.is_err() {
+                        break;
+                    }
                 }
             }
             Err(e) => {
@@ -190,6 +203,9 @@ async fn produce(args: ProduceArgs, out: &mut impl Write) -> Result<(), String> 
                 break;
             }
         }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk).await;
     }
     drop(tx);
     producer.flush().await;
