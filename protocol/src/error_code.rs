@@ -176,6 +176,12 @@ impl ErrorCode {
     }
 }
 
+impl From<ErrorCode> for i16 {
+    fn from(e: ErrorCode) -> i16 {
+        e as i16
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorCode;
@@ -191,11 +197,5 @@ mod tests {
         }
         assert_eq!(ErrorCode::from_code(79), ErrorCode::MemberIdRequired);
         assert_eq!(ErrorCode::from_code(9999), ErrorCode::UnknownServerError);
-    }
-}
-
-impl From<ErrorCode> for i16 {
-    fn from(e: ErrorCode) -> i16 {
-        e as i16
     }
 }
