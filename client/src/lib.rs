@@ -4,8 +4,10 @@
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 
 pub use cluster::Cluster;
 pub use config::ClientConfig;
+pub use consumer::{ConsumerRecord, TopicPartition};
 pub use error::{ClientError, Result};
