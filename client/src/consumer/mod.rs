@@ -8,6 +8,8 @@
 
 pub mod assignor;
 mod config;
+mod fetcher;
+mod subscription;
 
 use std::fmt;
 
