@@ -9,5 +9,5 @@ pub mod error;
 
 pub use cluster::Cluster;
 pub use config::ClientConfig;
-pub use consumer::{ConsumerRecord, TopicPartition};
+pub use consumer::{Consumer, ConsumerRecord, TopicPartition};
 pub use error::{ClientError, Result};

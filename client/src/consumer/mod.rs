@@ -8,7 +8,9 @@
 
 pub mod assignor;
 mod config;
+mod coordinator;
 mod fetcher;
+mod kafka_consumer;
 mod subscription;
 
 use std::fmt;
@@ -21,6 +23,8 @@ pub use assignor::{
     RoundRobinAssignor,
 };
 pub use config::{AssignmentStrategy, ConsumerConfig, IsolationLevel, OffsetReset, CONSUMER_KEYS};
+pub use coordinator::CommitFuture;
+pub use kafka_consumer::{Consumer, ConsumerGroupMetadata};
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
