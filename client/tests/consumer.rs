@@ -925,3 +925,49 @@ async fn a_subscribed_topic_created_later_joins_the_assignment() {
     c.close().await.unwrap();
     b.stop().await;
 }
+
+#[tokio::test]
+async fn closing_mid_rebalance_commits_without_waiting_for_the_rebalance() {
+    let b = TestBroker::start().await;
+    b.create_topic("park", 2).await;
+    b.produce_values("park", 0, "zero", 5).await;
+    b.produce_values("park", 1, "one", 5).await;
+    let config =
+        || group_config(&b, "parkers").set("partition.assignment.strategy", "cooperative-sticky");
+    let mut a = Consumer::new(config()).unwrap();
+    let mut slow = Consumer::new(config()).unwrap();
+    a.subscribe(["park"]).unwrap();
+    slow.subscribe(["park"]).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(read == 10 && a.assignment().len() == 1 && slow.assignment().len() == 1) {
+        assert!(Instant::now() < deadline, "the two members never settled");
+        read += a.poll(Duration::from_millis(50)).await.unwrap().len();
+        read += slow.poll(Duration::from_millis(50)).await.unwrap().len();
+    }
+    let mine = a.assignment().into_iter().next().unwrap();
+
+    // A third member joins; `slow` stops polling, so the rebalance waits for it and `a`'s
+    // JoinGroup stays parked at the coordinator.
+    let mut third = Consumer::new(config()).unwrap();
+    third.subscribe(["park"]).unwrap();
+    third.poll(Duration::from_millis(50)).await.unwrap();
+    for _ in 0..10 {
+        a.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    let started = Instant::now();
+    a.close().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "close waited {:?} behind the parked JoinGroup",
+        started.elapsed()
+    );
+    let mut checker = Consumer::new(group_config(&b, "parkers")).unwrap();
+    let committed = checker
+        .committed(std::slice::from_ref(&mine))
+        .await
+        .unwrap();
+    assert_eq!(committed[&mine].as_ref().map(|o| o.offset), Some(5));
+    drop((slow, third));
+    b.stop().await;
+}

@@ -225,6 +225,9 @@ impl GroupShared {
                     "no poll within max.poll.interval.ms; leaving the group so that its partitions move on"
                 );
                 self.leave_group("consumer poll timeout has expired").await;
+                // Others may own the partitions by the time the application polls again.
+                self.lock().lost = true;
+                self.wake.notify_one();
                 continue;
             }
             let request = HeartbeatRequest {
@@ -308,7 +311,8 @@ impl GroupShared {
             return;
         }
         let result = async {
-            let conn = self.coordinator(Lane::Group).await?;
+            // Not on the group lane: a JoinGroup abandoned there may still be parked.
+            let conn = self.coordinator(Lane::Default).await?;
             let version = conn.version_for::<LeaveGroupRequest>()?;
             let request = if version >= 3 {
                 LeaveGroupRequest {
@@ -351,6 +355,7 @@ impl GroupShared {
         &self,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
         group_managed: bool,
+        lane: Lane,
         deadline: Instant,
     ) -> Result<()> {
         if offsets.is_empty() {
@@ -400,7 +405,7 @@ impl GroupShared {
                 .collect(),
             };
             let response = async {
-                let conn = self.coordinator(Lane::Group).await?;
+                let conn = self.coordinator(lane).await?;
                 conn.send(&request, self.settings.request_timeout).await
             }
             .await;
@@ -601,6 +606,7 @@ fn from_wire(partitions: Vec<ConsumerProtocolTopicPartition>) -> Vec<TopicPartit
 struct CommitJob {
     offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     group_managed: bool,
+    lane: Lane,
     deadline: Instant,
     /// Auto-commits have nobody to report to: their failures are logged.
     auto: bool,
@@ -637,7 +643,7 @@ impl Future for CommitFuture {
 async fn commit_loop(shared: Arc<GroupShared>, mut jobs: mpsc::UnboundedReceiver<CommitJob>) {
     while let Some(job) = jobs.recv().await {
         let result = shared
-            .commit(&job.offsets, job.group_managed, job.deadline)
+            .commit(&job.offsets, job.group_managed, job.lane, job.deadline)
             .await;
         if job.auto {
             match &result {
@@ -702,6 +708,10 @@ pub(crate) struct ConsumerCoordinator {
     committer_task: Option<JoinHandle<()>>,
     pub join_backoff_until: Option<Instant>,
     pub watched: BTreeMap<String, i32>,
+    /// Commits travel with heartbeats, on the group lane, except after a join was abandoned
+    /// (closing mid-rebalance): its JoinGroup may still be parked there, and a commit queued
+    /// behind it would wait out the rebalance.
+    commit_lane: Lane,
 }
 
 impl ConsumerCoordinator {
@@ -748,6 +758,7 @@ impl ConsumerCoordinator {
             committer_task: None,
             join_backoff_until: None,
             watched: BTreeMap::new(),
+            commit_lane: Lane::Group,
         }
     }
 
@@ -773,6 +784,7 @@ impl ConsumerCoordinator {
             s.phase = Phase::Joining;
         }
         self.join_backoff_until = None;
+        self.commit_lane = Lane::Group;
         let shared = self.shared.clone();
         let assignors = self.assignors.clone();
         self.join = Some(tokio::spawn(join_group(shared, assignors, input)));
@@ -814,6 +826,7 @@ impl ConsumerCoordinator {
     pub fn abort_join(&mut self) {
         if let Some(j) = self.join.take() {
             j.abort();
+            self.commit_lane = Lane::Default;
         }
     }
 
@@ -834,6 +847,7 @@ impl ConsumerCoordinator {
         let job = CommitJob {
             offsets,
             group_managed,
+            lane: self.commit_lane,
             deadline: Instant::now() + timeout,
             auto,
             reply,

@@ -289,7 +289,14 @@ impl Consumer {
             self.check_metadata().await;
             self.group_step().await?;
             self.maybe_auto_commit();
-            self.update_positions().await?;
+            match self.update_positions(deadline).await {
+                // The coordinator or a leader is away: this poll goes on without those
+                // positions and the next one asks again.
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "positions not known yet")
+                }
+                other => other?,
+            }
             self.fetcher.collect_ready(&mut self.subscriptions)?;
             let records = self
                 .fetcher
@@ -653,14 +660,11 @@ impl Consumer {
 
     /// Gives every partition without a position one: its committed offset, else the
     /// auto.offset.reset policy (a ListOffsets to its leader).
-    async fn update_positions(&mut self) -> Result<()> {
+    async fn update_positions(&mut self, deadline: Instant) -> Result<()> {
         let needing = self.subscriptions.needing_committed();
         if !needing.is_empty() {
             let committed = match self.group.as_ref() {
-                Some(g) => {
-                    let deadline = Instant::now() + self.config.default_api_timeout;
-                    g.shared.fetch_committed(&needing, deadline).await?
-                }
+                Some(g) => g.shared.fetch_committed(&needing, deadline).await?,
                 None => BTreeMap::new(),
             };
             let mut without = Vec::new();
@@ -716,7 +720,8 @@ impl Consumer {
 
     /// Commits `offsets` (by default, the position of every assigned partition: everything
     /// `poll` has returned) and waits for the group to store them. Commits go out in the order
-    /// they are made, after any `commit_async` made before.
+    /// they are made, after any `commit_async` made before. A group member cannot commit while
+    /// it rejoins (REBALANCE_IN_PROGRESS): poll, then commit what it still owns.
     pub async fn commit_sync(
         &mut self,
         offsets: Option<BTreeMap<TopicPartition, OffsetAndMetadata>>,
@@ -768,7 +773,7 @@ impl Consumer {
             if let (Some(p), None) = (state.position, state.reset) {
                 return Ok(p.offset);
             }
-            self.update_positions().await?;
+            self.update_positions(deadline).await?;
             let known = self
                 .subscriptions
                 .assignment
