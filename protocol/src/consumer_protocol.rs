@@ -1,9 +1,5 @@
 //! The "consumer" embedded protocol: what members of a classic consumer group put in JoinGroup's
 //! protocol metadata (a subscription) and receive in SyncGroup's assignment bytes.
-//!
-//! Both start with an int16 version and are never flexible. A reader meeting a version newer than
-//! it knows reads the fields it knows and ignores the rest, which is the compatibility promise of
-//! these formats: later versions only ever append fields.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -50,8 +46,9 @@ fn serialize<T: Wire>(value: &T, version: i16) -> Bytes {
     buf.freeze()
 }
 
-/// Reads the version, then the fields of min(version, known): trailing bytes of a newer version
-/// are the fields we do not know, and are skipped.
+/// Reads the int16 version, then the (never flexible) fields of min(version, known). Trailing
+/// bytes of a newer version are fields we do not know, and are skipped: the formats promise that
+/// later versions only ever append fields, so the known prefix reads the same.
 fn deserialize<T: Wire>(data: &Bytes, kind: &'static str) -> Result<(i16, T)> {
     let mut buf = data.clone();
     let version = i16::decode(&mut buf, Ctx::new(0, false))?;

@@ -1,12 +1,5 @@
-//! `ConsumerCoordinator`: this member's side of the classic group protocol: finding the group's
-//! coordinator, JoinGroup and SyncGroup (running the assignor when it leads), heartbeats, commits
-//! and committed-offset lookups.
-//!
-//! The join/sync exchange runs on a task per rebalance, heartbeats on a task of their own and
-//! commits on a third that sends them one after the other, in the order they were asked for.
-//! They share `GroupShared`, whose member state sits under a plain mutex that is never held
-//! across an await; what the application must react to (rejoin, lost partitions, a fatal error)
-//! is left there as flags for `poll`, which is woken through a `Notify`.
+//! `ConsumerCoordinator`: this member's side of the classic group protocol: coordinator lookup,
+//! JoinGroup/SyncGroup (running the assignor when leading), heartbeats, commits, offset lookups.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -53,9 +46,7 @@ pub(crate) struct MemberState {
     pub member_id: String,
     /// The last generation this member completed a SyncGroup in; -1 when none.
     pub generation: i32,
-    pub protocol: Option<String>,
     pub phase: Phase,
-    pub leader: bool,
     /// The group is rebalancing (or the subscription changed): join again.
     pub rejoin_needed: bool,
     /// The membership ended without a rebalance (session expired, fenced): the partitions are
@@ -78,6 +69,11 @@ pub(crate) struct GroupSettings {
     pub rack: Option<String>,
 }
 
+/// What the group tasks share. The join/sync exchange runs on a task per rebalance, heartbeats
+/// on a task of their own and commits on a third that sends them one after the other, in the
+/// order they were asked for. The member state sits under a plain mutex never held across an
+/// await; what the application must react to (rejoin, lost partitions, a fatal error) is left
+/// there as flags for `poll`, which is woken through `wake`.
 pub(crate) struct GroupShared {
     cluster: Arc<Cluster>,
     pub settings: GroupSettings,
@@ -106,7 +102,6 @@ impl GroupShared {
         let mut s = self.lock();
         s.generation = -1;
         s.phase = Phase::Unjoined;
-        s.leader = false;
         s.lost = true;
         if forget_member_id {
             s.member_id.clear();
@@ -301,7 +296,6 @@ impl GroupShared {
             let id = s.member_id.clone();
             s.generation = -1;
             s.phase = Phase::Unjoined;
-            s.leader = false;
             if self.settings.instance_id.is_none() {
                 s.member_id.clear();
             }
@@ -739,9 +733,7 @@ impl ConsumerCoordinator {
                 state: Mutex::new(MemberState {
                     member_id: String::new(),
                     generation: -1,
-                    protocol: None,
                     phase: Phase::Unjoined,
-                    leader: false,
                     rejoin_needed: false,
                     lost: false,
                     fatal: None,
@@ -1070,9 +1062,7 @@ async fn join_group(
         {
             let mut s = shared.lock();
             s.generation = generation;
-            s.protocol = Some(protocol);
             s.phase = Phase::Stable;
-            s.leader = leader;
         }
         tracing::info!(group = %settings.group_id, generation, member = %member_id, partitions = assignment.len(), "joined the group");
         return Ok(JoinOutcome {

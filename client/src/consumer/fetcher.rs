@@ -1,9 +1,5 @@
 //! `Fetcher`: keeps one Fetch in flight per leader broker and buffers what comes back, so `poll`
 //! hands out records already in memory while the next ones are on their way.
-//!
-//! Fetches run on tasks of their own, on each broker's fetch lane (a long poll must not hold
-//! up anything else); their answers come back over a channel and are checked against the
-//! partition's epoch, so a seek or a reassignment in the meantime voids them.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -145,6 +141,9 @@ struct FetchSettings {
     default_reset: OffsetReset,
 }
 
+/// Fetches run on tasks of their own, on each broker's fetch lane (a long poll must not hold up
+/// anything else); their answers come back over a channel and are checked against the
+/// partition's epoch, so a seek or a reassignment in the meantime voids them.
 pub(crate) struct Fetcher {
     cluster: Arc<Cluster>,
     settings: FetchSettings,

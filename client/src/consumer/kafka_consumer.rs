@@ -1,8 +1,5 @@
 //! `Consumer`: the application's handle. `poll` is where everything the application must see
 //! happens: rebalances and their listener calls, position lookups, auto-commits and records.
-//!
-//! The consumer is owned by one task (`&mut self` everywhere), so its subscription, positions
-//! and buffered records need no locks; only the group membership is shared with its tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,7 +18,7 @@ use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
 
-/// The group facts a transactional producer or an operator might want.
+/// This member's place in its group, as Kafka's ConsumerGroupMetadata names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerGroupMetadata {
     pub group_id: String,
@@ -32,6 +29,14 @@ pub struct ConsumerGroupMetadata {
     pub group_instance_id: Option<String>,
 }
 
+/// A Kafka consumer, standalone (`assign`) or a member of a consumer group (`subscribe`).
+///
+/// It is driven by its owner's calls: `poll` runs the group protocol's client side (rebalances,
+/// listener callbacks, auto-commits) and returns buffered records while the next fetches are
+/// already on the wire. Heartbeats, the join/sync exchange, commits and fetches run on tasks of
+/// their own, so none of them waits for the application. The consumer itself belongs to one
+/// task (`&mut self` everywhere): its subscription, positions and buffered records need no
+/// locks; only the group membership is shared with its tasks.
 pub struct Consumer {
     config: ConsumerConfig,
     cluster: Arc<Cluster>,

@@ -1,10 +1,5 @@
 //! The consumer: reads records from assigned partitions, alone (`assign`) or as a member of a
 //! classic consumer group (`subscribe`) that shares a topic's partitions among its members.
-//!
-//! A [`Consumer`] is driven by its owner's calls: `poll` runs the group protocol's client side
-//! (rebalances, listener callbacks, auto-commits) and returns buffered records while the next
-//! fetches are already on the wire. Heartbeats, the join/sync exchange, commits and fetches run
-//! on tasks of their own so that none of them waits for the application.
 
 pub mod assignor;
 mod config;

@@ -1,9 +1,5 @@
 //! `SubscriptionState`: what the consumer reads (topics, a pattern or a manual assignment), its
 //! assigned partitions, and each partition's position, pause flag and fetch bookkeeping.
-//!
-//! A partition's position is the next offset handed to the application, and the offset a
-//! commit stores; its fetch offset runs ahead of it by whatever is buffered. A seek or reset
-//! bumps the partition's epoch, which voids any fetch issued before it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -29,6 +25,9 @@ pub(crate) struct Position {
     pub leader_epoch: Option<i32>,
 }
 
+/// A partition's position is the next offset handed to the application, and the offset a commit
+/// stores; its fetch offset runs ahead of it by whatever is buffered. A seek or reset bumps the
+/// partition's epoch, which voids any fetch issued before it.
 #[derive(Debug)]
 pub(crate) struct PartitionState {
     pub position: Option<Position>,

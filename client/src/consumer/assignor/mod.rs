@@ -1,6 +1,5 @@
-//! Partition assignors: the group leader's function from every member's subscription to who
-//! reads which partition. Range and round-robin follow Kafka's algorithms exactly, so a group
-//! mixing this client with Java or librdkafka gets the same answer whichever member leads.
+//! Partition assignors: the group leader's function from members' subscriptions to who reads
+//! which partition; range and round-robin are Kafka's exact algorithms, for mixed groups.
 
 mod range;
 mod round_robin;
@@ -34,6 +33,9 @@ pub struct MemberSubscription {
 /// Member id -> its assigned partitions.
 pub type GroupAssignment = BTreeMap<String, Vec<TopicPartition>>;
 
+/// How a group leader shares partitions out. Range and round-robin follow Kafka's algorithms
+/// exactly, so a group mixing this client with Java or librdkafka gets the same answer whichever
+/// member leads.
 pub trait PartitionAssignor: Send + Sync {
     /// The protocol name in JoinGroup.
     fn name(&self) -> &'static str;

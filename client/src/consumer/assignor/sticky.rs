@@ -1,10 +1,5 @@
 //! `CooperativeStickyAssignor` ("cooperative-sticky"): a balanced assignment that leaves each
 //! partition with the member that owns it wherever balance allows, under KIP-429's rule.
-//!
-//! The rule: a partition moving from one member to another is not given to its new owner in this
-//! generation. Its old owner sees it missing from its assignment, revokes it and rejoins at once,
-//! and the next rebalance, where nobody claims it any more, hands it over. No partition is ever
-//! read by two members at the same time, and the partitions that stay put are never interrupted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -15,6 +10,11 @@ use super::{
 };
 use crate::consumer::TopicPartition;
 
+/// KIP-429's rule: a partition moving from one member to another is not given to its new owner
+/// in this generation. Its old owner sees it missing from its assignment, revokes it and rejoins
+/// at once, and the next rebalance, where nobody claims it any more, hands it over. No partition
+/// is ever read by two members at the same time, and the partitions that stay put are never
+/// interrupted.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CooperativeStickyAssignor;
 
