@@ -971,3 +971,51 @@ async fn closing_mid_rebalance_commits_without_waiting_for_the_rebalance() {
     drop((slow, third));
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_that_stops_polling_leaves_and_finds_its_partitions_lost() {
+    let b = TestBroker::start().await;
+    b.create_topic("slow", 2).await;
+    let log: Log = Default::default();
+    let config = || group_config(&b, "pollers").set("max.poll.interval.ms", "1500");
+    let busy = spawn_member(0, Consumer::new(config()).unwrap(), "slow", log);
+    let listener = Recorder::default();
+    let mut stalled = Consumer::new(config()).unwrap();
+    stalled
+        .subscribe_with_listener(["slow"], listener.clone())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(stalled.assignment().len() == 1 && busy.owns().len() == 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the two members never split the partitions"
+        );
+        stalled.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    let held = stalled.assignment();
+    // The application is stuck for longer than max.poll.interval.ms: the member leaves on its
+    // own and the other one takes everything.
+    wait_until(
+        "the busy member owns both partitions",
+        Duration::from_secs(10),
+        || busy.owns().len() == 2,
+    )
+    .await;
+    stalled.poll(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(
+        listener.lost().into_iter().collect::<BTreeSet<_>>(),
+        held,
+        "lost, not revoked: another member owns them by now"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stalled.assignment().len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the member never got a partition back"
+        );
+        stalled.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    stalled.close().await.unwrap();
+    busy.stop(Command::Close).await;
+    b.stop().await;
+}
