@@ -82,7 +82,8 @@ impl ClientConfig {
         &self.entries
     }
 
-    fn invalid(&self, key: &str, reason: impl Into<String>) -> ClientError {
+    /// A config error for `key`, naming its value and where it came from.
+    pub(crate) fn invalid(&self, key: &str, reason: impl Into<String>) -> ClientError {
         ClientError::Config {
             key: key.to_string(),
             value: self.get(key).unwrap_or_default().to_string(),

@@ -1,6 +1,7 @@
 //! Sluice's Kafka wire protocol codec, sans-IO: bytes in, values out, and back.
-//! Frames, request/response headers, the messages of every supported API, record batches, and
-//! the group coordinator's `__consumer_offsets` records.
+//! Frames, request/response headers, the messages of every supported API, record batches, the
+//! consumer group's embedded subscription/assignment format, and the group coordinator's
+//! `__consumer_offsets` records.
 
 pub mod api;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod frame;
 pub mod header;
 #[macro_use]
 mod macros;
+pub mod consumer_protocol;
 pub mod group_records;
 pub mod messages;
 pub mod records;

@@ -1,12 +1,16 @@
 //! Property-based fuzzing of everything that reads untrusted bytes: every request body of every
-//! supported API and version, request headers, record batches and decompression, and the
-//! `__consumer_offsets` keys and values read back from disk. None may panic.
+//! supported API and version, request headers, record batches and decompression, the
+//! `__consumer_offsets` keys and values read back from disk, and the subscriptions and
+//! assignments other group members send. None may panic.
 
 mod common;
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use sluice_protocol::api::SUPPORTED;
+use sluice_protocol::consumer_protocol::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription,
+};
 use sluice_protocol::group_records::{GroupMetadataValue, GroupRecordKey, OffsetCommitValue};
 use sluice_protocol::header::RequestHeader;
 use sluice_protocol::records::{Batches, Compression, Record, RecordBatch};
@@ -63,7 +67,7 @@ proptest! {
     }
 
     #[test]
-    fn group_record_decoders_never_panic(
+    fn group_decoders_never_panic(
         version in 0i16..6,
         data in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
@@ -74,6 +78,9 @@ proptest! {
             let _ = GroupRecordKey::decode(bytes);
             let _ = OffsetCommitValue::decode(bytes);
             let _ = GroupMetadataValue::decode(bytes);
+            let bytes = Bytes::copy_from_slice(bytes);
+            let _ = ConsumerProtocolSubscription::deserialize(&bytes);
+            let _ = ConsumerProtocolAssignment::deserialize(&bytes);
         }
     }
 
