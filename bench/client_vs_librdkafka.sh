@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Sluice client against librdkafka (kcat) on the same broker in the same run: N records of
-# 100 bytes to a one-partition topic each, acks=1, linger.ms=5; then each reads its topic back.
+# 100 bytes to a one-partition topic each, acks=1, linger.ms=5; then each reads its topic back
+# (sluice perf consume as a group member, as kafka-consumer-perf-test does; kcat by assignment).
 # Usage: bench/client_vs_librdkafka.sh [records]   (default 2,000,000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ N=${1:-2000000}
 command -v kcat >/dev/null || { echo "kcat is needed: apt-get install kcat" >&2; exit 1; }
 cargo build --release -q
 . bench/broker.sh
-start_broker num.partitions=1
+start_broker num.partitions=1 group.initial.rebalance.delay.ms=0
 trap stop_broker EXIT
 python3 -c "
 import sys

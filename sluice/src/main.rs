@@ -30,6 +30,8 @@ enum Command {
     Configs(commands::configs::ConfigsArgs),
     /// List, describe, reset and delete consumer groups (kafka-consumer-groups.sh)
     ConsumerGroups(commands::consumer_groups::ConsumerGroupsArgs),
+    /// Print a topic's records (kafka-console-consumer.sh)
+    ConsoleConsumer(commands::console_consumer::ConsoleConsumerArgs),
     /// Produce stdin lines as records (kafka-console-producer.sh)
     ConsoleProducer(commands::console_producer::ConsoleProducerArgs),
     /// Measure the cluster with the Sluice clients (kafka-producer-perf-test.sh)
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => commands::topics::run(args),
         Command::Configs(args) => commands::configs::run(args),
         Command::ConsumerGroups(args) => commands::consumer_groups::run(args),
+        Command::ConsoleConsumer(args) => commands::console_consumer::run(args),
         Command::ConsoleProducer(args) => commands::console_producer::run(args),
         Command::Perf(args) => commands::perf::run(args),
     };

@@ -21,6 +21,8 @@ pub struct PerfArgs {
 enum PerfCommand {
     /// Measure producing (kafka-producer-perf-test.sh)
     Produce(ProduceArgs),
+    /// Measure consuming (kafka-consumer-perf-test.sh)
+    Consume(super::perf_consume::ConsumeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -57,6 +59,12 @@ pub fn run(args: PerfArgs) -> Result<(), String> {
             let runtime =
                 tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
             runtime.block_on(produce(args, &mut std::io::stdout()))
+        }
+        PerfCommand::Consume(args) => {
+            // Fetch tasks decode on the other core while poll hands records out.
+            let runtime =
+                tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
+            runtime.block_on(super::perf_consume::consume(args))
         }
     }
 }
