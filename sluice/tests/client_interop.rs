@@ -121,3 +121,84 @@ async fn sluice_producer_records_read_identically_by_librdkafka_and_kafka_python
     );
     assert!(out.contains("OK"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_records_read_identically_by_the_sluice_consumer() {
+    use sluice_client::consumer::{Consumer, TopicPartition};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let b = broker.bootstrap();
+    create_topic(&b, "from-librdkafka").await;
+    let path = dir.path().join("written.json");
+    let out = python(
+        "interop.py",
+        &[
+            "write",
+            "--bootstrap",
+            &b,
+            "--topic",
+            "from-librdkafka",
+            "--out",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("OK"), "{out}");
+    let written: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+
+    // Keyed records: librdkafka's murmur2_random partitioner is the Java client's, and so is ours.
+    for r in &written {
+        if let Some(key) = r["key"].as_str() {
+            let key: Vec<u8> = (0..key.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&key[i..i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(
+                r["partition"].as_i64().unwrap() as i32,
+                partition_for_key(&key, PARTITIONS as usize),
+                "{r}"
+            );
+        }
+    }
+
+    let mut consumer = Consumer::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", b.as_str())
+            .set("enable.auto.commit", "false"),
+    )
+    .unwrap();
+    let parts: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new("from-librdkafka", p))
+        .collect();
+    consumer.assign(parts.clone()).unwrap();
+    consumer.seek_to_beginning(&parts).unwrap();
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read.len() < written.len() && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+            let headers: Vec<(String, Option<Bytes>)> = r
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect();
+            read.push(record_json(
+                r.partition,
+                r.offset,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &headers,
+                r.timestamp,
+            ));
+        }
+    }
+    consumer.close().await.unwrap();
+    let order = |v: &Value| (v["partition"].as_i64(), v["offset"].as_i64());
+    let mut written = written;
+    written.sort_by_key(order);
+    read.sort_by_key(order);
+    assert_eq!(read.len(), written.len());
+    for (w, r) in written.iter().zip(&read) {
+        assert_eq!(w, r);
+    }
+}

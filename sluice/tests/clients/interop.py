@@ -92,19 +92,22 @@ def write(args):
                   "linger.ms": 5})
     written = []
 
-    def delivered(err, m):
-        if err is not None:
-            fail(f"produce: {err}")
-        headers = [(k, v) for k, v in (m.headers() or [])]
-        written.append(record_json(m.partition(), m.offset(), m.key(), m.value(), headers,
-                                   m.timestamp()[1]))
+    def delivered_with(headers):
+        # Delivery reports do not carry headers: remember the ones sent.
+        def delivered(err, m):
+            if err is not None:
+                fail(f"produce: {err}")
+            written.append(record_json(m.partition(), m.offset(), m.key(), m.value(),
+                                       headers or [], m.timestamp()[1]))
+        return delivered
 
     base = 1_650_000_000_000
     for i in range(args.count):
         key = None if i % 10 == 0 else f"user-{i % 37}".encode()
         value = None if i % 23 == 0 else f"event {i} ".encode() * (1 + i % 5)
         headers = [("n", str(i).encode()), ("empty", b"")] if i % 3 else None
-        kwargs = {"value": value, "key": key, "timestamp": base + i, "on_delivery": delivered}
+        kwargs = {"value": value, "key": key, "timestamp": base + i,
+                  "on_delivery": delivered_with(headers)}
         if headers:
             kwargs["headers"] = headers
         p.produce(args.topic, **kwargs)
