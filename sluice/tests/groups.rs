@@ -232,3 +232,155 @@ fn static_member_restarted_within_its_session_keeps_its_partitions() {
         broker.log()
     );
 }
+
+/// `sluice console-consumer --group` members (the Sluice client's group membership) as
+/// separate processes: three share six partitions, one is closed, one is killed -9.
+#[test]
+fn sluice_console_consumers_share_partitions_through_close_and_crash() {
+    use std::collections::BTreeMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[("group.initial.rebalance.delay.ms", "0")]);
+    let b = broker.bootstrap();
+    let sluice = |args: &[&str], input: &[u8]| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        assert!(child.wait().unwrap().success(), "sluice {args:?}");
+    };
+    sluice(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--create",
+            "--topic",
+            "orders",
+            "--partitions",
+            "6",
+        ],
+        b"",
+    );
+    let member = |name: &str| {
+        let out = std::fs::File::create(dir.path().join(name)).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "console-consumer",
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                "orders",
+                "--group",
+                "order-readers",
+                "--from-beginning",
+                "--property",
+                "print.partition=true",
+                "--property",
+                "print.offset=true",
+                "--consumer-property",
+                "session.timeout.ms=6000",
+                "--consumer-property",
+                "heartbeat.interval.ms=500",
+                "--consumer-property",
+                "auto.commit.interval.ms=200",
+            ])
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // "Partition:P\tOffset:O\tvalue" lines of one member.
+    let read = |name: &str| -> Vec<(i32, i64, String)> {
+        String::from_utf8_lossy(&std::fs::read(dir.path().join(name)).unwrap_or_default())
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                let p = f.next()?.strip_prefix("Partition:")?.parse().ok()?;
+                let o = f.next()?.strip_prefix("Offset:")?.parse().ok()?;
+                Some((p, o, f.next()?.to_string()))
+            })
+            .collect()
+    };
+    let names = ["a.out", "b.out", "c.out"];
+    let all_values = || -> BTreeSet<String> {
+        names
+            .iter()
+            .flat_map(|n| read(n))
+            .map(|(_, _, v)| v)
+            .collect()
+    };
+    let produce = |from: usize, to: usize| {
+        let lines: String = (from..to).map(|i| format!("k{i}:v{i}\n")).collect();
+        sluice(
+            &[
+                "console-producer",
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                "orders",
+                "--property",
+                "parse.key=true",
+                "--property",
+                "key.separator=:",
+            ],
+            lines.as_bytes(),
+        );
+    };
+    let generations = || common::log_lines(&broker, "rebalance: new generation").len();
+
+    let mut a = member("a.out");
+    let mut bm = member("b.out");
+    let mut c = member("c.out");
+    wait_until(60, "a generation with three members", || {
+        !common::log_lines(&broker, "members=3").is_empty()
+    });
+    produce(0, 3000);
+    wait_until(60, "the three members to read 3000 records", || {
+        all_values().len() >= 3000
+    });
+    // All three were members before anything was produced: the partitions split three ways.
+    let owners: Vec<BTreeSet<i32>> = names
+        .iter()
+        .map(|n| read(n).iter().map(|(p, _, _)| *p).collect())
+        .collect();
+    assert!(owners.iter().all(|o| o.len() == 2), "{owners:?}");
+    assert_eq!(owners.iter().flatten().collect::<BTreeSet<_>>().len(), 6);
+
+    signal(c.id(), "TERM");
+    assert!(c.wait().unwrap().success());
+    let before = generations();
+    wait_until(30, "a rebalance after c left", || generations() > before);
+    produce(3000, 6000);
+    wait_until(60, "a and b to read 6000 records", || {
+        all_values().len() >= 6000
+    });
+
+    let _ = bm.kill();
+    bm.wait().unwrap();
+    wait_until(30, "b's session to expire", || {
+        !common::log_lines(&broker, "session expired").is_empty()
+    });
+    produce(6000, 9000);
+    wait_until(60, "a alone to read 9000 records", || {
+        all_values().len() >= 9000
+    });
+    signal(a.id(), "TERM");
+    assert!(a.wait().unwrap().success());
+
+    let expected: BTreeSet<String> = (0..9000).map(|i| format!("v{i}")).collect();
+    assert_eq!(all_values(), expected);
+    // No offset skipped in any partition, whoever read it.
+    let mut per_partition: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for (p, o, _) in names.iter().flat_map(|n| read(n)) {
+        per_partition.entry(p).or_default().insert(o);
+    }
+    for (p, offsets) in per_partition {
+        let last = *offsets.iter().next_back().unwrap();
+        assert_eq!(offsets.len() as i64, last + 1, "partition {p} has a gap");
+    }
+}
