@@ -134,6 +134,18 @@ fn the_kafka_quickstart_with_sluice_tools() {
         ]
     );
 
+    // The older spelling of the quickstart's producer line still works.
+    run(
+        vec![
+            "console-producer".into(),
+            "--broker-list".into(),
+            b.clone(),
+            "--topic".into(),
+            "quickstart-events".into(),
+        ],
+        b"",
+    );
+
     // Keys, as the walkthroughs type them.
     run(
         with(
