@@ -23,7 +23,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tracing::{debug, warn};
 
 use super::accumulator::ProducerBatch;
-use super::{Acks, Shared};
+use super::{now_millis, Acks, Shared};
 use crate::cluster::{Lane, TopicInfo};
 use crate::error::{is_retriable_code, needs_metadata_refresh, ClientError};
 
@@ -218,7 +218,9 @@ impl Sender {
         }
         let per_node = &self.requests_per_node;
         let max_in_flight = config.max_in_flight;
-        let drained = self.shared.accumulator().drain(
+        let mut acc = self.shared.accumulator();
+        acc.remember_topics(&leaders, now_millis());
+        let drained = acc.drain(
             now,
             hurry,
             &leaders,
@@ -230,6 +232,7 @@ impl Sender {
                 None
             },
         );
+        drop(acc);
         for topic in drained.leaderless {
             debug!(topic = %topic, "a partition has no leader; refreshing metadata");
             self.shared.cluster.invalidate(&topic);
