@@ -341,7 +341,8 @@ impl RecordAccumulator {
             batch_size: batch_size.max(1),
             linger,
             delivery_timeout,
-            metadata_reuse_ms: metadata_reuse.as_millis().min(i64::MAX as u128) as i64,
+            // At least a millisecond, so metadata a send has just fetched serves that send.
+            metadata_reuse_ms: metadata_reuse.as_millis().clamp(1, i64::MAX as u128) as i64,
             memory,
             topics: Vec::new(),
             by_name: HashMap::new(),
@@ -1083,5 +1084,16 @@ mod tests {
         }
         // murmur2("foobar") as in partitioner's tests: 1357151166 % 4.
         assert_eq!(outcome(&mut delivery).unwrap().unwrap().partition, 2);
+
+        // metadata.max.age.ms=0 still lets the send that fetched the metadata use it.
+        let memory = Arc::new(Semaphore::new(1 << 20));
+        let mut acc =
+            RecordAccumulator::new(100, Duration::ZERO, Duration::ZERO, Duration::ZERO, memory);
+        acc.remember_topic("t", info("t", 1, 1), NOW_MS);
+        let r = appending(None, b"v", 1_000);
+        let done = acc.append(&r, NOW_MS, &mut held, || now).unwrap();
+        assert!(matches!(done, Appended::Done { .. }));
+        let later = acc.append(&r, NOW_MS + 1, &mut held, || now).unwrap();
+        assert!(matches!(later, Appended::NeedMetadata));
     }
 }

@@ -266,6 +266,9 @@ impl Producer {
                         .remember_topic(&record.topic, topic, now_ms);
                 }
                 Appended::NeedMemory => {
+                    // A batch this record did not fit in was just sealed: it is ready to go,
+                    // and sending it is what frees memory.
+                    shared.wake.notify_one();
                     held.bytes += self.wait_for_memory(most, deadline()).await?;
                 }
             }
