@@ -221,8 +221,8 @@ impl Producer {
                 config.buffer_memory
             )));
         }
-        // The one clock reading of a send: the record's CreateTime, and the age of the
-        // topic's metadata.
+        // The one clock a send always reads: for the record's CreateTime and the age of the
+        // topic's metadata. The monotonic clock is read only to open a batch or to wait.
         let mut now_ms = now_millis();
         let key_hash = match (&record.partition, &record.key) {
             (None, Some(key)) if !config.partitioner_ignore_keys => Some(murmur2(key)),
