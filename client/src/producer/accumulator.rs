@@ -1,49 +1,26 @@
 //! `RecordAccumulator`: records waiting to be sent, per partition, in `ProducerBatch`es that fill
 //! up to batch.size, become ready when full, lingered or flushed, and go back on retry.
+//!
+//! A record is encoded into its batch's buffer as it is sent, so a batch is one buffer however
+//! many records it holds, and sending it adds only the header, compression and CRC. The
+//! accumulator also keeps what `send` needs to place a record (the topic's partitions and the
+//! sticky partition), so that a send takes this one lock and nothing else.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use sluice_protocol::records::{Compression, Record, RecordBatch, RecordHeader, BATCH_HEADER_SIZE};
-use sluice_protocol::wire::{varint_len, varlong_len};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use bytes::{BufMut, Bytes, BytesMut};
+use sluice_protocol::records::{
+    encoded_record_len, finish_batch, write_record, BatchFields, Compression, RecordHeader,
+    BATCH_HEADER_SIZE,
+};
+use tokio::sync::Semaphore;
 
-use super::RecordMetadata;
+use super::outcome::{BatchOutcome, DeliveryFuture};
+use super::partitioner::{partition_for_hash, Spread, Sticky};
 use crate::cluster::TopicInfo;
 use crate::error::{ClientError, Result};
-
-pub(crate) type DeliveryTx = oneshot::Sender<Result<RecordMetadata>>;
-
-fn field_len(b: &Option<Bytes>) -> usize {
-    match b {
-        None => varint_len(-1),
-        Some(b) => varint_len(b.len() as i32) + b.len(),
-    }
-}
-
-/// A record's bytes inside a batch, length prefix included, at `offset_delta` and `ts_delta`
-/// from the batch's first record.
-fn record_size(
-    key: &Option<Bytes>,
-    value: &Option<Bytes>,
-    headers: &[RecordHeader],
-    offset_delta: i32,
-    ts_delta: i64,
-) -> usize {
-    let body = 1
-        + varlong_len(ts_delta)
-        + varint_len(offset_delta)
-        + field_len(key)
-        + field_len(value)
-        + varint_len(headers.len() as i32)
-        + headers
-            .iter()
-            .map(|h| varint_len(h.key.len() as i32) + h.key.len() + field_len(&h.value))
-            .sum::<usize>();
-    varint_len(body as i32) + body
-}
 
 /// The most a record can take in any batch (largest deltas), for memory and size limits
 /// decided before its batch is known.
@@ -52,7 +29,13 @@ pub(crate) fn max_record_size(
     value: &Option<Bytes>,
     headers: &[RecordHeader],
 ) -> usize {
-    record_size(key, value, headers, i32::MAX, i64::MIN)
+    encoded_record_len(
+        i32::MAX,
+        i64::MIN,
+        key.as_deref(),
+        value.as_deref(),
+        headers,
+    )
 }
 
 /// Kafka's sequence arithmetic: sequences wrap from i32::MAX to 0.
@@ -60,15 +43,60 @@ fn add_sequence(seq: i32, count: i32) -> i32 {
     ((seq as i64 + count as i64) % (i32::MAX as i64 + 1)) as i32
 }
 
+/// buffer.memory held by one batch, given back when the batch is done with.
+struct Reservation {
+    pool: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Makes the reservation cover `need` bytes, from `held` (what a send that waited for
+    /// memory brings) or the pool. It takes the rest of a batch's worth at once when it can, so
+    /// the pool is touched about once per batch rather than per record; when memory is short it
+    /// takes only what is missing. False when the pool has not even that.
+    fn cover(&mut self, need: usize, batch_size: usize, held: &mut usize) -> bool {
+        if need <= self.bytes + *held {
+            self.bytes += std::mem::take(held);
+            return true;
+        }
+        let short = need - self.bytes - *held;
+        let whole = batch_size.saturating_sub(self.bytes + *held).max(short);
+        for want in [whole, short] {
+            let Ok(n) = u32::try_from(want) else { continue };
+            if let Ok(permit) = self.pool.try_acquire_many(n) {
+                permit.forget();
+                self.bytes += want + std::mem::take(held);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn release(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        if bytes > 0 {
+            self.pool.add_permits(bytes);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Records for one partition that travel, succeed and fail together.
 pub struct ProducerBatch {
     pub(crate) id: u64,
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
-    /// Until encoded; the encoding is what every attempt sends.
-    records: Vec<Record>,
-    /// Each record's timestamp and where its outcome goes, in offset order.
-    deliveries: Vec<(i64, DeliveryTx)>,
+    /// Room for the header, then the records as `send` encoded them. The first encode takes it;
+    /// every attempt then sends `encoded`.
+    records: BytesMut,
+    count: u32,
+    base_timestamp: i64,
+    max_timestamp: i64,
     /// Uncompressed size, header included: what batch.size limits.
     pub(crate) bytes: usize,
     created: Instant,
@@ -81,8 +109,9 @@ pub struct ProducerBatch {
     /// every retry is recognisably the same batch.
     pub(crate) sequence: Option<(i64, i16, i32)>,
     encoded: Option<Bytes>,
-    /// buffer.memory held by the records, given back when the batch is dropped.
-    memory: Option<OwnedSemaphorePermit>,
+    /// What every record's `DeliveryFuture` waits on.
+    outcome: Arc<BatchOutcome>,
+    memory: Reservation,
 }
 
 impl std::fmt::Debug for ProducerBatch {
@@ -90,7 +119,7 @@ impl std::fmt::Debug for ProducerBatch {
         f.debug_struct("ProducerBatch")
             .field("id", &self.id)
             .field("partition", &format!("{}-{}", self.topic, self.partition))
-            .field("records", &self.deliveries.len())
+            .field("records", &self.count)
             .field("bytes", &self.bytes)
             .field("attempts", &self.attempts)
             .field("sequence", &self.sequence)
@@ -100,26 +129,44 @@ impl std::fmt::Debug for ProducerBatch {
 
 impl ProducerBatch {
     pub(crate) fn record_count(&self) -> usize {
-        self.deliveries.len()
+        self.count as usize
     }
 
     pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
-    /// The batch's bytes on the wire, encoded (and compressed) on first use.
+    fn push(&mut self, r: &Appending<'_>, size: usize) -> DeliveryFuture {
+        let index = self.count;
+        write_record(
+            &mut self.records,
+            index as i32,
+            r.timestamp.wrapping_sub(self.base_timestamp),
+            r.key,
+            r.value,
+            r.headers,
+        );
+        self.count += 1;
+        self.bytes += size;
+        self.max_timestamp = self.max_timestamp.max(r.timestamp);
+        debug_assert_eq!(self.records.len(), self.bytes);
+        DeliveryFuture::new(self.outcome.clone(), index, r.timestamp)
+    }
+
+    /// The batch's bytes on the wire, finished (and compressed) on first use.
     pub(crate) fn encode(&mut self, compression: Compression) -> Result<Bytes> {
         if let Some(b) = &self.encoded {
             return Ok(b.clone());
         }
-        let mut batch = RecordBatch::new(std::mem::take(&mut self.records));
-        batch.compression = compression;
+        let mut fields =
+            BatchFields::new(self.count as i32, self.base_timestamp, self.max_timestamp);
+        fields.compression = compression;
         if let Some((id, epoch, seq)) = self.sequence {
-            batch.producer_id = id;
-            batch.producer_epoch = epoch;
-            batch.base_sequence = seq;
+            fields.producer_id = id;
+            fields.producer_epoch = epoch;
+            fields.base_sequence = seq;
         }
-        let encoded = batch.encode().map_err(|e| {
+        let encoded = finish_batch(std::mem::take(&mut self.records), &fields).map_err(|e| {
             ClientError::Invalid(format!(
                 "cannot encode a batch for {}-{}: {e}",
                 self.topic, self.partition
@@ -130,43 +177,24 @@ impl ProducerBatch {
     }
 
     /// Resolves every record: offsets count up from `base_offset` (-1 stays -1: unknown).
-    pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64) {
-        let ProducerBatch {
-            topic,
-            partition,
-            deliveries,
-            memory,
-            ..
-        } = self;
+    pub(crate) fn succeed(mut self, base_offset: i64, log_append_time: i64) {
         // Memory first: whoever awaits a record may send the next one at once.
-        drop(memory);
-        let topic = topic.to_string();
-        for (i, (timestamp, tx)) in deliveries.into_iter().enumerate() {
-            let _ = tx.send(Ok(RecordMetadata {
-                topic: topic.clone(),
-                partition,
-                offset: if base_offset < 0 {
-                    -1
-                } else {
-                    base_offset + i as i64
-                },
-                timestamp: if log_append_time >= 0 {
-                    log_append_time
-                } else {
-                    timestamp
-                },
-            }));
-        }
+        self.memory.release();
+        self.outcome.resolve(Ok((base_offset, log_append_time)));
     }
 
-    pub(crate) fn fail(self, error: &ClientError) {
-        let ProducerBatch {
-            deliveries, memory, ..
-        } = self;
-        drop(memory);
-        for (_, tx) in deliveries {
-            let _ = tx.send(Err(copy_error(error)));
-        }
+    pub(crate) fn fail(mut self, error: &ClientError) {
+        self.memory.release();
+        self.outcome.resolve(Err(copy_error(error)));
+    }
+}
+
+impl Drop for ProducerBatch {
+    /// A batch dropped unresolved (its request task died) must not leave its records' futures
+    /// waiting forever.
+    fn drop(&mut self) {
+        self.memory.release();
+        self.outcome.resolve(Err(ClientError::Closed));
     }
 }
 
@@ -229,14 +257,6 @@ impl PartitionQueue {
     }
 }
 
-/// A record on its way into a batch.
-pub(crate) struct NewRecord {
-    pub key: Option<Bytes>,
-    pub value: Option<Bytes>,
-    pub headers: Vec<RecordHeader>,
-    pub timestamp: i64,
-}
-
 /// What the sender may send now.
 pub(crate) struct Drained {
     /// Batches by leader node, each list within max.request.size.
@@ -247,11 +267,61 @@ pub(crate) struct Drained {
     pub next_wake: Option<Instant>,
 }
 
+/// A record on its way into a batch, borrowed from the `ProducerRecord`: its bytes are copied
+/// into the batch, so nothing of it outlives the send.
+pub(crate) struct Appending<'a> {
+    pub topic: &'a str,
+    /// The partition the caller asked for.
+    pub partition: Option<i32>,
+    /// murmur2 of the key, when the key decides the partition.
+    pub key_hash: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [RecordHeader],
+    pub timestamp: i64,
+    /// `max_record_size` of the record.
+    pub max_size: usize,
+}
+
+/// What became of an `append`.
+pub(crate) enum Appended {
+    /// In a batch; `wake` when the sender has something new to look at (a new or full batch).
+    Done {
+        delivery: DeliveryFuture,
+        wake: bool,
+    },
+    /// The topic's partitions are unknown or due for another look: ask the cluster, then
+    /// `remember_topic` and append again.
+    NeedMetadata,
+    /// buffer.memory is short: wait for the record's worth, then append again with it held.
+    NeedMemory,
+}
+
+/// One topic's partitions, and what `send` needs to place records in them.
+struct TopicQueues {
+    name: Arc<str>,
+    /// By partition index.
+    partitions: Vec<PartitionQueue>,
+    info: Option<Arc<TopicInfo>>,
+    /// Wall-clock milliseconds until which `info` is used without asking the cluster again.
+    info_until: i64,
+    sticky: Sticky,
+}
+
 pub struct RecordAccumulator {
     batch_size: usize,
     linger: Duration,
     delivery_timeout: Duration,
-    topics: HashMap<Arc<str>, BTreeMap<i32, PartitionQueue>>,
+    /// How long `send` reuses a topic's metadata before checking it with the cluster (whose
+    /// own cache decides whether that means a request).
+    metadata_reuse_ms: i64,
+    memory: Arc<Semaphore>,
+    topics: Vec<TopicQueues>,
+    by_name: HashMap<Arc<str>, usize>,
+    /// The topic of the last append: consecutive sends mostly share one, and comparing names
+    /// is cheaper than hashing them.
+    last_topic: usize,
+    spread: Spread,
     /// Batches created and not yet resolved, by id: what flush waits for.
     incomplete: BTreeSet<u64>,
     next_id: u64,
@@ -260,12 +330,24 @@ pub struct RecordAccumulator {
 }
 
 impl RecordAccumulator {
-    pub fn new(batch_size: usize, linger: Duration, delivery_timeout: Duration) -> Self {
+    pub fn new(
+        batch_size: usize,
+        linger: Duration,
+        delivery_timeout: Duration,
+        metadata_reuse: Duration,
+        memory: Arc<Semaphore>,
+    ) -> Self {
         RecordAccumulator {
             batch_size: batch_size.max(1),
             linger,
             delivery_timeout,
-            topics: HashMap::new(),
+            // At least a millisecond, so metadata a send has just fetched serves that send.
+            metadata_reuse_ms: metadata_reuse.as_millis().clamp(1, i64::MAX as u128) as i64,
+            memory,
+            topics: Vec::new(),
+            by_name: HashMap::new(),
+            last_topic: 0,
+            spread: Spread::new(),
             incomplete: BTreeSet::new(),
             next_id: 0,
             queued: 0,
@@ -299,60 +381,150 @@ impl RecordAccumulator {
         }
     }
 
-    /// Adds a record to the partition's open batch, or to a new one. Returns whether a batch
-    /// was created (the sender learns of a new linger deadline, or of a full batch).
+    fn topic_index(&mut self, name: &str) -> Option<usize> {
+        if let Some(t) = self.topics.get(self.last_topic) {
+            if *t.name == *name {
+                return Some(self.last_topic);
+            }
+        }
+        let i = *self.by_name.get(name)?;
+        self.last_topic = i;
+        Some(i)
+    }
+
+    fn topic_mut(&mut self, name: &str) -> &mut TopicQueues {
+        let i = match self.topic_index(name) {
+            Some(i) => i,
+            None => {
+                let name: Arc<str> = Arc::from(name);
+                self.topics.push(TopicQueues {
+                    name: name.clone(),
+                    partitions: Vec::new(),
+                    info: None,
+                    info_until: i64::MIN,
+                    sticky: Sticky::default(),
+                });
+                self.by_name.insert(name, self.topics.len() - 1);
+                self.topics.len() - 1
+            }
+        };
+        &mut self.topics[i]
+    }
+
+    fn queue_mut(&mut self, topic: &str, partition: i32) -> &mut PartitionQueue {
+        let t = self.topic_mut(topic);
+        let p = partition.max(0) as usize;
+        if t.partitions.len() <= p {
+            t.partitions.resize_with(p + 1, PartitionQueue::default);
+        }
+        &mut t.partitions[p]
+    }
+
+    /// The cluster's metadata for `topic`, as of `now_ms` (wall clock), for sends to use.
+    pub(crate) fn remember_topic(&mut self, topic: &str, info: Arc<TopicInfo>, now_ms: i64) {
+        if info.partitions.is_empty() {
+            return;
+        }
+        let reuse = self.metadata_reuse_ms;
+        let t = self.topic_mut(topic);
+        t.info = Some(info);
+        t.info_until = now_ms.saturating_add(reuse);
+    }
+
+    /// Adds a record to its partition's open batch, or to a new one. The partition is the one
+    /// asked for, the key's, or the topic's sticky partition. `held` is buffer.memory the
+    /// caller already took for this record (after `NeedMemory`); what a batch uses of it is
+    /// no longer the caller's. `clock` is read only when a batch is created.
     pub(crate) fn append(
         &mut self,
-        topic: &str,
-        partition: i32,
-        record: NewRecord,
-        memory: OwnedSemaphorePermit,
-        delivery: DeliveryTx,
-        now: Instant,
-    ) -> Result<bool> {
+        r: &Appending<'_>,
+        now_ms: i64,
+        held: &mut usize,
+        clock: impl FnOnce() -> Instant,
+    ) -> Result<Appended> {
         if self.closed {
             return Err(ClientError::Closed);
         }
-        let partitions = match self.topics.get_mut(topic) {
-            Some(p) => p,
-            None => self.topics.entry(Arc::from(topic)).or_default(),
+        let Some(ti) = self.topic_index(r.topic) else {
+            return Ok(Appended::NeedMetadata);
         };
-        let queue = partitions.entry(partition).or_default();
-        if let Some(batch) = queue.batches.back_mut().filter(|b| !b.sealed) {
-            let base_ts = batch
-                .records
-                .first()
-                .map_or(record.timestamp, |r| r.timestamp);
-            let size = record_size(
-                &record.key,
-                &record.value,
-                &record.headers,
-                batch.records.len() as i32,
-                record.timestamp.wrapping_sub(base_ts),
-            );
-            if batch.bytes + size <= self.batch_size {
-                push(batch, record, size, memory, delivery);
-                if batch.bytes >= self.batch_size {
-                    batch.sealed = true;
+        let batch_size = self.batch_size;
+        let reuse = self.metadata_reuse_ms;
+        let t = &mut self.topics[ti];
+        let info = match &t.info {
+            // A clock that went back also sends the topic to the cluster again.
+            Some(info) if now_ms < t.info_until && now_ms >= t.info_until - reuse => info,
+            _ => return Ok(Appended::NeedMetadata),
+        };
+        let count = info.partitions.len();
+        let partition = match (r.partition, r.key_hash) {
+            (Some(p), _) => {
+                if p < 0 || p as usize >= count {
+                    return Err(ClientError::Invalid(format!(
+                        "partition {p} of {} does not exist: it has partitions 0 to {}",
+                        r.topic,
+                        count - 1
+                    )));
                 }
-                return Ok(false);
+                p
+            }
+            (None, Some(hash)) => partition_for_hash(hash, count),
+            (None, None) => t.sticky.current(info, batch_size, &mut self.spread),
+        };
+        let sticky = r.partition.is_none() && r.key_hash.is_none();
+        let p = partition as usize;
+        if t.partitions.len() <= p {
+            t.partitions.resize_with(p + 1, PartitionQueue::default);
+        }
+        let queue = &mut t.partitions[p];
+        if let Some(batch) = queue.batches.back_mut().filter(|b| !b.sealed) {
+            let size = encoded_record_len(
+                batch.count as i32,
+                r.timestamp.wrapping_sub(batch.base_timestamp),
+                r.key,
+                r.value,
+                r.headers,
+            );
+            if batch.bytes + size <= batch_size {
+                if !batch.memory.cover(batch.bytes + size, batch_size, held) {
+                    return Ok(Appended::NeedMemory);
+                }
+                let delivery = batch.push(r, size);
+                let full = batch.bytes >= batch_size;
+                batch.sealed = full;
+                if sticky {
+                    t.sticky.add(r.max_size);
+                }
+                return Ok(Appended::Done {
+                    delivery,
+                    wake: full,
+                });
             }
             batch.sealed = true;
         }
+        let size = encoded_record_len(0, 0, r.key, r.value, r.headers);
+        let mut memory = Reservation {
+            pool: self.memory.clone(),
+            bytes: 0,
+        };
+        if !memory.cover(BATCH_HEADER_SIZE + size, batch_size, held) {
+            return Ok(Appended::NeedMemory);
+        }
+        // The buffer is what buffer.memory accounts for: a batch's worth, or what this record
+        // needs when memory is short (it grows if more records join).
+        let mut records = BytesMut::with_capacity(memory.bytes);
+        records.put_bytes(0, BATCH_HEADER_SIZE);
+        let now = clock();
         let id = self.next_id;
         self.next_id += 1;
-        let topic: Arc<str> = self
-            .topics
-            .get_key_value(topic)
-            .map(|(k, _)| k.clone())
-            .expect("topic entry exists");
-        let size = record_size(&record.key, &record.value, &record.headers, 0, 0);
         let mut batch = ProducerBatch {
             id,
-            topic,
+            topic: t.name.clone(),
             partition,
-            records: Vec::new(),
-            deliveries: Vec::new(),
+            records,
+            count: 0,
+            base_timestamp: r.timestamp,
+            max_timestamp: r.timestamp,
             bytes: BATCH_HEADER_SIZE,
             created: now,
             deadline: now + self.delivery_timeout,
@@ -361,20 +533,22 @@ impl RecordAccumulator {
             retry_at: None,
             sequence: None,
             encoded: None,
-            memory: None,
+            outcome: Arc::new(BatchOutcome::new(t.name.clone(), partition)),
+            memory,
         };
-        push(&mut batch, record, size, memory, delivery);
+        let delivery = batch.push(r, size);
         // A record larger than batch.size has the batch to itself.
-        batch.sealed = batch.bytes >= self.batch_size;
-        let queue = self
-            .topics
-            .get_mut(&*batch.topic)
-            .and_then(|p| p.get_mut(&partition))
-            .expect("queue exists");
+        batch.sealed = batch.bytes >= batch_size;
         queue.batches.push_back(batch);
+        if sticky {
+            t.sticky.add(r.max_size);
+        }
         self.incomplete.insert(id);
         self.queued += 1;
-        Ok(true)
+        Ok(Appended::Done {
+            delivery,
+            wake: true,
+        })
     }
 
     /// Topics with a partition ready to send, for the sender to look their leaders up.
@@ -382,13 +556,24 @@ impl RecordAccumulator {
         let hurry = hurry || self.closed;
         self.topics
             .iter()
-            .filter(|(_, partitions)| {
-                partitions
-                    .values()
+            .filter(|t| {
+                t.partitions
+                    .iter()
                     .any(|q| q.front_ready(now, self.linger, hurry).0)
             })
-            .map(|(t, _)| t.clone())
+            .map(|t| t.name.clone())
             .collect()
+    }
+
+    /// Metadata the sender just had from the cluster: sends use it too.
+    pub(crate) fn remember_topics(
+        &mut self,
+        infos: &HashMap<Arc<str>, Arc<TopicInfo>>,
+        now_ms: i64,
+    ) {
+        for (topic, info) in infos {
+            self.remember_topic(topic, info.clone(), now_ms);
+        }
     }
 
     /// Takes the ready batches whose leader is known and can take another request: one per
@@ -412,9 +597,11 @@ impl RecordAccumulator {
             next_wake = Some(next_wake.map_or(at, |w: Instant| w.min(at)));
         };
         let mut full_nodes = BTreeSet::new();
-        for (topic, partitions) in self.topics.iter_mut() {
+        for t in self.topics.iter_mut() {
+            let topic = &t.name;
             let info = leaders.get(topic);
-            for (&partition, queue) in partitions.iter_mut() {
+            for (index, queue) in t.partitions.iter_mut().enumerate() {
+                let partition = index as i32;
                 let (ready, due) = queue.front_ready(now, self.linger, hurry);
                 if let Some(front) = queue.batches.front() {
                     wake_at(front.deadline);
@@ -426,7 +613,13 @@ impl RecordAccumulator {
                     continue;
                 }
                 let leader = info
-                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+                    .and_then(|t| {
+                        // Partitions are listed by index: the lookup is direct but for gaps.
+                        t.partitions
+                            .get(index)
+                            .filter(|p| p.partition == partition)
+                            .or_else(|| t.partitions.iter().find(|p| p.partition == partition))
+                    })
                     .map_or(-1, |p| p.leader);
                 if leader < 0 {
                     if info.is_some() && !leaderless.contains(topic) {
@@ -478,25 +671,15 @@ impl RecordAccumulator {
 
     /// The partition's batch in flight came back (resolved or about to be retried).
     pub(crate) fn release_partition(&mut self, topic: &str, partition: i32) {
-        if let Some(q) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|p| p.get_mut(&partition))
-        {
-            q.in_flight = false;
-        }
+        self.queue_mut(topic, partition).in_flight = false;
     }
 
     /// Puts a batch back at the front of its partition, to go again at `retry_at`.
     pub(crate) fn requeue(&mut self, mut batch: ProducerBatch, retry_at: Instant) {
         batch.retry_at = Some(retry_at);
         batch.attempts += 1;
-        let q = self
-            .topics
-            .entry(batch.topic.clone())
-            .or_default()
-            .entry(batch.partition)
-            .or_default();
+        let topic = batch.topic.clone();
+        let q = self.queue_mut(&topic, batch.partition);
         q.in_flight = false;
         q.batches.push_front(batch);
         self.queued += 1;
@@ -505,8 +688,8 @@ impl RecordAccumulator {
     /// Takes the queued batches whose delivery timeout has passed.
     pub(crate) fn expire(&mut self, now: Instant) -> Vec<ProducerBatch> {
         let mut expired = Vec::new();
-        for partitions in self.topics.values_mut() {
-            for q in partitions.values_mut() {
+        for t in self.topics.iter_mut() {
+            for q in t.partitions.iter_mut() {
                 // A retried batch keeps its place, so deadlines grow from the front; a batch
                 // behind the front expires once the front has.
                 while q.batches.front().is_some_and(|b| b.deadline <= now) {
@@ -521,8 +704,8 @@ impl RecordAccumulator {
     /// Takes every queued batch: for a failure that dooms them all.
     pub(crate) fn take_all(&mut self) -> Vec<ProducerBatch> {
         let mut all = Vec::new();
-        for partitions in self.topics.values_mut() {
-            for q in partitions.values_mut() {
+        for t in self.topics.iter_mut() {
+            for q in t.partitions.iter_mut() {
                 all.extend(q.batches.drain(..));
             }
         }
@@ -536,48 +719,22 @@ impl RecordAccumulator {
     }
 }
 
-fn push(
-    batch: &mut ProducerBatch,
-    record: NewRecord,
-    size: usize,
-    memory: OwnedSemaphorePermit,
-    delivery: DeliveryTx,
-) {
-    let offset = batch.records.len() as i64;
-    batch.deliveries.push((record.timestamp, delivery));
-    batch.records.push(Record {
-        offset,
-        timestamp: record.timestamp,
-        key: record.key,
-        value: record.value,
-        headers: record.headers,
-    });
-    batch.bytes += size;
-    match &mut batch.memory {
-        Some(held) => held.merge(memory),
-        None => batch.memory = Some(memory),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::PartitionInfo;
+    use crate::producer::RecordMetadata;
+    use sluice_protocol::records::{Record, RecordBatch};
     use sluice_protocol::wire::Uuid;
     use sluice_protocol::ErrorCode;
-    use tokio::sync::Semaphore;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Wake, Waker};
 
-    fn record(value: &'static [u8]) -> NewRecord {
-        NewRecord {
-            key: None,
-            value: Some(Bytes::from_static(value)),
-            headers: vec![],
-            timestamp: 1_000,
-        }
-    }
+    const NOW_MS: i64 = 1_000;
 
-    fn leaders(topic: &str, partitions: i32, leader: i32) -> HashMap<Arc<str>, Arc<TopicInfo>> {
-        let info = TopicInfo {
+    fn info(topic: &str, partitions: i32, leader: i32) -> Arc<TopicInfo> {
+        Arc::new(TopicInfo {
             name: topic.into(),
             id: Uuid::ZERO,
             internal: false,
@@ -591,93 +748,159 @@ mod tests {
                     error: ErrorCode::None,
                 })
                 .collect(),
-        };
-        HashMap::from([(Arc::from(topic), Arc::new(info))])
+        })
+    }
+
+    fn leaders(topic: &str, partitions: i32, leader: i32) -> HashMap<Arc<str>, Arc<TopicInfo>> {
+        HashMap::from([(Arc::from(topic), info(topic, partitions, leader))])
+    }
+
+    struct Noop;
+
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// The outcome of a delivery if it has one yet.
+    fn outcome(d: &mut DeliveryFuture) -> Option<Result<RecordMetadata>> {
+        let waker = Waker::from(Arc::new(Noop));
+        match Pin::new(d).poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+
+    fn appending<'a>(partition: Option<i32>, value: &'a [u8], timestamp: i64) -> Appending<'a> {
+        Appending {
+            topic: "t",
+            partition,
+            key_hash: None,
+            key: None,
+            value: Some(value),
+            headers: &[],
+            timestamp,
+            max_size: encoded_record_len(i32::MAX, i64::MIN, None, Some(value), &[]),
+        }
     }
 
     struct Fixture {
         acc: RecordAccumulator,
         memory: Arc<Semaphore>,
-        outcomes: Vec<oneshot::Receiver<Result<RecordMetadata>>>,
+        outcomes: Vec<DeliveryFuture>,
     }
 
     impl Fixture {
         fn new(batch_size: usize, linger_ms: u64) -> Fixture {
+            Fixture::with_memory(batch_size, linger_ms, 1 << 20)
+        }
+
+        fn with_memory(batch_size: usize, linger_ms: u64, memory: usize) -> Fixture {
+            let memory = Arc::new(Semaphore::new(memory));
+            let mut acc = RecordAccumulator::new(
+                batch_size,
+                Duration::from_millis(linger_ms),
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+                memory.clone(),
+            );
+            acc.remember_topic("t", info("t", 4, 1), NOW_MS);
             Fixture {
-                acc: RecordAccumulator::new(
-                    batch_size,
-                    Duration::from_millis(linger_ms),
-                    Duration::from_secs(10),
-                ),
-                memory: Arc::new(Semaphore::new(1 << 20)),
+                acc,
+                memory,
                 outcomes: vec![],
             }
         }
 
-        fn append(&mut self, partition: i32, r: NewRecord, now: Instant) -> bool {
-            let size = max_record_size(&r.key, &r.value, &r.headers);
-            let permit = self
-                .memory
-                .clone()
-                .try_acquire_many_owned(size as u32)
-                .unwrap();
-            let (tx, rx) = oneshot::channel();
-            self.outcomes.push(rx);
-            self.acc.append("t", partition, r, permit, tx, now).unwrap()
+        fn try_append(&mut self, r: &Appending<'_>, now: Instant) -> Appended {
+            let mut held = 0;
+            self.acc.append(r, NOW_MS, &mut held, || now).unwrap()
+        }
+
+        /// Appends to `partition`; whether the sender is told (a new or full batch).
+        fn append(&mut self, partition: i32, value: &[u8], now: Instant) -> bool {
+            match self.try_append(&appending(Some(partition), value, 1_000), now) {
+                Appended::Done { delivery, wake } => {
+                    self.outcomes.push(delivery);
+                    wake
+                }
+                _ => panic!("append did not go through"),
+            }
         }
     }
 
     #[test]
-    fn sizes_match_the_encoding() {
-        let r = Record {
-            offset: 3,
-            timestamp: 1_500,
-            key: Some(Bytes::from_static(b"key")),
-            value: None,
-            headers: vec![RecordHeader {
-                key: "h".into(),
-                value: Some(Bytes::from_static(b"v")),
-            }],
-        };
-        let first = Record {
-            offset: 0,
-            timestamp: 1_000,
-            key: None,
-            value: Some(Bytes::from_static(b"0123456789")),
-            headers: vec![],
-        };
-        let encoded = RecordBatch::new(vec![first.clone(), r.clone()])
-            .encode()
-            .unwrap();
-        let expected = BATCH_HEADER_SIZE
-            + record_size(&first.key, &first.value, &first.headers, 0, 0)
-            + record_size(&r.key, &r.value, &r.headers, 3, 500);
-        assert_eq!(encoded.len(), expected);
-        assert!(
-            max_record_size(&r.key, &r.value, &r.headers)
-                >= record_size(&r.key, &r.value, &r.headers, 3, 500)
-        );
+    fn batches_encode_as_record_batches_do() {
+        let now = Instant::now();
+        let headers = [RecordHeader {
+            key: "h".into(),
+            value: Some(Bytes::from_static(b"v")),
+        }];
+        let records = [
+            (None, Some(&b"0123456789"[..]), &[][..], 1_500),
+            (Some(&b"key"[..]), None, &headers[..], 1_000),
+            (Some(&b""[..]), Some(&b""[..]), &[][..], 2_000),
+        ];
+        let expected: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value, headers, timestamp))| Record {
+                offset: i as i64,
+                timestamp: *timestamp,
+                key: key.map(Bytes::copy_from_slice),
+                value: value.map(Bytes::copy_from_slice),
+                headers: headers.to_vec(),
+            })
+            .collect();
+        for codec in [Compression::None, Compression::Lz4] {
+            let mut f = Fixture::new(16_384, 0);
+            for (key, value, headers, timestamp) in records {
+                let r = Appending {
+                    topic: "t",
+                    partition: Some(1),
+                    key_hash: None,
+                    key,
+                    value,
+                    headers,
+                    timestamp,
+                    max_size: 0,
+                };
+                let Appended::Done { delivery, .. } = f.try_append(&r, now) else {
+                    panic!("appended")
+                };
+                f.outcomes.push(delivery);
+            }
+            let l = leaders("t", 4, 1);
+            let mut d = f.acc.drain(now, true, &l, |_| true, 1 << 20, Some((9, 2)));
+            let mut batch = d.by_node.remove(0).1.remove(0);
+            let uncompressed = batch.bytes;
+            let mut want = RecordBatch::new(expected.clone());
+            want.compression = codec;
+            (want.producer_id, want.producer_epoch, want.base_sequence) = (9, 2, 0);
+            let bytes = batch.encode(codec).unwrap();
+            assert_eq!(bytes, want.encode().unwrap(), "{codec:?}");
+            if codec == Compression::None {
+                assert_eq!(bytes.len(), uncompressed);
+            }
+            assert_eq!(
+                batch.encode(codec).unwrap(),
+                bytes,
+                "every attempt sends the same"
+            );
+        }
+        let max = max_record_size(&Some(Bytes::from_static(b"key")), &None, &headers);
+        assert!(max >= encoded_record_len(1, -500, Some(b"key"), None, &headers));
     }
 
     #[test]
     fn batches_fill_to_batch_size_and_big_records_go_alone() {
         let now = Instant::now();
         let mut f = Fixture::new(200, 1_000);
-        assert!(
-            f.append(0, record(&[0; 50]), now),
-            "first record opens a batch"
-        );
-        assert!(!f.append(0, record(&[0; 50]), now));
-        // 61 + 2 * 58 = 177: another 58 would pass 200.
-        assert!(f.append(0, record(&[0; 50]), now));
-        assert!(
-            f.append(0, record(&[0; 500]), now),
-            "too big: a batch of its own"
-        );
-        assert!(
-            f.append(0, record(&[0; 10]), now),
-            "the big batch is sealed"
-        );
+        assert!(f.append(0, &[0; 50], now), "first record opens a batch");
+        assert!(!f.append(0, &[0; 50], now));
+        // 61 + 2 * 57 = 175: another 57 would pass 200.
+        assert!(f.append(0, &[0; 50], now));
+        assert!(f.append(0, &[0; 500], now), "too big: a batch of its own");
+        assert!(f.append(0, &[0; 10], now), "the big batch is sealed");
         let l = leaders("t", 1, 7);
         let d = f.acc.drain(now, false, &l, |_| true, 1 << 20, None);
         // One batch per partition at a time, and the first is ready because others follow it.
@@ -695,7 +918,7 @@ mod tests {
     fn linger_decides_readiness_and_flush_overrides_it() {
         let now = Instant::now();
         let mut f = Fixture::new(16_384, 100);
-        f.append(0, record(b"a"), now);
+        f.append(0, b"a", now);
         let l = leaders("t", 1, 1);
         let d = f.acc.drain(now, false, &l, |_| true, 1 << 20, None);
         assert!(d.by_node.is_empty());
@@ -712,7 +935,7 @@ mod tests {
         let now = Instant::now();
         let mut f = Fixture::new(100, 0);
         for _ in 0..3 {
-            f.append(0, record(&[1; 20]), now);
+            f.append(0, &[1; 20], now);
         }
         let l = leaders("t", 1, 1);
         let pid = Some((42, 0));
@@ -735,7 +958,7 @@ mod tests {
         assert_eq!(next.sequence, Some((42, 0, n)));
         f.acc.release_partition("t", 0);
         // A new producer id counts from 0 again.
-        f.append(0, record(&[1; 20]), now);
+        f.append(0, &[1; 20], now);
         let mut d = f.acc.drain(now, true, &l, |_| true, 1 << 20, Some((43, 0)));
         let renewed = d.by_node.remove(0).1.remove(0);
         assert_eq!(renewed.sequence, Some((43, 0, 0)));
@@ -748,7 +971,7 @@ mod tests {
         let now = Instant::now();
         let mut f = Fixture::new(100, 0);
         for p in 0..3 {
-            f.append(p, record(&[1; 60]), now);
+            f.append(p, &[1; 60], now);
         }
         let nobody = leaders("t", 3, -1);
         let d = f.acc.drain(now, false, &nobody, |_| true, 1 << 20, None);
@@ -757,7 +980,7 @@ mod tests {
         let l = leaders("t", 3, 1);
         let d = f.acc.drain(now, false, &l, |_| false, 1 << 20, None);
         assert!(d.by_node.is_empty(), "node 1 has no room");
-        // Each batch is 61 + 68 bytes: two fit in 300.
+        // Each batch is 61 + 67 bytes: two fit in 300.
         let d = f.acc.drain(now, false, &l, |_| true, 300, None);
         assert_eq!(d.by_node[0].1.len(), 2);
         let d = f.acc.drain(now, false, &l, |_| true, 300, None);
@@ -770,10 +993,10 @@ mod tests {
         let now = Instant::now();
         let mut f = Fixture::new(16_384, 0);
         let marker_before = f.acc.flush_marker();
-        f.append(0, record(b"x"), now);
-        f.append(0, record(b"y"), now);
+        f.append(0, b"x", now);
+        f.append(0, b"y", now);
         let held = (1 << 20) - f.memory.available_permits();
-        assert!(held > 0);
+        assert_eq!(held, 16_384, "a batch takes its batch.size at once");
         let marker = f.acc.flush_marker();
         assert!(f.acc.resolved_before(marker_before));
         assert!(!f.acc.resolved_before(marker));
@@ -785,8 +1008,92 @@ mod tests {
         }
         assert_eq!(f.memory.available_permits(), 1 << 20);
         assert!(f.acc.resolved_before(marker));
-        for mut rx in f.outcomes.drain(..) {
-            assert!(matches!(rx.try_recv(), Ok(Err(ClientError::Timeout(_)))));
+        for mut d in f.outcomes.drain(..) {
+            assert!(matches!(
+                outcome(&mut d),
+                Some(Err(ClientError::Timeout(_)))
+            ));
         }
+    }
+
+    #[test]
+    fn short_memory_is_taken_record_by_record_and_then_waited_for() {
+        let now = Instant::now();
+        // Less than a batch.size: each record takes what it needs.
+        let mut f = Fixture::with_memory(100_000, 0, 250);
+        assert!(f.append(0, &[0; 50], now));
+        assert_eq!(f.memory.available_permits(), 250 - 61 - 57);
+        assert!(!f.append(0, &[0; 50], now));
+        assert!(!f.append(0, &[0; 50], now));
+        assert_eq!(f.memory.available_permits(), 250 - 61 - 3 * 57);
+        let r = appending(Some(0), &[0; 50], 1_000);
+        assert!(matches!(f.try_append(&r, now), Appended::NeedMemory));
+        // What a send brings after waiting goes into the batch.
+        let mut held = r.max_size + BATCH_HEADER_SIZE;
+        let Ok(Appended::Done { delivery, .. }) = f.acc.append(&r, NOW_MS, &mut held, || now)
+        else {
+            panic!("appended with the memory held")
+        };
+        assert_eq!(held, 0);
+        f.outcomes.push(delivery);
+        let l = leaders("t", 1, 1);
+        let mut d = f.acc.drain(now, true, &l, |_| true, 1 << 20, None);
+        let batch = d.by_node.remove(0).1.remove(0);
+        batch.succeed(10, -1);
+        // `held` was made up rather than taken from the pool, so it comes back on top.
+        assert_eq!(
+            f.memory.available_permits(),
+            250 + r.max_size + BATCH_HEADER_SIZE
+        );
+        let offsets: Vec<i64> = f
+            .outcomes
+            .iter_mut()
+            .map(|d| outcome(d).unwrap().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, [10, 11, 12, 13]);
+    }
+
+    #[test]
+    fn sends_reuse_metadata_for_a_while_and_place_records_by_it() {
+        let now = Instant::now();
+        let mut f = Fixture::new(16_384, 0);
+        let mut r = appending(None, b"v", 1_000);
+        r.topic = "other";
+        assert!(matches!(f.try_append(&r, now), Appended::NeedMetadata));
+        r.topic = "t";
+        let mut held = 0;
+        let late = f.acc.append(&r, NOW_MS + 1_000, &mut held, || now).unwrap();
+        assert!(matches!(late, Appended::NeedMetadata), "reused for 1 s");
+        let early = f.acc.append(&r, NOW_MS - 1, &mut held, || now).unwrap();
+        assert!(
+            matches!(early, Appended::NeedMetadata),
+            "the clock went back"
+        );
+        r.partition = Some(4);
+        let e = f.acc.append(&r, NOW_MS, &mut held, || now).err().unwrap();
+        assert!(e.to_string().contains("partition 4"), "{e}");
+        r.partition = None;
+        r.key_hash = Some(-790_332_482);
+        let Appended::Done { mut delivery, .. } = f.try_append(&r, now) else {
+            panic!("appended")
+        };
+        let l = leaders("t", 4, 1);
+        let d = f.acc.drain(now, true, &l, |_| true, 1 << 20, None);
+        for b in d.by_node.into_iter().flat_map(|(_, b)| b) {
+            b.succeed(0, -1);
+        }
+        // murmur2("foobar") as in partitioner's tests: 1357151166 % 4.
+        assert_eq!(outcome(&mut delivery).unwrap().unwrap().partition, 2);
+
+        // metadata.max.age.ms=0 still lets the send that fetched the metadata use it.
+        let memory = Arc::new(Semaphore::new(1 << 20));
+        let mut acc =
+            RecordAccumulator::new(100, Duration::ZERO, Duration::ZERO, Duration::ZERO, memory);
+        acc.remember_topic("t", info("t", 1, 1), NOW_MS);
+        let r = appending(None, b"v", 1_000);
+        let done = acc.append(&r, NOW_MS, &mut held, || now).unwrap();
+        assert!(matches!(done, Appended::Done { .. }));
+        let later = acc.append(&r, NOW_MS + 1, &mut held, || now).unwrap();
+        assert!(matches!(later, Appended::NeedMetadata));
     }
 }

@@ -3,26 +3,25 @@
 
 mod accumulator;
 mod config;
+mod outcome;
 mod partitioner;
 mod sender;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sluice_protocol::records::BATCH_HEADER_SIZE;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use self::config::{Acks, ProducerConfig, MAX_IN_FLIGHT_IDEMPOTENT, PRODUCER_KEYS};
+pub use self::outcome::DeliveryFuture;
 pub use self::partitioner::{murmur2, partition_for_key, Partitioner};
 pub use sluice_protocol::records::RecordHeader;
 
-use self::accumulator::{max_record_size, NewRecord, RecordAccumulator};
+use self::accumulator::{max_record_size, Appended, Appending, RecordAccumulator};
 use crate::cluster::{Cluster, TopicInfo};
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Result};
@@ -92,30 +91,12 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
-/// The outcome of one `send`: resolves once the record is acknowledged or has failed.
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            // Only a sender that died without answering drops the reply.
-            .map(|r| r.unwrap_or(Err(ClientError::Closed)))
-    }
-}
-
 /// What `send` and the sender task share.
 pub(crate) struct Shared {
     config: ProducerConfig,
     cluster: Arc<Cluster>,
     accumulator: Mutex<RecordAccumulator>,
-    partitioner: Partitioner,
-    /// buffer.memory, in bytes: records hold permits until their batch is resolved.
+    /// buffer.memory, in bytes: batches hold permits until they are resolved.
     memory: Arc<Semaphore>,
     /// Wakes the sender: a new batch, a flush, a close.
     wake: Notify,
@@ -144,6 +125,25 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// The longest a send places records by the topic metadata it has before checking it with the
+/// cluster again; the sender refreshes it meanwhile for topics it sends to.
+const METADATA_REUSE: Duration = Duration::from_secs(1);
+
+/// buffer.memory a send took while waiting and has yet to hand to a batch; given back if the
+/// send fails instead.
+struct HeldMemory<'a> {
+    pool: &'a Semaphore,
+    bytes: usize,
+}
+
+impl Drop for HeldMemory<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.pool.add_permits(self.bytes);
+        }
+    }
+}
+
 fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -162,14 +162,16 @@ impl Producer {
     /// `new` for settings already read; must run inside a Tokio runtime (it spawns the sender).
     pub fn with_config(config: ProducerConfig) -> Producer {
         let cluster = Cluster::new(config.common.clone(), config.allow_auto_create_topics);
+        let memory = Arc::new(Semaphore::new(config.buffer_memory));
         let shared = Arc::new(Shared {
             accumulator: Mutex::new(RecordAccumulator::new(
                 config.batch_size,
                 config.linger,
                 config.delivery_timeout,
+                config.common.metadata_max_age.min(METADATA_REUSE),
+                memory.clone(),
             )),
-            partitioner: Partitioner::new(config.batch_size),
-            memory: Arc::new(Semaphore::new(config.buffer_memory)),
+            memory,
             wake: Notify::new(),
             resolved: Notify::new(),
             flushing: AtomicUsize::new(0),
@@ -204,84 +206,95 @@ impl Producer {
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let shared = &self.shared;
         let config = &shared.config;
-        if shared.accumulator().is_closed() {
-            return Err(ClientError::Closed);
-        }
-        let deadline = Instant::now() + config.max_block;
         let size = max_record_size(&record.key, &record.value, &record.headers);
-        if size + BATCH_HEADER_SIZE > config.max_request_size {
+        // The most the record can add to buffer.memory: a batch of its own.
+        let most = size + BATCH_HEADER_SIZE;
+        if most > config.max_request_size {
             return Err(ClientError::Invalid(format!(
-                "a record of {} bytes is larger than max.request.size ({} bytes)",
-                size + BATCH_HEADER_SIZE,
+                "a record of {most} bytes is larger than max.request.size ({} bytes)",
                 config.max_request_size
             )));
         }
-        if size > config.buffer_memory {
+        if most > config.buffer_memory {
             return Err(ClientError::Invalid(format!(
-                "a record of {size} bytes is larger than buffer.memory ({} bytes)",
+                "a record of {most} bytes is larger than buffer.memory ({} bytes)",
                 config.buffer_memory
             )));
         }
-        let topic = self.wait_for_topic(&record.topic, deadline).await?;
-        let partitions = topic.partitions.len();
-        let partition = match (record.partition, &record.key) {
-            (Some(p), _) => {
-                if p < 0 || p as usize >= partitions {
-                    return Err(ClientError::Invalid(format!(
-                        "partition {p} of {} does not exist: it has partitions 0 to {}",
-                        record.topic,
-                        partitions - 1
-                    )));
-                }
-                p
-            }
-            (None, Some(key)) if !config.partitioner_ignore_keys => {
-                partition_for_key(key, partitions)
-            }
-            (None, _) => shared.partitioner.sticky_partition(&topic, size),
+        // The one clock a send always reads: for the record's CreateTime and the age of the
+        // topic's metadata. The monotonic clock is read only to open a batch or to wait.
+        let mut now_ms = now_millis();
+        let key_hash = match (&record.partition, &record.key) {
+            (None, Some(key)) if !config.partitioner_ignore_keys => Some(murmur2(key)),
+            _ => None,
         };
-        // Room is usually there: take it without setting up a timer.
-        let memory = match shared.memory.clone().try_acquire_many_owned(size as u32) {
-            Ok(permit) => permit,
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(ClientError::Closed),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                match tokio::time::timeout_at(
-                    deadline.into(),
-                    shared.memory.clone().acquire_many_owned(size as u32),
-                )
-                .await
-                {
-                    Ok(Ok(permit)) => permit,
-                    // The semaphore closes with the producer.
-                    Ok(Err(_)) => return Err(ClientError::Closed),
-                    Err(_) => {
-                        return Err(ClientError::Timeout(format!(
-                            "waiting for {size} bytes of buffer.memory ({} bytes) for max.block.ms ({} ms)",
-                            config.buffer_memory,
-                            config.max_block.as_millis()
-                        )))
+        let appending = Appending {
+            topic: &record.topic,
+            partition: record.partition,
+            key_hash,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &record.headers,
+            timestamp: record.timestamp.unwrap_or(now_ms),
+            max_size: size,
+        };
+        let mut held = HeldMemory {
+            pool: &shared.memory,
+            bytes: 0,
+        };
+        let mut deadline = None;
+        loop {
+            let appended =
+                shared
+                    .accumulator()
+                    .append(&appending, now_ms, &mut held.bytes, Instant::now)?;
+            // Only waits need a deadline, so a send that does not wait reads no more clocks.
+            let mut deadline =
+                || *deadline.get_or_insert_with(|| Instant::now() + config.max_block);
+            match appended {
+                Appended::Done { delivery, wake } => {
+                    if wake {
+                        shared.wake.notify_one();
                     }
+                    return Ok(delivery);
+                }
+                Appended::NeedMetadata => {
+                    let topic = self.wait_for_topic(&record.topic, deadline()).await?;
+                    now_ms = now_millis();
+                    shared
+                        .accumulator()
+                        .remember_topic(&record.topic, topic, now_ms);
+                }
+                Appended::NeedMemory => {
+                    // A batch this record did not fit in was just sealed: it is ready to go,
+                    // and sending it is what frees memory.
+                    shared.wake.notify_one();
+                    held.bytes += self.wait_for_memory(most, deadline()).await?;
                 }
             }
-        };
-        let (tx, rx) = oneshot::channel();
-        let new_batch = shared.accumulator().append(
-            &record.topic,
-            partition,
-            NewRecord {
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-                timestamp: record.timestamp.unwrap_or_else(now_millis),
-            },
-            memory,
-            tx,
-            Instant::now(),
-        )?;
-        if new_batch {
-            shared.wake.notify_one();
         }
-        Ok(DeliveryFuture { rx })
+    }
+
+    /// Takes `bytes` of buffer.memory once they are free, waiting until `deadline` at most.
+    async fn wait_for_memory(&self, bytes: usize, deadline: Instant) -> Result<usize> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let n =
+            u32::try_from(bytes).map_err(|_| ClientError::Invalid("record too large".into()))?;
+        match tokio::time::timeout_at(deadline.into(), shared.memory.acquire_many(n)).await {
+            Ok(Ok(permit)) => {
+                // Counted by the batch from now on, not by the permit.
+                permit.forget();
+                Ok(bytes)
+            }
+            // The semaphore closes with the producer.
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => Err(ClientError::Timeout(format!(
+                "waiting for {bytes} bytes of buffer.memory ({} bytes) for max.block.ms ({} ms)",
+                config.buffer_memory,
+                config.max_block.as_millis()
+            ))),
+        }
     }
 
     /// `send`, then waits for the outcome.

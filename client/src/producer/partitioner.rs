@@ -38,13 +38,92 @@ pub fn murmur2(data: &[u8]) -> i32 {
 
 /// The partition of a keyed record among `partitions`: Java's `toPositive(murmur2(key)) % n`.
 pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) as u32 % partitions as u32) as i32
+    partition_for_hash(murmur2(key), partitions)
 }
 
-/// The sticky partition of one topic and what has been sent to it since it was chosen.
-struct Sticky {
-    partition: i32,
+/// `partition_for_key` for a key hashed already (before a lock, say).
+pub(crate) fn partition_for_hash(hash: i32, partitions: usize) -> i32 {
+    ((hash & 0x7fff_ffff) as u32 % partitions as u32) as i32
+}
+
+/// xorshift64: it only spreads partitions, so it need not be a real generator.
+pub(crate) struct Spread(u64);
+
+impl Spread {
+    pub(crate) fn new() -> Spread {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Spread(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let x = &mut self.0;
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+}
+
+/// The sticky partition of one topic and what has been sent to it since it was chosen. It
+/// takes no lock of its own: the producer keeps one per topic under the accumulator's lock.
+#[derive(Debug, Default)]
+pub(crate) struct Sticky {
+    partition: Option<i32>,
     bytes: usize,
+}
+
+impl Sticky {
+    /// The partition for the next record without a usable key; `add` counts it once sent there.
+    pub(crate) fn current(
+        &mut self,
+        topic: &TopicInfo,
+        batch_size: usize,
+        spread: &mut Spread,
+    ) -> i32 {
+        let count = topic.partitions.len() as i32;
+        match self.partition {
+            Some(p) if self.bytes < batch_size && p < count => p,
+            previous => {
+                let p = choose(topic, previous, spread);
+                self.partition = Some(p);
+                self.bytes = 0;
+                p
+            }
+        }
+    }
+
+    pub(crate) fn add(&mut self, size: usize) {
+        self.bytes += size;
+    }
+}
+
+/// A partition with a leader, other than `previous` when there is a choice; any partition when
+/// none has a leader (the sender waits for one).
+fn choose(topic: &TopicInfo, previous: Option<i32>, spread: &mut Spread) -> i32 {
+    let led: Vec<i32> = topic
+        .partitions
+        .iter()
+        .filter(|p| p.leader >= 0)
+        .map(|p| p.partition)
+        .collect();
+    let candidates: Vec<i32> = if led.is_empty() {
+        topic.partitions.iter().map(|p| p.partition).collect()
+    } else {
+        led
+    };
+    let others: Vec<i32> = candidates
+        .iter()
+        .copied()
+        .filter(|p| Some(*p) != previous)
+        .collect();
+    let pool = if others.is_empty() {
+        &candidates
+    } else {
+        &others
+    };
+    pool[(spread.next() % pool.len() as u64) as usize]
 }
 
 /// Chooses partitions for records without a key (or when keys are ignored). Spreading each
@@ -52,79 +131,28 @@ struct Sticky {
 /// batch's worth of bytes went to it (KIP-480, KIP-794) fills batches and still spreads load.
 pub struct Partitioner {
     batch_size: usize,
-    sticky: Mutex<HashMap<String, Sticky>>,
-    rng: Mutex<u64>,
+    state: Mutex<(HashMap<String, Sticky>, Spread)>,
 }
 
 impl Partitioner {
     pub fn new(batch_size: usize) -> Partitioner {
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
         Partitioner {
             batch_size: batch_size.max(1),
-            sticky: Mutex::new(HashMap::new()),
-            rng: Mutex::new(seed | 1),
+            state: Mutex::new((HashMap::new(), Spread::new())),
         }
-    }
-
-    fn random(&self) -> u64 {
-        // xorshift64: only spreads partitions, so no need for a real generator.
-        let mut x = self.rng.lock().expect("rng lock");
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x
     }
 
     /// The partition for a record of `size` bytes without a usable key.
     pub fn sticky_partition(&self, topic: &TopicInfo, size: usize) -> i32 {
-        let mut sticky = self.sticky.lock().expect("partitioner lock");
-        let count = topic.partitions.len() as i32;
+        let mut state = self.state.lock().expect("partitioner lock");
+        let (sticky, spread) = &mut *state;
         let entry = match sticky.get_mut(&topic.name) {
-            Some(s) if s.bytes < self.batch_size && s.partition < count => s,
-            current => {
-                let previous = current.map(|s| s.partition);
-                let partition = self.choose(topic, previous);
-                sticky.insert(
-                    topic.name.clone(),
-                    Sticky {
-                        partition,
-                        bytes: 0,
-                    },
-                );
-                sticky.get_mut(&topic.name).expect("just inserted")
-            }
+            Some(s) => s,
+            None => sticky.entry(topic.name.clone()).or_default(),
         };
-        entry.bytes += size;
-        entry.partition
-    }
-
-    /// A partition with a leader, other than `previous` when there is a choice; any partition
-    /// when none has a leader (the sender waits for one).
-    fn choose(&self, topic: &TopicInfo, previous: Option<i32>) -> i32 {
-        let led: Vec<i32> = topic
-            .partitions
-            .iter()
-            .filter(|p| p.leader >= 0)
-            .map(|p| p.partition)
-            .collect();
-        let candidates: Vec<i32> = if led.is_empty() {
-            topic.partitions.iter().map(|p| p.partition).collect()
-        } else {
-            led
-        };
-        let others: Vec<i32> = candidates
-            .iter()
-            .copied()
-            .filter(|p| Some(*p) != previous)
-            .collect();
-        let pool = if others.is_empty() {
-            &candidates
-        } else {
-            &others
-        };
-        pool[(self.random() % pool.len() as u64) as usize]
+        let partition = entry.current(topic, self.batch_size, spread);
+        entry.add(size);
+        partition
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tracing::{debug, warn};
 
 use super::accumulator::ProducerBatch;
-use super::{Acks, Shared};
+use super::{now_millis, Acks, Shared};
 use crate::cluster::{Lane, TopicInfo};
 use crate::error::{is_retriable_code, needs_metadata_refresh, ClientError};
 
@@ -63,6 +63,9 @@ struct Sender {
     producer_retry_at: Option<Instant>,
     /// Topics whose metadata could not be had, and when to ask again.
     metadata_retry_at: HashMap<Arc<str>, Instant>,
+    /// Batches resolved since the accumulator last heard of it: told in one go, as every lock
+    /// the sender takes is one the sending threads may have to wait for.
+    resolved: Vec<u64>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -75,6 +78,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         renew_producer: false,
         producer_retry_at: None,
         metadata_retry_at: HashMap::new(),
+        resolved: Vec::new(),
     }
     .run()
     .await
@@ -170,6 +174,7 @@ impl Sender {
             for batch in doomed {
                 self.fail(batch, &error);
             }
+            self.report_resolved(&[]);
         }
         false
     }
@@ -186,6 +191,7 @@ impl Sender {
             ));
             self.fail(batch, &error);
         }
+        self.report_resolved(&[]);
     }
 
     /// Sends every batch that is ready and has somewhere to go; returns when to look again if
@@ -218,7 +224,9 @@ impl Sender {
         }
         let per_node = &self.requests_per_node;
         let max_in_flight = config.max_in_flight;
-        let drained = self.shared.accumulator().drain(
+        let mut acc = self.shared.accumulator();
+        acc.remember_topics(&leaders, now_millis());
+        let drained = acc.drain(
             now,
             hurry,
             &leaders,
@@ -230,6 +238,7 @@ impl Sender {
                 None
             },
         );
+        drop(acc);
         for topic in drained.leaderless {
             debug!(topic = %topic, "a partition has no leader; refreshing metadata");
             self.shared.cluster.invalidate(&topic);
@@ -304,12 +313,15 @@ impl Sender {
         let Completion {
             batches, outcome, ..
         } = completion;
-        {
-            let mut acc = self.shared.accumulator();
-            for b in &batches {
-                acc.release_partition(&b.topic, b.partition);
-            }
-        }
+        let partitions: Vec<(Arc<str>, i32)> = batches
+            .iter()
+            .map(|b| (b.topic.clone(), b.partition))
+            .collect();
+        self.resolve(batches, outcome);
+        self.report_resolved(&partitions);
+    }
+
+    fn resolve(&mut self, batches: Vec<ProducerBatch>, outcome: Outcome) {
         match outcome {
             Outcome::Unanswered => {
                 for batch in batches {
@@ -386,7 +398,7 @@ impl Sender {
         }
     }
 
-    fn succeed(&self, batch: ProducerBatch, base_offset: i64, log_append_time: i64) {
+    fn succeed(&mut self, batch: ProducerBatch, base_offset: i64, log_append_time: i64) {
         let id = batch.id;
         batch.succeed(base_offset, log_append_time);
         self.finished(id);
@@ -402,8 +414,25 @@ impl Sender {
         self.finished(id);
     }
 
-    fn finished(&self, id: u64) {
-        self.shared.accumulator().finished(id);
+    fn finished(&mut self, id: u64) {
+        self.resolved.push(id);
+    }
+
+    /// Tells the accumulator, under one lock, which partitions' requests came back and which
+    /// batches are resolved, then wakes flushes.
+    fn report_resolved(&mut self, partitions: &[(Arc<str>, i32)]) {
+        if partitions.is_empty() && self.resolved.is_empty() {
+            return;
+        }
+        {
+            let mut acc = self.shared.accumulator();
+            for (topic, partition) in partitions {
+                acc.release_partition(topic, *partition);
+            }
+            for id in self.resolved.drain(..) {
+                acc.finished(id);
+            }
+        }
         self.shared.resolved.notify_waiters();
     }
 }

@@ -11,7 +11,9 @@ pub use batch::{
     BATCH_HEADER_SIZE, LOG_OVERHEAD,
 };
 pub use compression::Compression;
-pub use record::{Record, RecordBatch, RecordHeader};
+pub use record::{
+    encoded_record_len, finish_batch, write_record, BatchFields, Record, RecordBatch, RecordHeader,
+};
 
 #[cfg(test)]
 mod tests;

@@ -66,35 +66,201 @@ fn put_opt(buf: &mut BytesMut, b: &Option<Bytes>) {
     }
 }
 
+fn opt_slice_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => varint_len(-1),
+        Some(b) => varint_len(b.len() as i32) + b.len(),
+    }
+}
+
+fn put_opt_slice(buf: &mut BytesMut, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, b.len() as i32);
+            buf.put_slice(b);
+        }
+    }
+}
+
+/// Size of a record after its length prefix.
+fn body_len(
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RecordHeader],
+) -> usize {
+    1 + varlong_len(timestamp_delta)
+        + varint_len(offset_delta)
+        + opt_slice_len(key)
+        + opt_slice_len(value)
+        + varint_len(headers.len() as i32)
+        + headers
+            .iter()
+            .map(|h| varint_len(h.key.len() as i32) + h.key.len() + opt_len(&h.value))
+            .sum::<usize>()
+}
+
+/// Bytes one record takes inside a batch, length prefix included, at `offset_delta` and
+/// `timestamp_delta` from the batch's base offset and timestamp.
+pub fn encoded_record_len(
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RecordHeader],
+) -> usize {
+    let n = body_len(offset_delta, timestamp_delta, key, value, headers);
+    varint_len(n as i32) + n
+}
+
+/// Appends one record, length prefix included, for a producer that builds a batch's records
+/// section as records arrive (see [`finish_batch`]).
+pub fn write_record(
+    buf: &mut BytesMut,
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RecordHeader],
+) {
+    let body = body_len(offset_delta, timestamp_delta, key, value, headers);
+    buf.reserve(varint_len(body as i32) + body);
+    put_varint(buf, body as i32);
+    buf.put_i8(0);
+    put_varlong(buf, timestamp_delta);
+    put_varint(buf, offset_delta);
+    put_opt_slice(buf, key);
+    put_opt_slice(buf, value);
+    put_varint(buf, headers.len() as i32);
+    for h in headers {
+        put_varint(buf, h.key.len() as i32);
+        buf.put_slice(h.key.as_bytes());
+        put_opt(buf, &h.value);
+    }
+}
+
 impl Record {
-    /// Size of the record after its length prefix.
-    fn body_len(&self, base_offset: i64, base_timestamp: i64) -> usize {
-        1 + varlong_len(self.timestamp.wrapping_sub(base_timestamp))
-            + varint_len(self.offset.wrapping_sub(base_offset) as i32)
-            + opt_len(&self.key)
-            + opt_len(&self.value)
-            + varint_len(self.headers.len() as i32)
-            + self
-                .headers
-                .iter()
-                .map(|h| varint_len(h.key.len() as i32) + h.key.len() + opt_len(&h.value))
-                .sum::<usize>()
+    fn encoded_len(&self, base_offset: i64, base_timestamp: i64) -> usize {
+        encoded_record_len(
+            self.offset.wrapping_sub(base_offset) as i32,
+            self.timestamp.wrapping_sub(base_timestamp),
+            self.key.as_deref(),
+            self.value.as_deref(),
+            &self.headers,
+        )
     }
 
     fn encode(&self, buf: &mut BytesMut, base_offset: i64, base_timestamp: i64) {
-        put_varint(buf, self.body_len(base_offset, base_timestamp) as i32);
-        buf.put_i8(0);
-        put_varlong(buf, self.timestamp.wrapping_sub(base_timestamp));
-        put_varint(buf, self.offset.wrapping_sub(base_offset) as i32);
-        put_opt(buf, &self.key);
-        put_opt(buf, &self.value);
-        put_varint(buf, self.headers.len() as i32);
-        for h in &self.headers {
-            put_varint(buf, h.key.len() as i32);
-            buf.put_slice(h.key.as_bytes());
-            put_opt(buf, &h.value);
+        write_record(
+            buf,
+            self.offset.wrapping_sub(base_offset) as i32,
+            self.timestamp.wrapping_sub(base_timestamp),
+            self.key.as_deref(),
+            self.value.as_deref(),
+            &self.headers,
+        );
+    }
+}
+
+/// The header of a batch whose records section is already encoded: what [`finish_batch`]
+/// writes in front of it. The record count is what the section holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFields {
+    pub base_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub compression: Compression,
+    pub log_append_time: bool,
+    pub transactional: bool,
+    pub control: bool,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub records_count: i32,
+}
+
+impl BatchFields {
+    /// A plain batch of `records_count` records at offset deltas 0, 1, 2, ...: no producer
+    /// id, no compression, CreateTime.
+    pub fn new(records_count: i32, base_timestamp: i64, max_timestamp: i64) -> BatchFields {
+        BatchFields {
+            base_offset: 0,
+            partition_leader_epoch: -1,
+            compression: Compression::None,
+            log_append_time: false,
+            transactional: false,
+            control: false,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            last_offset_delta: records_count.saturating_sub(1).max(0),
+            base_timestamp,
+            max_timestamp,
+            records_count,
         }
     }
+
+    fn attributes(&self) -> i16 {
+        let mut attributes = self.compression.attribute_bits();
+        if self.log_append_time {
+            attributes |= 0x08;
+        }
+        if self.transactional {
+            attributes |= 0x10;
+        }
+        if self.control {
+            attributes |= 0x20;
+        }
+        attributes
+    }
+
+    fn put_header(&self, out: &mut [u8]) {
+        let mut h = &mut out[..BATCH_HEADER_SIZE];
+        h.put_i64(self.base_offset);
+        h.put_i32(0); // batch length, known once the section is final
+        h.put_i32(self.partition_leader_epoch);
+        h.put_i8(2);
+        h.put_u32(0); // CRC, computed last
+        h.put_i16(self.attributes());
+        h.put_i32(self.last_offset_delta);
+        h.put_i64(self.base_timestamp);
+        h.put_i64(self.max_timestamp);
+        h.put_i64(self.producer_id);
+        h.put_i16(self.producer_epoch);
+        h.put_i32(self.base_sequence);
+        h.put_i32(self.records_count);
+    }
+}
+
+/// Turns `buf` into a whole batch: its first [`BATCH_HEADER_SIZE`] bytes are room for the
+/// header, the rest is the encoded records section. An uncompressed batch is finished in place,
+/// so a producer that wrote records as they came pays only the header and the CRC here.
+pub fn finish_batch(mut buf: BytesMut, fields: &BatchFields) -> Result<Bytes> {
+    if buf.len() < BATCH_HEADER_SIZE {
+        return Err(ProtocolError::Truncated {
+            needed: BATCH_HEADER_SIZE,
+            remaining: buf.len(),
+        });
+    }
+    let mut out = if fields.compression == Compression::None {
+        buf
+    } else {
+        let compressed = fields.compression.compress(&buf[BATCH_HEADER_SIZE..])?;
+        buf.clear();
+        buf.reserve(BATCH_HEADER_SIZE + compressed.len());
+        buf.put_bytes(0, BATCH_HEADER_SIZE);
+        buf.put_slice(&compressed);
+        buf
+    };
+    fields.put_header(&mut out);
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    write_crc(&mut out);
+    Ok(out.freeze())
 }
 
 fn framing(msg: &str) -> ProtocolError {
@@ -239,23 +405,21 @@ impl RecordBatch {
         }
     }
 
-    fn attributes(&self) -> i16 {
-        let mut attributes = self.compression.attribute_bits();
-        if self.log_append_time {
-            attributes |= 0x08;
-        }
-        if self.transactional {
-            attributes |= 0x10;
-        }
-        if self.control {
-            attributes |= 0x20;
-        }
-        attributes
-    }
-
-    fn put_records(&self, buf: &mut BytesMut) {
-        for r in &self.records {
-            r.encode(buf, self.base_offset, self.base_timestamp);
+    fn fields(&self) -> BatchFields {
+        BatchFields {
+            base_offset: self.base_offset,
+            partition_leader_epoch: self.partition_leader_epoch,
+            compression: self.compression,
+            log_append_time: self.log_append_time,
+            transactional: self.transactional,
+            control: self.control,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            last_offset_delta: self.last_offset_delta,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            records_count: self.records.len() as i32,
         }
     }
 
@@ -264,37 +428,14 @@ impl RecordBatch {
         let section_len: usize = self
             .records
             .iter()
-            .map(|r| {
-                let n = r.body_len(self.base_offset, self.base_timestamp);
-                varint_len(n as i32) + n
-            })
+            .map(|r| r.encoded_len(self.base_offset, self.base_timestamp))
             .sum();
         let mut out = BytesMut::with_capacity(BATCH_HEADER_SIZE + section_len);
-        out.put_i64(self.base_offset);
-        out.put_i32(0); // batch length, known once the section is written
-        out.put_i32(self.partition_leader_epoch);
-        out.put_i8(2);
-        out.put_u32(0); // CRC, computed last
-        out.put_i16(self.attributes());
-        out.put_i32(self.last_offset_delta);
-        out.put_i64(self.base_timestamp);
-        out.put_i64(self.max_timestamp);
-        out.put_i64(self.producer_id);
-        out.put_i16(self.producer_epoch);
-        out.put_i32(self.base_sequence);
-        out.put_i32(self.records.len() as i32);
-        if self.compression == Compression::None {
-            // Uncompressed records go straight into the batch rather than through a copy.
-            self.put_records(&mut out);
-        } else {
-            let mut section = BytesMut::with_capacity(section_len);
-            self.put_records(&mut section);
-            out.put_slice(&self.compression.compress(&section)?);
+        out.put_bytes(0, BATCH_HEADER_SIZE);
+        for r in &self.records {
+            r.encode(&mut out, self.base_offset, self.base_timestamp);
         }
-        let batch_length = (out.len() - LOG_OVERHEAD) as i32;
-        out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-        write_crc(&mut out);
-        Ok(out.freeze())
+        finish_batch(out, &self.fields())
     }
 
     /// CRC, header, codec and record count checks shared by `decode` and `validate`.

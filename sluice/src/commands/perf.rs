@@ -158,9 +158,12 @@ async fn produce(args: ProduceArgs, out: &mut impl Write) -> Result<(), String> 
         let mut next_sample = 0u64;
         while let Some(chunk) = rx.recv().await {
             for (sent_at, delivery) in chunk {
-                match delivery.await {
+                let result = delivery.await;
+                // One clock reading per record serves the latency and the window.
+                let now = Instant::now();
+                match result {
                     Ok(_) => {
-                        let ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+                        let ms = now.duration_since(sent_at).as_secs_f64() * 1000.0;
                         all.add(ms);
                         window.add(ms);
                         if seen >= next_sample {
@@ -174,10 +177,13 @@ async fn produce(args: ProduceArgs, out: &mut impl Write) -> Result<(), String> 
                     }
                 }
                 seen += 1;
-                if window_start.elapsed() >= interval {
-                    println!("{}", window.line(window_start.elapsed(), record_size));
+                if now.duration_since(window_start) >= interval {
+                    println!(
+                        "{}",
+                        window.line(now.duration_since(window_start), record_size)
+                    );
                     window = Window::default();
-                    window_start = Instant::now();
+                    window_start = now;
                 }
             }
         }
