@@ -1,12 +1,13 @@
 //! The admin client against an in-process broker: topics, configs, offsets, and groups both
 //! without members (offsets committed from outside) and with a live member joined by hand.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use sluice_broker::{Broker, BrokerConfig};
 use sluice_client::admin::{AlterConfigOp, AlterConfigOpType, ConfigSource, NewTopic, OffsetSpec};
 use sluice_client::connection::Connection;
 use sluice_client::{Admin, ClientConfig, ClientError};
@@ -16,33 +17,22 @@ use sluice_protocol::ErrorCode;
 
 struct TestBroker {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    broker: Option<common::RunningBroker>,
     _dir: tempfile::TempDir,
 }
 
 impl TestBroker {
     async fn start() -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
-        config.num_partitions = 2;
-        // Joins complete at once instead of waiting for more members.
-        config.group_coordinator.initial_rebalance_delay_ms = 0;
-        let broker = Broker::start(config).await.unwrap();
-        let addr = broker.local_addr();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            broker
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let broker = common::start_broker(dir.path(), common::any_port(), |c| {
+            c.num_partitions = 2;
+            // Joins complete at once instead of waiting for more members.
+            c.group_coordinator.initial_rebalance_delay_ms = 0;
+        })
+        .await;
         TestBroker {
-            addr,
-            stop: Some(tx),
-            task: Some(task),
+            addr: broker.addr,
+            broker: Some(broker),
             _dir: dir,
         }
     }
@@ -57,8 +47,7 @@ impl TestBroker {
     }
 
     async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+        self.broker.take().unwrap().stop().await;
     }
 }
 

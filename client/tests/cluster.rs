@@ -2,37 +2,15 @@
 //! negotiation, pipelining many requests on one connection, metadata and leaders, and what
 //! happens when the broker goes away.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_broker::{Broker, BrokerConfig};
 use sluice_client::cluster::Lane;
 use sluice_client::config::CommonConfig;
 use sluice_client::{ClientConfig, ClientError, Cluster};
 use sluice_protocol::messages::{ApiVersionsRequest, MetadataRequest};
-
-async fn broker(
-    dir: &std::path::Path,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.join("logs"));
-    config.num_partitions = 3;
-    let broker = Broker::start(config).await.unwrap();
-    let addr = broker.local_addr();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        broker
-            .run(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (addr, tx, task)
-}
 
 fn cluster(addr: std::net::SocketAddr) -> Arc<Cluster> {
     let config = ClientConfig::new()
@@ -44,7 +22,9 @@ fn cluster(addr: std::net::SocketAddr) -> Arc<Cluster> {
 #[tokio::test]
 async fn negotiates_pipelines_and_finds_leaders() {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, stop, task) = broker(dir.path()).await;
+    let broker =
+        common::start_broker(dir.path(), common::any_port(), |c| c.num_partitions = 3).await;
+    let addr = broker.addr;
     let c = cluster(addr);
     let conn = c.any_connection().await.unwrap();
     assert_eq!(conn.version_for::<MetadataRequest>().unwrap(), 12);
@@ -79,8 +59,7 @@ async fn negotiates_pipelines_and_finds_leaders() {
     let missing = c.leader("auto-created", 7).await.unwrap_err();
     assert!(missing.to_string().contains("no partition 7"), "{missing}");
 
-    let _ = stop.send(());
-    task.await.unwrap();
+    broker.stop().await;
     // The broker is gone: waiting callers learn it instead of hanging.
     let e = conn
         .send(&MetadataRequest::default(), Duration::from_secs(5))

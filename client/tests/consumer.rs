@@ -4,12 +4,13 @@
 //! that dies, with eager (range) and cooperative (cooperative-sticky) rebalancing.
 //! Test data is produced with raw Produce requests.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice_broker::{Broker, BrokerConfig};
 use sluice_client::cluster::Lane;
 use sluice_client::config::CommonConfig;
 use sluice_client::consumer::{OffsetAndMetadata, RebalanceListener, TimestampType};
@@ -23,8 +24,7 @@ use tokio::sync::mpsc;
 
 struct TestBroker {
     addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    broker: Option<common::RunningBroker>,
     _dir: tempfile::TempDir,
     admin: Arc<Cluster>,
 }
@@ -32,22 +32,15 @@ struct TestBroker {
 impl TestBroker {
     async fn start() -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
-        config.num_partitions = 1;
-        // Members start one after the other here; waiting for more to arrive only slows tests.
-        config.group_coordinator.initial_rebalance_delay_ms = 0;
-        config.offsets_topic.partitions = 3;
-        let broker = Broker::start(config).await.unwrap();
-        let addr = broker.local_addr();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            broker
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let broker = common::start_broker(dir.path(), common::any_port(), |c| {
+            c.num_partitions = 1;
+            // Members start one after the other here; waiting for more to arrive only slows
+            // tests.
+            c.group_coordinator.initial_rebalance_delay_ms = 0;
+            c.offsets_topic.partitions = 3;
+        })
+        .await;
+        let addr = broker.addr;
         let admin = Cluster::new(
             CommonConfig::from_config(
                 &ClientConfig::new().set("bootstrap.servers", addr.to_string()),
@@ -58,16 +51,14 @@ impl TestBroker {
         );
         TestBroker {
             addr,
-            stop: Some(tx),
-            task: Some(task),
+            broker: Some(broker),
             _dir: dir,
             admin,
         }
     }
 
     async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+        self.broker.take().unwrap().stop().await;
     }
 
     async fn create_topic(&self, name: &str, partitions: i32) {

@@ -2,6 +2,8 @@
 //! the log, compression, idempotence, acks, batching, retries through injected faults and a
 //! broker restart, flush, close, buffer.memory and config errors.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sluice_broker::{Broker, BrokerConfig, Endpoint};
+use sluice_broker::Endpoint;
 use sluice_client::cluster::Lane;
 use sluice_client::producer::{partition_for_key, RecordHeader};
 use sluice_client::{ClientConfig, ClientError, Cluster, Producer, ProducerRecord};
@@ -24,43 +26,20 @@ use sluice_protocol::records::{Batches, Compression, RecordBatch};
 use sluice_protocol::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-struct RunningBroker {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl RunningBroker {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap();
-    }
-}
 
 async fn start_broker(
     dir: &Path,
     listen: SocketAddr,
     advertised: Option<Endpoint>,
 ) -> RunningBroker {
-    let mut config = BrokerConfig::new(listen, dir.join("logs"));
-    config.num_partitions = 3;
-    config.advertised = advertised;
-    let broker = Broker::start(config).await.unwrap();
-    let addr = broker.local_addr();
-    let (stop, rx) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        broker
-            .run(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    RunningBroker { addr, stop, task }
+    common::start_broker(dir, listen, |c| {
+        c.num_partitions = 3;
+        c.advertised = advertised;
+    })
+    .await
 }
+
+use common::RunningBroker;
 
 async fn broker(dir: &Path) -> RunningBroker {
     start_broker(dir, "127.0.0.1:0".parse().unwrap(), None).await
