@@ -678,6 +678,17 @@ pub(crate) enum JoinFailure {
     Fatal(ClientError),
 }
 
+/// A JoinGroup or SyncGroup error no retry in place can fix: fatal ones end the consumer,
+/// the rest start the join over.
+fn join_failure(code: ErrorCode, context: String) -> JoinFailure {
+    let error = ClientError::broker(code, None, context);
+    if is_fatal_join_error(code) {
+        JoinFailure::Fatal(error)
+    } else {
+        JoinFailure::Retry(error)
+    }
+}
+
 fn is_fatal_join_error(code: ErrorCode) -> bool {
     matches!(
         code,
@@ -952,20 +963,7 @@ async fn join_group(
                 shared.backoff().await;
                 continue;
             }
-            code if is_fatal_join_error(code) => {
-                return Err(JoinFailure::Fatal(ClientError::broker(
-                    code,
-                    None,
-                    context(),
-                )))
-            }
-            code => {
-                return Err(JoinFailure::Retry(ClientError::broker(
-                    code,
-                    None,
-                    context(),
-                )))
-            }
+            code => return Err(join_failure(code, context())),
         }
         let generation = joined.generation_id;
         let member_id = joined.member_id.clone();
@@ -1030,20 +1028,7 @@ async fn join_group(
                 shared.backoff().await;
                 continue;
             }
-            code if is_fatal_join_error(code) => {
-                return Err(JoinFailure::Fatal(ClientError::broker(
-                    code,
-                    None,
-                    context(),
-                )))
-            }
-            code => {
-                return Err(JoinFailure::Retry(ClientError::broker(
-                    code,
-                    None,
-                    context(),
-                )))
-            }
+            code => return Err(join_failure(code, context())),
         }
         let assignment = match ConsumerProtocolAssignment::deserialize(&synced.assignment) {
             Ok((_, a)) => from_wire(a.assigned_partitions),
