@@ -222,6 +222,26 @@ fn print_topic(t: &TopicDescription, overrides: &BTreeMap<String, String>) {
     }
 }
 
+/// One topic's answer to a change: with --if-exists a missing topic is no error.
+fn topic_outcome(
+    result: Option<sluice_client::Result<()>>,
+    name: &str,
+    if_exists: bool,
+) -> Result<(), String> {
+    match result {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) if tool::is(&e, ErrorCode::UnknownTopicOrPartition) => {
+            if if_exists {
+                Ok(())
+            } else {
+                Err(no_such_topic(name))
+            }
+        }
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!("the broker did not answer for topic {name}")),
+    }
+}
+
 async fn alter(admin: &Admin, a: &TopicsArgs) -> Result<(), String> {
     let name = a.topic.clone().unwrap_or_default();
     let count = a
@@ -231,18 +251,7 @@ async fn alter(admin: &Admin, a: &TopicsArgs) -> Result<(), String> {
         .create_partitions(&BTreeMap::from([(name.clone(), count)]), false)
         .await
         .map_err(|e| e.to_string())?;
-    match results.remove(&name) {
-        Some(Ok(())) => Ok(()),
-        Some(Err(e)) if tool::is(&e, ErrorCode::UnknownTopicOrPartition) => {
-            if a.if_exists {
-                Ok(())
-            } else {
-                Err(no_such_topic(&name))
-            }
-        }
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err(format!("the broker did not answer for topic {name}")),
-    }
+    topic_outcome(results.remove(&name), &name, a.if_exists)
 }
 
 async fn delete(admin: &Admin, a: &TopicsArgs) -> Result<(), String> {
@@ -252,16 +261,5 @@ async fn delete(admin: &Admin, a: &TopicsArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     // Like kafka-topics.sh, a successful delete prints nothing.
-    match results.remove(&name) {
-        Some(Ok(())) => Ok(()),
-        Some(Err(e)) if tool::is(&e, ErrorCode::UnknownTopicOrPartition) => {
-            if a.if_exists {
-                Ok(())
-            } else {
-                Err(no_such_topic(&name))
-            }
-        }
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err(format!("the broker did not answer for topic {name}")),
-    }
+    topic_outcome(results.remove(&name), &name, a.if_exists)
 }
