@@ -2,7 +2,7 @@
 //! Converters and connectors exchange data only in these types.
 
 mod schema;
-mod value;
+pub(crate) mod value;
 
 pub use schema::{Field, Schema, SchemaBuilder, Type};
 pub use value::{SchemaAndValue, Struct, Value};

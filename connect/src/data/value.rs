@@ -10,8 +10,9 @@ use crate::error::{ConnectError, Result};
 
 /// A Connect value. Maps keep their entries as pairs: keys may be any value, and order is
 /// preserved so that serialised output is deterministic.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
+    #[default]
     Null,
     Int8(i8),
     Int16(i16),

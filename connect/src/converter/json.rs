@@ -1,0 +1,535 @@
+//! `JsonConverter`: Connect data as JSON, with or without Kafka's `{"schema":…,"payload":…}` envelope.
+//! Output matches Kafka's JsonConverter byte for byte (key order, Java number format, Jackson escaping).
+
+use bytes::Bytes;
+
+use super::json_text::{base64_decode, base64_encode, Json};
+use super::Converter;
+use crate::connector::Props;
+use crate::data::{Schema, SchemaAndValue, SchemaBuilder, Struct, Type, Value};
+use crate::error::{ConnectError, Result};
+
+const SCHEMAS_ENABLE: &str = "schemas.enable";
+
+/// Kafka's `org.apache.kafka.connect.json.JsonConverter`. `schemas.enable` defaults to true.
+#[derive(Debug, Clone)]
+pub struct JsonConverter {
+    schemas_enable: bool,
+}
+
+impl Default for JsonConverter {
+    fn default() -> Self {
+        JsonConverter {
+            schemas_enable: true,
+        }
+    }
+}
+
+impl JsonConverter {
+    pub fn schemas_enabled(&self) -> bool {
+        self.schemas_enable
+    }
+}
+
+impl Converter for JsonConverter {
+    fn configure(&mut self, configs: &Props, _is_key: bool) -> Result<()> {
+        if let Some(raw) = configs.get(SCHEMAS_ENABLE) {
+            // Java's ConfigDef accepts booleans case-insensitively and trimmed.
+            self.schemas_enable = match raw.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConnectError::Config(format!(
+                        "Invalid value {raw} for configuration {SCHEMAS_ENABLE}: Expected value to be either true or false"
+                    )))
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn from_connect(
+        &self,
+        _topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Bytes>> {
+        // Only a schemaless null is a tombstone; a null under a schema still gets an envelope.
+        if schema.is_none() && value.is_null() {
+            return Ok(None);
+        }
+        let payload = value_to_json(schema, value)?;
+        let json = if self.schemas_enable {
+            let schema_json = match schema {
+                Some(s) => schema_to_json(s)?,
+                None => Json::Null,
+            };
+            Json::Object(vec![
+                ("schema".into(), schema_json),
+                ("payload".into(), payload),
+            ])
+        } else {
+            payload
+        };
+        Ok(Some(Bytes::from(json.to_bytes())))
+    }
+
+    fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue> {
+        let Some(bytes) = bytes else {
+            return Ok(SchemaAndValue::NULL);
+        };
+        let json = Json::parse(bytes)?;
+        if !self.schemas_enable {
+            return Ok(SchemaAndValue::new(None, json_to_value(None, &json)?));
+        }
+        let envelope = match &json {
+            Json::Object(entries) if entries.len() == 2 => {
+                json.get("schema").zip(json.get("payload"))
+            }
+            _ => None,
+        };
+        let Some((schema_json, payload)) = envelope else {
+            return Err(ConnectError::data(
+                "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not \
+                 contain additional fields. If you are trying to deserialize plain JSON data, set \
+                 schemas.enable=false in your converter configuration.",
+            ));
+        };
+        let schema = json_to_schema(schema_json)?;
+        let value = json_to_value(schema.as_ref(), payload)?;
+        Ok(SchemaAndValue::new(schema, value))
+    }
+}
+
+fn json_type_name(t: Type) -> &'static str {
+    match t {
+        Type::Int8 => "int8",
+        Type::Int16 => "int16",
+        Type::Int32 => "int32",
+        Type::Int64 => "int64",
+        Type::Float32 => "float",
+        Type::Float64 => "double",
+        Type::Boolean => "boolean",
+        Type::String => "string",
+        Type::Bytes => "bytes",
+        Type::Array => "array",
+        Type::Map => "map",
+        Type::Struct => "struct",
+    }
+}
+
+fn required_schema<'a>(schema: &'a Option<Box<Schema>>, what: &str) -> Result<&'a Schema> {
+    schema
+        .as_deref()
+        .ok_or_else(|| ConnectError::data(format!("{what} schema is missing")))
+}
+
+/// Kafka's `asJsonSchema`: type, then the type's own members (fields/items/keys+values),
+/// then optional, name, version, doc, parameters, default — in that order.
+fn schema_to_json(schema: &Schema) -> Result<Json> {
+    let mut obj = vec![("type".to_string(), Json::Str(json_type_name(schema.type_).into()))];
+    match schema.type_ {
+        Type::Array => obj.push((
+            "items".into(),
+            schema_to_json(required_schema(&schema.value_schema, "array element")?)?,
+        )),
+        Type::Map => {
+            obj.push((
+                "keys".into(),
+                schema_to_json(required_schema(&schema.key_schema, "map key")?)?,
+            ));
+            obj.push((
+                "values".into(),
+                schema_to_json(required_schema(&schema.value_schema, "map value")?)?,
+            ));
+        }
+        Type::Struct => {
+            let fields = schema
+                .fields
+                .iter()
+                .map(|field| {
+                    let mut field_json = schema_to_json(&field.schema)?;
+                    if let Json::Object(entries) = &mut field_json {
+                        entries.push(("field".into(), Json::Str(field.name.clone())));
+                    }
+                    Ok(field_json)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            obj.push(("fields".into(), Json::Array(fields)));
+        }
+        _ => {}
+    }
+    obj.push(("optional".into(), Json::Bool(schema.optional)));
+    if let Some(name) = &schema.name {
+        obj.push(("name".into(), Json::Str(name.clone())));
+    }
+    if let Some(version) = schema.version {
+        obj.push(("version".into(), Json::Int(version.into())));
+    }
+    if let Some(doc) = &schema.doc {
+        obj.push(("doc".into(), Json::Str(doc.clone())));
+    }
+    // Kafka leaves `parameters` null until one is set, so an empty map is never written.
+    if !schema.parameters.is_empty() {
+        let params = schema
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
+            .collect();
+        obj.push(("parameters".into(), Json::Object(params)));
+    }
+    if let Some(default) = &schema.default_value {
+        obj.push(("default".into(), value_to_json(Some(schema), default)?));
+    }
+    Ok(Json::Object(obj))
+}
+
+/// Kafka's `convertToJson`. Logical types need no step here: their values are already held
+/// in the physical form (Date as INT32 days, Decimal as BYTES, ...), which is what Kafka writes.
+fn value_to_json(schema: Option<&Schema>, value: &Value) -> Result<Json> {
+    if value.is_null() {
+        return match schema {
+            None => Ok(Json::Null),
+            Some(s) => match &s.default_value {
+                Some(default) => value_to_json(Some(s), default),
+                None if s.optional => Ok(Json::Null),
+                None => Err(ConnectError::data(
+                    "Conversion error: null value for field that is required and has no default value",
+                )),
+            },
+        };
+    }
+    if let Some(s) = schema {
+        if value.schema_type() != Some(s.type_) {
+            return Err(ConnectError::data(format!(
+                "Invalid type for {}: {}",
+                s.type_,
+                value.schema_type().map_or("null", |t| t.kafka_name())
+            )));
+        }
+    }
+    Ok(match value {
+        Value::Null => Json::Null,
+        Value::Int8(v) => Json::Int((*v).into()),
+        Value::Int16(v) => Json::Int((*v).into()),
+        Value::Int32(v) => Json::Int((*v).into()),
+        Value::Int64(v) => Json::Int(*v),
+        Value::Float32(v) => Json::Float(*v),
+        Value::Float64(v) => Json::Double(*v),
+        Value::Boolean(v) => Json::Bool(*v),
+        Value::String(v) => Json::Str(v.clone()),
+        Value::Bytes(v) => Json::Str(base64_encode(v)),
+        Value::Array(items) => {
+            let item_schema = schema
+                .map(|s| required_schema(&s.value_schema, "array element"))
+                .transpose()?;
+            Json::Array(
+                items
+                    .iter()
+                    .map(|item| value_to_json(item_schema, item))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        Value::Map(entries) => {
+            let (key_schema, value_schema) = match schema {
+                Some(s) => (
+                    Some(required_schema(&s.key_schema, "map key")?),
+                    Some(required_schema(&s.value_schema, "map value")?),
+                ),
+                None => (None, None),
+            };
+            // String-keyed maps become JSON objects; any other key type needs [key, value] pairs.
+            let object_mode = match key_schema {
+                Some(ks) => ks.type_ == Type::String,
+                None => entries.iter().all(|(k, _)| matches!(k, Value::String(_))),
+            };
+            if object_mode {
+                let mut obj = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let key = match value_to_json(key_schema, k)? {
+                        Json::Str(s) => s,
+                        other => other.to_string(),
+                    };
+                    obj.push((key, value_to_json(value_schema, v)?));
+                }
+                Json::Object(obj)
+            } else {
+                Json::Array(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            Ok(Json::Array(vec![
+                                value_to_json(key_schema, k)?,
+                                value_to_json(value_schema, v)?,
+                            ]))
+                        })
+                        .collect::<Result<_>>()?,
+                )
+            }
+        }
+        Value::Struct(st) => {
+            let Some(s) = schema.filter(|s| *s == st.schema()) else {
+                return Err(ConnectError::data("Mismatching schema."));
+            };
+            let mut obj = Vec::with_capacity(s.fields.len());
+            for field in &s.fields {
+                obj.push((
+                    field.name.clone(),
+                    value_to_json(Some(&field.schema), st.get(&field.name)?)?,
+                ));
+            }
+            Json::Object(obj)
+        }
+    })
+}
+
+/// Kafka's `asConnectSchema`; a JSON null schema means "no schema".
+fn json_to_schema(json: &Json) -> Result<Option<Schema>> {
+    if *json == Json::Null {
+        return Ok(None);
+    }
+    let Some(Json::Str(type_name)) = json.get("type") else {
+        return Err(ConnectError::data("Schema must contain 'type' field"));
+    };
+    let sub_schema = |key: &str, what: &str| -> Result<Schema> {
+        match json.get(key) {
+            Some(j) if *j != Json::Null => json_to_schema(j)?.ok_or_else(unreachable_none),
+            _ => Err(ConnectError::data(format!(
+                "{what} schema did not specify the {key} type"
+            ))),
+        }
+    };
+    let mut builder = match type_name.as_str() {
+        "boolean" => SchemaBuilder::bool(),
+        "int8" => SchemaBuilder::int8(),
+        "int16" => SchemaBuilder::int16(),
+        "int32" => SchemaBuilder::int32(),
+        "int64" => SchemaBuilder::int64(),
+        "float" => SchemaBuilder::float32(),
+        "double" => SchemaBuilder::float64(),
+        "bytes" => SchemaBuilder::bytes(),
+        "string" => SchemaBuilder::string(),
+        "array" => SchemaBuilder::array(sub_schema("items", "Array")?),
+        "map" => SchemaBuilder::map(sub_schema("keys", "Map")?, sub_schema("values", "Map")?),
+        "struct" => {
+            let Some(Json::Array(fields)) = json.get("fields") else {
+                return Err(ConnectError::data(
+                    "Struct schema's \"fields\" argument is not an array.",
+                ));
+            };
+            let mut b = SchemaBuilder::struct_();
+            for field in fields {
+                let Some(Json::Str(name)) = field.get("field") else {
+                    return Err(ConnectError::data(
+                        "Struct schema's field name not specified properly",
+                    ));
+                };
+                if b.has_field(name) {
+                    return Err(ConnectError::data(format!(
+                        "Cannot create field because of field name duplication {name}"
+                    )));
+                }
+                let field_schema = json_to_schema(field)?.ok_or_else(unreachable_none)?;
+                b = b.field(name.clone(), field_schema);
+            }
+            b
+        }
+        other => {
+            return Err(ConnectError::data(format!("Unknown schema type: {other}")));
+        }
+    };
+    if json.get("optional") == Some(&Json::Bool(true)) {
+        builder = builder.optional();
+    }
+    if let Some(Json::Str(name)) = json.get("name") {
+        builder = builder.name(name.clone());
+    }
+    if let Some(Json::Int(version)) = json.get("version") {
+        let version = i32::try_from(*version)
+            .map_err(|_| ConnectError::data(format!("Schema version {version} out of range")))?;
+        builder = builder.version(version);
+    }
+    if let Some(Json::Str(doc)) = json.get("doc") {
+        builder = builder.doc(doc.clone());
+    }
+    if let Some(Json::Object(params)) = json.get("parameters") {
+        for (k, v) in params {
+            let Json::Str(v) = v else {
+                return Err(ConnectError::data("Schema parameters must have string values."));
+            };
+            builder = builder.parameter(k.clone(), v.clone());
+        }
+    }
+    if let Some(default) = json.get("default") {
+        let partial = builder.clone().build();
+        builder = builder.default_value(json_to_value(Some(&partial), default)?);
+    }
+    Ok(Some(builder.build()))
+}
+
+// A non-null JSON schema always yields Some; this keeps that invariant out of the happy path.
+fn unreachable_none() -> ConnectError {
+    ConnectError::data("Schema must not be null here")
+}
+
+fn expected(what: &str, schema: &Schema, json: &Json) -> ConnectError {
+    ConnectError::data(format!(
+        "Expected {what} for {} schema, but found {}",
+        schema.type_,
+        json.node_type()
+    ))
+}
+
+fn int_in<T: TryFrom<i64>>(schema: &Schema, json: &Json) -> Result<T> {
+    match json {
+        Json::Int(i) => T::try_from(*i).map_err(|_| {
+            ConnectError::data(format!("Value {i} out of range for {} schema", schema.type_))
+        }),
+        _ => Err(expected("an integer", schema, json)),
+    }
+}
+
+/// Accepts integers and decimals, plus the quoted non-finite forms Jackson writes.
+fn float_of(schema: &Schema, json: &Json) -> Result<f64> {
+    match json {
+        Json::Int(i) => Ok(*i as f64),
+        Json::Double(d) => Ok(*d),
+        Json::Float(f) => Ok(f64::from(*f)),
+        Json::Str(s) if s == "NaN" => Ok(f64::NAN),
+        Json::Str(s) if s == "Infinity" => Ok(f64::INFINITY),
+        Json::Str(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
+        _ => Err(expected("a number", schema, json)),
+    }
+}
+
+/// Kafka's `convertToConnect`, but strict: a JSON type that does not fit the schema is an
+/// error instead of Jackson's silent coercion (e.g. a string read as int 0).
+fn json_to_value(schema: Option<&Schema>, json: &Json) -> Result<Value> {
+    let Some(schema) = schema else {
+        return Ok(match json {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Boolean(*b),
+            Json::Int(i) => Value::Int64(*i),
+            Json::Float(f) => Value::Float64(f64::from(*f)),
+            Json::Double(d) => Value::Float64(*d),
+            Json::Str(s) => Value::String(s.clone()),
+            Json::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| json_to_value(None, item))
+                    .collect::<Result<_>>()?,
+            ),
+            Json::Object(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((Value::String(k.clone()), json_to_value(None, v)?)))
+                    .collect::<Result<_>>()?,
+            ),
+        });
+    };
+    if *json == Json::Null {
+        return match &schema.default_value {
+            Some(default) => Ok((**default).clone()),
+            None if schema.optional => Ok(Value::Null),
+            None => Err(ConnectError::data(format!(
+                "Invalid null value for required {} field",
+                schema.type_
+            ))),
+        };
+    }
+    Ok(match schema.type_ {
+        Type::Boolean => match json {
+            Json::Bool(b) => Value::Boolean(*b),
+            _ => return Err(expected("a boolean", schema, json)),
+        },
+        Type::Int8 => Value::Int8(int_in(schema, json)?),
+        Type::Int16 => Value::Int16(int_in(schema, json)?),
+        Type::Int32 => Value::Int32(int_in(schema, json)?),
+        Type::Int64 => Value::Int64(int_in(schema, json)?),
+        Type::Float32 => Value::Float32(float_of(schema, json)? as f32),
+        Type::Float64 => Value::Float64(float_of(schema, json)?),
+        Type::String => match json {
+            Json::Str(s) => Value::String(s.clone()),
+            _ => return Err(expected("a string", schema, json)),
+        },
+        Type::Bytes => match json {
+            Json::Str(s) => Value::Bytes(base64_decode(s)?.into()),
+            _ => return Err(expected("a base64 string", schema, json)),
+        },
+        Type::Array => {
+            let Json::Array(items) = json else {
+                return Err(expected("an array", schema, json));
+            };
+            let item_schema = required_schema(&schema.value_schema, "array element")?;
+            Value::Array(
+                items
+                    .iter()
+                    .map(|item| json_to_value(Some(item_schema), item))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        Type::Map => {
+            let key_schema = required_schema(&schema.key_schema, "map key")?;
+            let value_schema = required_schema(&schema.value_schema, "map value")?;
+            if key_schema.type_ == Type::String {
+                let Json::Object(entries) = json else {
+                    return Err(ConnectError::data(format!(
+                        "Maps with string fields should be encoded as JSON objects, but found {}",
+                        json.node_type()
+                    )));
+                };
+                Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            Ok((Value::String(k.clone()), json_to_value(Some(value_schema), v)?))
+                        })
+                        .collect::<Result<_>>()?,
+                )
+            } else {
+                let Json::Array(entries) = json else {
+                    return Err(ConnectError::data(format!(
+                        "Maps with non-string fields should be encoded as JSON array of tuples, but found {}",
+                        json.node_type()
+                    )));
+                };
+                let mut pairs = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    match entry {
+                        Json::Array(kv) if kv.len() == 2 => pairs.push((
+                            json_to_value(Some(key_schema), &kv[0])?,
+                            json_to_value(Some(value_schema), &kv[1])?,
+                        )),
+                        Json::Array(kv) => {
+                            return Err(ConnectError::data(format!(
+                                "Found invalid map entry, expected length 2 but found :{}",
+                                kv.len()
+                            )))
+                        }
+                        other => {
+                            return Err(ConnectError::data(format!(
+                                "Found invalid map entry instead of array tuple: {}",
+                                other.node_type()
+                            )))
+                        }
+                    }
+                }
+                Value::Map(pairs)
+            }
+        }
+        Type::Struct => {
+            if !matches!(json, Json::Object(_)) {
+                return Err(ConnectError::data(format!(
+                    "Structs should be encoded as JSON objects, but found {}",
+                    json.node_type()
+                )));
+            }
+            let mut st = Struct::new(schema.clone())?;
+            for field in &schema.fields {
+                let field_json = json.get(&field.name).unwrap_or(&Json::Null);
+                st.put(&field.name, json_to_value(Some(&field.schema), field_json)?)?;
+            }
+            Value::Struct(st)
+        }
+    })
+}
