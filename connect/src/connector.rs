@@ -421,8 +421,7 @@ mod tests {
 
     impl OffsetStorageReader for FixedOffsets {
         fn offset(&self, p: &SourcePartition) -> Option<SourceOffset> {
-            (*p == partition())
-                .then(|| SourceOffset::from([("position".to_string(), 41.into())]))
+            (*p == partition()).then(|| SourceOffset::from([("position".to_string(), 41.into())]))
         }
     }
 
@@ -447,7 +446,9 @@ mod tests {
         let Connector::Source(mut c) = r.create("DummySource").unwrap() else {
             panic!("expected a source connector");
         };
-        c.start(Props::from([("k".into(), "v".into())])).await.unwrap();
+        c.start(Props::from([("k".into(), "v".into())]))
+            .await
+            .unwrap();
         let configs = c.task_configs(5).unwrap();
         assert_eq!(configs.len(), 2);
         assert_eq!(configs[0]["k"], "v");
@@ -470,7 +471,9 @@ mod tests {
     #[test]
     fn unknown_connector_class_is_named() {
         let err = registry().create("FileStreamSource").err().unwrap();
-        assert!(err.to_string().contains("unknown connector class: FileStreamSource"));
+        assert!(err
+            .to_string()
+            .contains("unknown connector class: FileStreamSource"));
         assert!(registry().resolve("Source").is_err());
     }
 

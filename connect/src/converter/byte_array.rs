@@ -59,7 +59,10 @@ mod tests {
             .unwrap();
         assert_eq!(out, Some(raw.clone()));
         let back = c.to_connect("t", Some(&raw)).unwrap();
-        assert_eq!(back, SchemaAndValue::new(Some(Schema::OPTIONAL_BYTES), Value::Bytes(raw)));
+        assert_eq!(
+            back,
+            SchemaAndValue::new(Some(Schema::OPTIONAL_BYTES), Value::Bytes(raw))
+        );
         assert_eq!(c.from_connect("t", None, &Value::Null).unwrap(), None);
         assert_eq!(c.to_connect("t", None).unwrap().value, Value::Null);
     }
@@ -67,7 +70,9 @@ mod tests {
     #[test]
     fn non_bytes_are_rejected() {
         let c = ByteArrayConverter;
-        let err = c.from_connect("t", Some(&Schema::STRING), &"x".into()).unwrap_err();
+        let err = c
+            .from_connect("t", Some(&Schema::STRING), &"x".into())
+            .unwrap_err();
         assert!(err.to_string().contains("Invalid schema type"), "{err}");
         let err = c.from_connect("t", None, &"x".into()).unwrap_err();
         assert!(err.to_string().contains("STRING"), "{err}");

@@ -127,7 +127,10 @@ fn required_schema<'a>(schema: &'a Option<Box<Schema>>, what: &str) -> Result<&'
 /// Kafka's `asJsonSchema`: type, then the type's own members (fields/items/keys+values),
 /// then optional, name, version, doc, parameters, default — in that order.
 fn schema_to_json(schema: &Schema) -> Result<Json> {
-    let mut obj = vec![("type".to_string(), Json::Str(json_type_name(schema.type_).into()))];
+    let mut obj = vec![(
+        "type".to_string(),
+        Json::Str(json_type_name(schema.type_).into()),
+    )];
     match schema.type_ {
         Type::Array => obj.push((
             "items".into(),
@@ -355,7 +358,9 @@ fn json_to_schema(json: &Json) -> Result<Option<Schema>> {
     if let Some(Json::Object(params)) = json.get("parameters") {
         for (k, v) in params {
             let Json::Str(v) = v else {
-                return Err(ConnectError::data("Schema parameters must have string values."));
+                return Err(ConnectError::data(
+                    "Schema parameters must have string values.",
+                ));
             };
             builder = builder.parameter(k.clone(), v.clone());
         }
@@ -383,7 +388,10 @@ fn expected(what: &str, schema: &Schema, json: &Json) -> ConnectError {
 fn int_in<T: TryFrom<i64>>(schema: &Schema, json: &Json) -> Result<T> {
     match json {
         Json::Int(i) => T::try_from(*i).map_err(|_| {
-            ConnectError::data(format!("Value {i} out of range for {} schema", schema.type_))
+            ConnectError::data(format!(
+                "Value {i} out of range for {} schema",
+                schema.type_
+            ))
         }),
         _ => Err(expected("an integer", schema, json)),
     }
@@ -482,7 +490,10 @@ fn json_to_value(schema: Option<&Schema>, json: &Json) -> Result<Value> {
                     entries
                         .iter()
                         .map(|(k, v)| {
-                            Ok((Value::String(k.clone()), json_to_value(Some(value_schema), v)?))
+                            Ok((
+                                Value::String(k.clone()),
+                                json_to_value(Some(value_schema), v)?,
+                            ))
                         })
                         .collect::<Result<_>>()?,
                 )
@@ -532,4 +543,340 @@ fn json_to_value(schema: Option<&Schema>, json: &Json) -> Result<Value> {
             Value::Struct(st)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converter(schemas_enable: bool) -> JsonConverter {
+        let mut c = JsonConverter::default();
+        let props = Props::from([(SCHEMAS_ENABLE.to_string(), schemas_enable.to_string())]);
+        c.configure(&props, false).unwrap();
+        c
+    }
+
+    fn write(c: &JsonConverter, schema: Option<&Schema>, value: &Value) -> String {
+        let bytes = c.from_connect("t", schema, value).unwrap().unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn round_trip(c: &JsonConverter, schema: &Schema, value: Value) {
+        let bytes = c.from_connect("t", Some(schema), &value).unwrap().unwrap();
+        let back = c.to_connect("t", Some(&bytes)).unwrap();
+        assert_eq!(back, SchemaAndValue::new(Some(schema.clone()), value));
+    }
+
+    #[test]
+    fn quickstart_string_line() {
+        let c = JsonConverter::default();
+        assert_eq!(
+            write(&c, Some(&Schema::STRING), &"foo".into()),
+            r#"{"schema":{"type":"string","optional":false},"payload":"foo"}"#
+        );
+    }
+
+    #[test]
+    fn every_primitive_with_schema() {
+        let c = converter(true);
+        let cases: Vec<(Schema, Value, &str)> = vec![
+            (
+                Schema::INT8,
+                Value::Int8(-8),
+                r#"{"type":"int8","optional":false},"payload":-8"#,
+            ),
+            (
+                Schema::INT16,
+                Value::Int16(300),
+                r#"{"type":"int16","optional":false},"payload":300"#,
+            ),
+            (
+                Schema::INT32,
+                Value::Int32(70000),
+                r#"{"type":"int32","optional":false},"payload":70000"#,
+            ),
+            (
+                Schema::INT64,
+                Value::Int64(i64::MAX),
+                r#"{"type":"int64","optional":false},"payload":9223372036854775807"#,
+            ),
+            (
+                Schema::FLOAT32,
+                Value::Float32(1.5),
+                r#"{"type":"float","optional":false},"payload":1.5"#,
+            ),
+            (
+                Schema::FLOAT64,
+                Value::Float64(1e10),
+                r#"{"type":"double","optional":false},"payload":1.0E10"#,
+            ),
+            (
+                Schema::FLOAT64,
+                Value::Float64(2.0),
+                r#"{"type":"double","optional":false},"payload":2.0"#,
+            ),
+            (
+                Schema::BOOLEAN,
+                Value::Boolean(true),
+                r#"{"type":"boolean","optional":false},"payload":true"#,
+            ),
+            (
+                Schema::STRING,
+                "a\"b".into(),
+                r#"{"type":"string","optional":false},"payload":"a\"b""#,
+            ),
+            (
+                Schema::BYTES,
+                Value::Bytes(bytes::Bytes::from_static(b"hello")),
+                r#"{"type":"bytes","optional":false},"payload":"aGVsbG8=""#,
+            ),
+        ];
+        for (schema, value, tail) in cases {
+            assert_eq!(
+                write(&c, Some(&schema), &value),
+                format!("{{\"schema\":{tail}}}")
+            );
+            round_trip(&c, &schema, value);
+        }
+    }
+
+    #[test]
+    fn optional_null_keeps_the_envelope_and_schemaless_null_is_a_tombstone() {
+        let c = converter(true);
+        assert_eq!(
+            write(&c, Some(&Schema::OPTIONAL_STRING), &Value::Null),
+            r#"{"schema":{"type":"string","optional":true},"payload":null}"#
+        );
+        round_trip(&c, &Schema::OPTIONAL_STRING, Value::Null);
+        assert_eq!(c.from_connect("t", None, &Value::Null).unwrap(), None);
+        assert_eq!(
+            converter(false)
+                .from_connect("t", None, &Value::Null)
+                .unwrap(),
+            None
+        );
+        assert_eq!(c.to_connect("t", None).unwrap(), SchemaAndValue::NULL);
+        let err = c
+            .from_connect("t", Some(&Schema::STRING), &Value::Null)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("null value for field that is required"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn schema_metadata_order_and_default() {
+        let c = converter(true);
+        let schema = SchemaBuilder::int32()
+            .optional()
+            .name("com.example.Count")
+            .version(2)
+            .doc("how many")
+            .parameter("z", "1")
+            .parameter("a", "2")
+            .default_value(Value::Int32(5))
+            .build();
+        assert_eq!(
+            write(&c, Some(&schema), &Value::Null),
+            r#"{"schema":{"type":"int32","optional":true,"name":"com.example.Count","version":2,"doc":"how many","parameters":{"z":"1","a":"2"},"default":5},"payload":5}"#
+        );
+        round_trip(&c, &schema, Value::Int32(9));
+    }
+
+    fn nested_schema() -> Schema {
+        SchemaBuilder::struct_()
+            .name("rec")
+            .field("id", Schema::INT64)
+            .field("tags", SchemaBuilder::array(Schema::STRING).build())
+            .field(
+                "attrs",
+                SchemaBuilder::map(Schema::STRING, Schema::INT32).build(),
+            )
+            .field(
+                "codes",
+                SchemaBuilder::map(Schema::INT32, Schema::OPTIONAL_STRING).build(),
+            )
+            .field("blob", Schema::OPTIONAL_BYTES)
+            .build()
+    }
+
+    fn nested_value() -> Value {
+        Struct::new(nested_schema())
+            .unwrap()
+            .with("id", 7i64)
+            .unwrap()
+            .with("tags", Value::Array(vec!["x".into(), "y".into()]))
+            .unwrap()
+            .with(
+                "attrs",
+                Value::Map(vec![("b".into(), 2i32.into()), ("a".into(), 1i32.into())]),
+            )
+            .unwrap()
+            .with(
+                "codes",
+                Value::Map(vec![
+                    (404i32.into(), "nf".into()),
+                    (500i32.into(), Value::Null),
+                ]),
+            )
+            .unwrap()
+            .with("blob", Value::Bytes(bytes::Bytes::from_static(&[0, 255])))
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn struct_with_nested_array_and_maps() {
+        let c = converter(true);
+        let expected = concat!(
+            r#"{"schema":{"type":"struct","fields":["#,
+            r#"{"type":"int64","optional":false,"field":"id"},"#,
+            r#"{"type":"array","items":{"type":"string","optional":false},"optional":false,"field":"tags"},"#,
+            r#"{"type":"map","keys":{"type":"string","optional":false},"values":{"type":"int32","optional":false},"optional":false,"field":"attrs"},"#,
+            r#"{"type":"map","keys":{"type":"int32","optional":false},"values":{"type":"string","optional":true},"optional":false,"field":"codes"},"#,
+            r#"{"type":"bytes","optional":true,"field":"blob"}"#,
+            r#"],"optional":false,"name":"rec"},"#,
+            r#""payload":{"id":7,"tags":["x","y"],"attrs":{"b":2,"a":1},"codes":[[404,"nf"],[500,null]],"blob":"AP8="}}"#,
+        );
+        assert_eq!(write(&c, Some(&nested_schema()), &nested_value()), expected);
+        round_trip(&c, &nested_schema(), nested_value());
+    }
+
+    #[test]
+    fn struct_must_match_its_schema() {
+        let c = converter(true);
+        let other = SchemaBuilder::struct_().field("id", Schema::INT64).build();
+        let err = c
+            .from_connect("t", Some(&other), &nested_value())
+            .unwrap_err();
+        assert_eq!(err, ConnectError::data("Mismatching schema."));
+        let err = c
+            .from_connect("t", Some(&Schema::INT32), &"x".into())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Invalid type for INT32: STRING"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn schemaless_values() {
+        let c = converter(true);
+        assert_eq!(
+            write(&c, None, &"foo".into()),
+            r#"{"schema":null,"payload":"foo"}"#
+        );
+        let plain = converter(false);
+        assert_eq!(
+            write(&plain, Some(&Schema::STRING), &"foo".into()),
+            r#""foo""#
+        );
+        let map = Value::Map(vec![
+            (
+                "k".into(),
+                Value::Array(vec![1i64.into(), 2.5f64.into(), Value::Null]),
+            ),
+            ("b".into(), true.into()),
+        ]);
+        assert_eq!(write(&plain, None, &map), r#"{"k":[1,2.5,null],"b":true}"#);
+        // Plain JSON reads back schemaless: integers as INT64, decimals as FLOAT64.
+        let back = plain
+            .to_connect("t", Some(br#"{"k":[1,2.5,null],"b":true}"#))
+            .unwrap();
+        assert_eq!(back, SchemaAndValue::new(None, map));
+        let pairs = Value::Map(vec![(1i64.into(), "one".into())]);
+        assert_eq!(write(&plain, None, &pairs), r#"[[1,"one"]]"#);
+    }
+
+    #[test]
+    fn plain_json_with_schema_round_trips_through_envelope_schema_null() {
+        let c = converter(true);
+        let back = c
+            .to_connect("t", Some(br#"{"schema":null,"payload":[1,"a"]}"#))
+            .unwrap();
+        assert_eq!(
+            back,
+            SchemaAndValue::new(None, Value::Array(vec![1i64.into(), "a".into()]))
+        );
+    }
+
+    #[test]
+    fn floats_match_java_formatting() {
+        let plain = converter(false);
+        for (v, want) in [
+            (0.1f64, "0.1"),
+            (1e-4, "1.0E-4"),
+            (12345678.9, "1.23456789E7"),
+            (-0.0, "-0.0"),
+        ] {
+            assert_eq!(write(&plain, Some(&Schema::FLOAT64), &v.into()), want);
+        }
+        assert_eq!(write(&plain, Some(&Schema::FLOAT32), &0.1f32.into()), "0.1");
+        assert_eq!(
+            write(&plain, Some(&Schema::FLOAT64), &f64::NAN.into()),
+            "\"NaN\""
+        );
+        let c = converter(true);
+        round_trip(&c, &Schema::FLOAT32, Value::Float32(0.1));
+        round_trip(&c, &Schema::FLOAT64, Value::Float64(f64::INFINITY));
+    }
+
+    #[test]
+    fn missing_envelope_is_rejected_with_kafkas_message() {
+        let c = converter(true);
+        for input in [
+            &br#""foo""#[..],
+            br#"{"payload":1}"#,
+            br#"{"schema":null,"payload":1,"x":2}"#,
+        ] {
+            let err = c.to_connect("t", Some(input)).unwrap_err();
+            assert!(
+                err.to_string().contains(
+                    "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields"
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_json_and_bad_schemas_are_data_errors() {
+        let c = converter(true);
+        let err = c.to_connect("t", Some(b"{\"schema\":")).unwrap_err();
+        assert!(
+            matches!(err, ConnectError::Data(ref m) if m.contains("serialization error")),
+            "{err}"
+        );
+        assert!(converter(false).to_connect("t", Some(b"nope")).is_err());
+        let cases: [(&[u8], &str); 6] = [
+            (br#"{"schema":{"optional":false},"payload":1}"#, "must contain 'type'"),
+            (br#"{"schema":{"type":"uint"},"payload":1}"#, "Unknown schema type: uint"),
+            (br#"{"schema":{"type":"int8"},"payload":300}"#, "out of range"),
+            (br#"{"schema":{"type":"string"},"payload":null}"#, "Invalid null value for required STRING"),
+            (br#"{"schema":{"type":"array"},"payload":[]}"#, "did not specify"),
+            (br#"{"schema":{"type":"map","keys":{"type":"int32"},"values":{"type":"int32"}},"payload":[[1]]}"#, "expected length 2"),
+        ];
+        for (input, want) in cases {
+            let err = c.to_connect("t", Some(input)).unwrap_err();
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+    }
+
+    #[test]
+    fn schema_enable_config_is_validated() {
+        let mut c = JsonConverter::default();
+        assert!(c.schemas_enabled());
+        c.configure(
+            &Props::from([(SCHEMAS_ENABLE.into(), " FALSE ".into())]),
+            true,
+        )
+        .unwrap();
+        assert!(!c.schemas_enabled());
+        let err = c
+            .configure(&Props::from([(SCHEMAS_ENABLE.into(), "yes".into())]), true)
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::Config(_)));
+    }
 }

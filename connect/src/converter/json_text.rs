@@ -199,7 +199,11 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -240,7 +244,10 @@ mod tests {
     #[test]
     fn parse_keeps_key_order_and_number_kinds() {
         let j = Json::parse(br#"{"z":1,"a":1.0,"m":[true,null,"s"],"n":-5}"#).unwrap();
-        assert_eq!(j.to_string(), r#"{"z":1,"a":1.0,"m":[true,null,"s"],"n":-5}"#);
+        assert_eq!(
+            j.to_string(),
+            r#"{"z":1,"a":1.0,"m":[true,null,"s"],"n":-5}"#
+        );
         assert_eq!(j.get("a"), Some(&Json::Double(1.0)));
         assert_eq!(j.get("n"), Some(&Json::Int(-5)));
     }

@@ -23,24 +23,33 @@ pub trait Converter: Send + Sync {
     fn configure(&mut self, configs: &Props, is_key: bool) -> Result<()>;
 
     /// `None` means a null record key or value (a tombstone when it is the value).
-    fn from_connect(&self, topic: &str, schema: Option<&Schema>, value: &Value)
-        -> Result<Option<Bytes>>;
+    // Named after Kafka's `fromConnectData`; it converts *from* Connect data using `self`'s settings.
+    #[allow(clippy::wrong_self_convention)]
+    fn from_connect(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Bytes>>;
 
     fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue>;
 }
 
 /// Full Kafka class names of the built-in converters. Each also answers to its simple name
 /// and to the simple name without the `Converter` suffix, as Kafka's plugin aliases do.
-const CONVERTERS: [(&str, fn() -> Box<dyn Converter>); 3] = [
+type ConverterFactory = fn() -> Box<dyn Converter>;
+
+const CONVERTERS: [(&str, ConverterFactory); 3] = [
     ("org.apache.kafka.connect.json.JsonConverter", || {
         Box::new(JsonConverter::default())
     }),
     ("org.apache.kafka.connect.storage.StringConverter", || {
         Box::new(StringConverter::default())
     }),
-    ("org.apache.kafka.connect.converters.ByteArrayConverter", || {
-        Box::new(ByteArrayConverter)
-    }),
+    (
+        "org.apache.kafka.connect.converters.ByteArrayConverter",
+        || Box::new(ByteArrayConverter),
+    ),
 ];
 
 /// Builds an unconfigured converter from a Kafka class name or alias.
@@ -86,7 +95,9 @@ mod tests {
 
     #[test]
     fn unknown_class_is_named_in_the_error() {
-        let err = converter_by_class("com.example.AvroConverter").err().unwrap();
+        let err = converter_by_class("com.example.AvroConverter")
+            .err()
+            .unwrap();
         assert_eq!(
             err,
             ConnectError::UnknownClass {

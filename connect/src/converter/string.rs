@@ -17,7 +17,10 @@ impl Converter for StringConverter {
     fn configure(&mut self, configs: &Props, is_key: bool) -> Result<()> {
         // Kafka allows other charsets; only UTF-8 is supported, so refuse rather than garble.
         let prefix = if is_key { "key" } else { "value" };
-        for key in ["converter.encoding".to_string(), format!("converter.{prefix}.encoding")] {
+        for key in [
+            "converter.encoding".to_string(),
+            format!("converter.{prefix}.encoding"),
+        ] {
             if let Some(enc) = configs.get(&key) {
                 if !enc.eq_ignore_ascii_case("UTF-8") && !enc.eq_ignore_ascii_case("UTF8") {
                     return Err(ConnectError::Config(format!(
@@ -76,7 +79,10 @@ mod tests {
             .unwrap();
         assert_eq!(&b[..], "héllo".as_bytes());
         let back = c.to_connect("t", Some(&b)).unwrap();
-        assert_eq!(back, SchemaAndValue::new(Some(Schema::OPTIONAL_STRING), "héllo".into()));
+        assert_eq!(
+            back,
+            SchemaAndValue::new(Some(Schema::OPTIONAL_STRING), "héllo".into())
+        );
     }
 
     #[test]
@@ -94,7 +100,10 @@ mod tests {
         let c = conv();
         assert_eq!(c.from_connect("t", None, &Value::Null).unwrap(), None);
         let back = c.to_connect("t", None).unwrap();
-        assert_eq!(back, SchemaAndValue::new(Some(Schema::OPTIONAL_STRING), Value::Null));
+        assert_eq!(
+            back,
+            SchemaAndValue::new(Some(Schema::OPTIONAL_STRING), Value::Null)
+        );
     }
 
     #[test]
@@ -102,6 +111,9 @@ mod tests {
         assert!(conv().to_connect("t", Some(&[0xff, 0xfe])).is_err());
         let mut c = StringConverter::default();
         let props = Props::from([("converter.encoding".to_string(), "ISO-8859-1".to_string())]);
-        assert!(matches!(c.configure(&props, true), Err(ConnectError::Config(_))));
+        assert!(matches!(
+            c.configure(&props, true),
+            Err(ConnectError::Config(_))
+        ));
     }
 }

@@ -263,7 +263,10 @@ mod tests {
 
     #[test]
     fn builder_matches_constants() {
-        assert_eq!(SchemaBuilder::string().optional().build(), Schema::OPTIONAL_STRING);
+        assert_eq!(
+            SchemaBuilder::string().optional().build(),
+            Schema::OPTIONAL_STRING
+        );
         assert_eq!(SchemaBuilder::int32().build(), Schema::INT32);
     }
 

@@ -182,7 +182,10 @@ pub fn java_double_string(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    java_layout(&format!("{v:e}"), v == 0.0 || (1e-3..1e7).contains(&v.abs()))
+    java_layout(
+        &format!("{v:e}"),
+        v == 0.0 || (1e-3..1e7).contains(&v.abs()),
+    )
 }
 
 /// `Float.toString` as on JDK 19+ (shortest digits that round-trip as an `f32`).
@@ -193,7 +196,10 @@ pub fn java_float_string(v: f32) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    java_layout(&format!("{v:e}"), v == 0.0 || (1e-3..1e7).contains(&v.abs()))
+    java_layout(
+        &format!("{v:e}"),
+        v == 0.0 || (1e-3..1e7).contains(&v.abs()),
+    )
 }
 
 /// Re-lays Rust's shortest `LowerExp` output (`-1.25e-5`) the way Java prints it.
@@ -364,13 +370,24 @@ mod tests {
         assert_eq!(s.get("age").unwrap(), &Value::Int32(36));
 
         let err = s.put("age", 36i64).unwrap_err();
-        assert!(matches!(err, ConnectError::Data(ref m) if m.contains("INT64") && m.contains("age")), "{err}");
+        assert!(
+            matches!(err, ConnectError::Data(ref m) if m.contains("INT64") && m.contains("age")),
+            "{err}"
+        );
         let err = s.put("name", Value::Null).unwrap_err();
-        assert!(err.to_string().contains("required field: \"name\""), "{err}");
+        assert!(
+            err.to_string().contains("required field: \"name\""),
+            "{err}"
+        );
         let err = s.put("missing", 1).unwrap_err();
-        assert!(err.to_string().contains("missing is not a valid field name"));
+        assert!(err
+            .to_string()
+            .contains("missing is not a valid field name"));
         let err = s
-            .put("tags", Value::Array(vec![Value::from("a"), Value::Int32(1)]))
+            .put(
+                "tags",
+                Value::Array(vec![Value::from("a"), Value::Int32(1)]),
+            )
             .unwrap_err();
         assert!(err.to_string().contains("INT32"), "{err}");
     }
@@ -383,14 +400,21 @@ mod tests {
         s.put("tags", Value::Array(vec![])).unwrap();
         s.validate().unwrap();
         Value::Struct(s.clone()).validate(&person()).unwrap();
-        let other = SchemaBuilder::struct_().field("name", Schema::STRING).build();
+        let other = SchemaBuilder::struct_()
+            .field("name", Schema::STRING)
+            .build();
         assert!(Value::Struct(s).validate(&other).is_err());
     }
 
     #[test]
     fn defaults_fill_unset_fields() {
         let schema = SchemaBuilder::struct_()
-            .field("n", SchemaBuilder::int32().default_value(Value::Int32(7)).build())
+            .field(
+                "n",
+                SchemaBuilder::int32()
+                    .default_value(Value::Int32(7))
+                    .build(),
+            )
             .build();
         let s = Struct::new(schema).unwrap();
         assert_eq!(s.get("n").unwrap(), &Value::Int32(7));
@@ -405,11 +429,19 @@ mod tests {
     #[test]
     fn map_validation_checks_keys_and_values() {
         let schema = SchemaBuilder::map(Schema::INT32, Schema::STRING).build();
-        Value::Map(vec![(Value::Int32(1), "a".into())]).validate(&schema).unwrap();
-        assert!(Value::Map(vec![("k".into(), "a".into())]).validate(&schema).is_err());
+        Value::Map(vec![(Value::Int32(1), "a".into())])
+            .validate(&schema)
+            .unwrap();
+        assert!(Value::Map(vec![("k".into(), "a".into())])
+            .validate(&schema)
+            .is_err());
         assert!(Value::Null.validate(&schema).is_err());
         Value::Null
-            .validate(&SchemaBuilder::map(Schema::INT32, Schema::STRING).optional().build())
+            .validate(
+                &SchemaBuilder::map(Schema::INT32, Schema::STRING)
+                    .optional()
+                    .build(),
+            )
             .unwrap();
     }
 
@@ -445,7 +477,10 @@ mod tests {
         let mut s = Struct::new(person()).unwrap();
         s.put("name", "ada").unwrap();
         assert_eq!(s.to_string(), "Struct{name=ada}");
-        let v = Value::Map(vec![("k".into(), Value::Array(vec![1i32.into(), 2i32.into()]))]);
+        let v = Value::Map(vec![(
+            "k".into(),
+            Value::Array(vec![1i32.into(), 2i32.into()]),
+        )]);
         assert_eq!(v.to_string(), "{k=[1, 2]}");
     }
 }
