@@ -1,0 +1,189 @@
+//! `FileStreamSinkConnector`: appends each record's value as one line to a file (or stdout).
+//! Delivery is at-least-once: `flush` fsyncs the file before the worker commits offsets.
+//!
+//! Values are written as their Kafka-like string form (`Value`'s `Display`): a STRING as is,
+//! null as `null`, containers in Java's `toString` shapes. Existing content is kept; lines are
+//! appended. After a crash between a write and the offset commit, the lines written since the
+//! last commit are written again on restart — that is the at-least-once trade-off.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sluice_connect::connector::{
+    Props, SinkConnector, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
+};
+use sluice_connect::data::Value;
+use sluice_connect::{ConnectError, Result};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+
+use crate::config;
+
+pub const FILE_CONFIG: &str = "file";
+
+/// Kafka's `FileStreamSinkConnector`. It runs a single task, unlike Kafka's (which hands
+/// `tasks.max` copies of the config out): several tasks appending to one file through their
+/// own buffers could interleave inside a line.
+#[derive(Debug, Default)]
+pub struct FileStreamSinkConnector {
+    props: Props,
+}
+
+#[async_trait]
+impl SinkConnector for FileStreamSinkConnector {
+    fn version(&self) -> String {
+        crate::VERSION.to_string()
+    }
+
+    async fn start(&mut self, props: Props) -> Result<()> {
+        self.props = props;
+        Ok(())
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Props>> {
+        Ok(vec![self.props.clone()])
+    }
+
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(FileStreamSinkTask::default())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+enum Output {
+    File {
+        name: String,
+        writer: BufWriter<tokio::fs::File>,
+    },
+    Stdout(BufWriter<tokio::io::Stdout>),
+}
+
+impl Output {
+    fn describe(&self) -> &str {
+        match self {
+            Output::File { name, .. } => name,
+            Output::Stdout(_) => "stdout",
+        }
+    }
+
+    fn writer(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+        match self {
+            Output::File { writer, .. } => writer,
+            Output::Stdout(writer) => writer,
+        }
+    }
+
+    /// Empties the buffer and, for a file, waits until the data is on disk: offsets are
+    /// committed right after this, so anything still in a cache could be lost with them.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::File { writer, .. } => {
+                writer.flush().await?;
+                writer.get_mut().sync_data().await
+            }
+            Output::Stdout(writer) => writer.flush().await,
+        }
+    }
+}
+
+/// Writes every record's value as a line; see the module docs for the format.
+#[derive(Default)]
+pub struct FileStreamSinkTask {
+    output: Option<Output>,
+}
+
+impl FileStreamSinkTask {
+    fn output(&mut self) -> Result<&mut Output> {
+        self.output
+            .as_mut()
+            .ok_or_else(|| ConnectError::Connector("FileStreamSinkTask used before start".into()))
+    }
+}
+
+fn io_error(output: &Output, what: &str, e: std::io::Error) -> ConnectError {
+    ConnectError::Connector(format!("{what} {}: {e}", output.describe()))
+}
+
+/// The line written for one value: a string verbatim, anything else in its Kafka-like form.
+pub fn line_for(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[async_trait]
+impl SinkTask for FileStreamSinkTask {
+    fn version(&self) -> String {
+        crate::VERSION.to_string()
+    }
+
+    async fn start(&mut self, props: Props, _context: SinkTaskContext) -> Result<()> {
+        self.output = Some(match config::optional(&props, FILE_CONFIG) {
+            None => Output::Stdout(BufWriter::new(tokio::io::stdout())),
+            Some(name) => {
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&name)
+                    .await
+                    .map_err(|e| ConnectError::Connector(format!("opening {name}: {e}")))?;
+                Output::File {
+                    name,
+                    writer: BufWriter::new(file),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
+        let output = self.output()?;
+        let mut text = String::new();
+        for record in &records {
+            text.push_str(&line_for(&record.value));
+            text.push('\n');
+        }
+        let result = output.writer().write_all(text.as_bytes()).await;
+        result.map_err(|e| io_error(output, "writing to", e))
+    }
+
+    async fn flush(&mut self, _offsets: &HashMap<TopicPartition, i64>) -> Result<()> {
+        let output = self.output()?;
+        let result = output.flush().await;
+        result.map_err(|e| io_error(output, "flushing", e))
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        // The worker flushes before committing; this only saves what a stop without a final
+        // commit would otherwise leave in the buffer (it will be redelivered anyway).
+        if let Some(mut output) = self.output.take() {
+            if let Err(e) = output.flush().await {
+                tracing::warn!(output = output.describe(), error = %e, "flush on stop failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_connect::data::{Schema, SchemaBuilder, Struct};
+
+    #[test]
+    fn lines_use_kafka_string_forms() {
+        assert_eq!(line_for(&Value::from("plain")), "plain");
+        assert_eq!(line_for(&Value::Null), "null");
+        assert_eq!(line_for(&Value::Int32(42)), "42");
+        assert_eq!(
+            line_for(&Value::Array(vec![Value::Int8(1), Value::from("b")])),
+            "[1, b]"
+        );
+        let schema = SchemaBuilder::struct_().field("a", Schema::INT32).build();
+        let s = Struct::new(schema).unwrap().with("a", 1i32).unwrap();
+        assert_eq!(line_for(&Value::Struct(s)), "Struct{a=1}");
+    }
+}
