@@ -592,6 +592,19 @@ mod tests {
         assert_eq!(lines, vec![("héllo".to_string(), 7), ("x".to_string(), 9)]);
     }
 
+    #[tokio::test]
+    async fn directory_watch_wakes_on_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, "a\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(1);
+        let _watch = DirWatch::new(&path, tx).unwrap();
+        std::fs::write(&path, "a\nb\n").unwrap();
+        // Far below POLL_WAIT and with no timer involved: only a notification can wake this.
+        let woke = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        assert!(matches!(woke, Ok(Some(()))));
+    }
+
     #[test]
     fn connector_runs_one_task_whatever_tasks_max_says() {
         let mut c = FileStreamSourceConnector::default();
