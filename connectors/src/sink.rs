@@ -1,10 +1,5 @@
 //! `FileStreamSinkConnector`: appends each record's value as one line to a file (or stdout).
 //! Delivery is at-least-once: `flush` fsyncs the file before the worker commits offsets.
-//!
-//! Values are written as their Kafka-like string form (`Value`'s `Display`): a STRING as is,
-//! null as `null`, containers in Java's `toString` shapes. Existing content is kept; lines are
-//! appended. After a crash between a write and the offset commit, the lines written since the
-//! last commit are written again on restart — that is the at-least-once trade-off.
 
 use std::collections::HashMap;
 
@@ -88,7 +83,12 @@ impl Output {
     }
 }
 
-/// Writes every record's value as a line; see the module docs for the format.
+/// Writes every record's value as a line and makes it durable on `flush`.
+///
+/// Values are written as their Kafka-like string form (`Value`'s `Display`): a STRING as is,
+/// null as `null`, containers in Java's `toString` shapes. Existing content is kept; lines are
+/// appended. After a crash between a write and the offset commit, the lines written since the
+/// last commit are written again on restart — that is the at-least-once trade-off.
 #[derive(Default)]
 pub struct FileStreamSinkTask {
     output: Option<Output>,

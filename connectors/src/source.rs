@@ -1,21 +1,5 @@
 //! `FileStreamSourceConnector`: tails a text file (or stdin) and turns each line into a record.
 //! Offsets are byte positions, so a restarted task resumes exactly after the last committed line.
-//!
-//! Behaviours beyond Kafka's own reader, decided here:
-//! - **Missing file**: the task waits for it to appear (logging once) instead of failing.
-//! - **Truncation**: when the file becomes shorter than the position read so far (or than the
-//!   committed offset on start), reading restarts at byte 0. Data rewritten past the old
-//!   position before the truncation is noticed cannot be told apart from old data and is skipped.
-//! - **Rotation**: when the path names a different file (another inode) the old file is read to
-//!   its end, its unterminated last line (if any) is emitted since nothing will complete it,
-//!   and the new file is read from byte 0. Offsets keep the same source partition
-//!   (`{"filename": ...}`), so a rotation while the task is down looks like a truncation or
-//!   like the same file: lines may be skipped or re-read then.
-//! - **Line ends**: `\n` ends a line and a `\r` before it is dropped. A last line without its
-//!   `\n` is held back until the newline arrives, so a half-written line is never emitted.
-//! - **Invalid UTF-8** is decoded lossily (U+FFFD), as Java's UTF-8 reader does; the offset still
-//!   counts the raw bytes, so resuming is exact.
-//! - **stdin** (no `file`) has no offsets: records carry an empty partition and offset.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -103,6 +87,24 @@ impl SourceConnector for FileStreamSourceConnector {
 }
 
 /// Reads lines from the configured file (or stdin) and emits them as STRING records.
+///
+/// How it reads, including the cases Kafka's reader leaves open:
+/// - **Missing file**: the task waits for it to appear (logging once) instead of failing.
+/// - **Truncation**: when the file becomes shorter than the position read so far (or than the
+///   committed offset on start), reading restarts at byte 0. A file that regrows past the old
+///   position before the task looks again (copy-and-truncate rotation under heavy writes)
+///   cannot be told from a plain append, so its bytes before that position are skipped.
+/// - **Rotation**: when the path names a different file (another inode) the old file is read to
+///   its end, its unterminated last line (if any) is emitted since nothing will complete it,
+///   and the new file is read from byte 0. Offsets keep the same source partition
+///   (`{"filename": ...}`), so a rotation while the task is down looks like a truncation or
+///   like the same file: lines may be skipped or re-read then.
+/// - **Line ends**: `\n` ends a line and a `\r` before it is dropped. A last line without its
+///   `\n` is held back until the newline arrives, so a half-written line is not emitted
+///   (the one exception is the end of a rotated-away file, above).
+/// - **Invalid UTF-8** is decoded lossily (U+FFFD), as Java's UTF-8 reader does; the offset still
+///   counts the raw bytes, so resuming is exact.
+/// - **stdin** (no `file`) has no offsets: records carry an empty partition and offset.
 #[derive(Default)]
 pub struct FileStreamSourceTask {
     topic: String,
