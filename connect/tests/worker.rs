@@ -100,7 +100,7 @@ impl SourceTask for CountingTask {
     async fn start(&mut self, props: Props, context: SourceTaskContext) -> Result<()> {
         self.count = props["count"].parse().unwrap();
         self.topic = props["topic"].clone();
-        self.fail = props.get("fail").is_some();
+        self.fail = props.contains_key("fail");
         let saved = context.offset_storage_reader.offset(&counter_partition());
         self.next = saved
             .and_then(|o| o.get("position").and_then(|p| p.as_i64()))

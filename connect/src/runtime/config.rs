@@ -335,8 +335,7 @@ mod tests {
             };
         }
         WorkerConfig::from_props(&p, "/etc/w.properties")
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string()
     }
 
