@@ -1,9 +1,10 @@
-//! Kafka Connect runtime foundation: the Connect data model, converters and connector API.
-//! Owns everything a connector and the worker share; the worker and the connectors build on it.
+//! Kafka Connect for Sluice: the Connect data model, converters, the connector API and the
+//! standalone worker (`runtime`) that runs connectors against a Kafka cluster.
 
 pub mod connector;
 pub mod converter;
 pub mod data;
 pub mod error;
+pub mod runtime;
 
 pub use error::{ConnectError, Result};

@@ -36,6 +36,8 @@ enum Command {
     ConsoleProducer(commands::console_producer::ConsoleProducerArgs),
     /// Measure the cluster with the Sluice clients (kafka-producer-perf-test.sh)
     Perf(commands::perf::PerfArgs),
+    /// Run a Kafka Connect worker and its connectors in this process (connect-standalone.sh)
+    ConnectStandalone(commands::connect_standalone::ConnectStandaloneArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,7 +58,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = matches!(cli.command, Command::Server(_));
+    // Long-running services log their progress; one-shot tools stay quiet.
+    let server = matches!(
+        cli.command,
+        Command::Server(_) | Command::ConnectStandalone(_)
+    );
     // A tool's stdout is its answer and its stderr is for errors: routine client logging
     // would be noise there, so tools log warnings only unless RUST_LOG says otherwise.
     let default_level = if server { "info" } else { "warn" };
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
         Command::ConsoleConsumer(args) => commands::console_consumer::run(args),
         Command::ConsoleProducer(args) => commands::console_producer::run(args),
         Command::Perf(args) => commands::perf::run(args),
+        Command::ConnectStandalone(args) => commands::connect_standalone::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

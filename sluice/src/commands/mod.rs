@@ -2,6 +2,7 @@
 //! Each returns `Err(one line)` for the user; `main` prints it and exits non-zero.
 
 pub mod configs;
+pub mod connect_standalone;
 pub mod console_consumer;
 pub mod console_producer;
 pub mod consumer_groups;

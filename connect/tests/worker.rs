@@ -1,0 +1,477 @@
+//! The standalone worker against an in-process broker, with small connectors defined here:
+//! what reaches the topic, resuming from saved offsets, sinks seeing records in order, one
+//! failing task not stopping the others, and errors.tolerance.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::json;
+use sluice_broker::{Broker, BrokerConfig};
+use sluice_client::{ClientConfig, Consumer, Producer, ProducerRecord, TopicPartition};
+use sluice_connect::connector::{
+    ConnectorRegistry, Props, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
+    SourceConnector, SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+};
+use sluice_connect::data::{Schema, Value};
+use sluice_connect::runtime::{State, Worker, WorkerConfig};
+use sluice_connect::{ConnectError, Result};
+use tokio::sync::oneshot;
+
+// ---- an in-process broker ----------------------------------------------------------------
+
+struct RunningBroker {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_broker(dir: &Path) -> RunningBroker {
+    let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.join("logs"));
+    config.group_coordinator.initial_rebalance_delay_ms = 0;
+    config.offsets_topic.partitions = 1;
+    let broker = Broker::start(config).await.unwrap();
+    let addr = broker.local_addr();
+    let (stop, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        broker
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    RunningBroker { addr, stop, task }
+}
+
+impl RunningBroker {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+// ---- test connectors -----------------------------------------------------------------------
+
+/// Emits `record-1` .. `record-<count>` to `topic`, resuming after its saved position.
+struct CountingSource {
+    props: Props,
+}
+
+#[async_trait]
+impl SourceConnector for CountingSource {
+    fn version(&self) -> String {
+        "test".into()
+    }
+    async fn start(&mut self, props: Props) -> Result<()> {
+        self.props = props;
+        Ok(())
+    }
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Props>> {
+        Ok(vec![self.props.clone()])
+    }
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(CountingTask::default())
+    }
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct CountingTask {
+    next: i64,
+    count: i64,
+    topic: String,
+    fail: bool,
+}
+
+fn counter_partition() -> SourcePartition {
+    SourcePartition::from([("source".to_string(), json!("counter"))])
+}
+
+#[async_trait]
+impl SourceTask for CountingTask {
+    fn version(&self) -> String {
+        "test".into()
+    }
+    async fn start(&mut self, props: Props, context: SourceTaskContext) -> Result<()> {
+        self.count = props["count"].parse().unwrap();
+        self.topic = props["topic"].clone();
+        self.fail = props.contains_key("fail");
+        let saved = context.offset_storage_reader.offset(&counter_partition());
+        self.next = saved
+            .and_then(|o| o.get("position").and_then(|p| p.as_i64()))
+            .unwrap_or(0)
+            + 1;
+        Ok(())
+    }
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        if self.fail {
+            return Err(ConnectError::Connector("boom: the source is broken".into()));
+        }
+        let mut batch = Vec::new();
+        while self.next <= self.count && batch.len() < 7 {
+            let offset = SourceOffset::from([("position".to_string(), json!(self.next))]);
+            batch.push(SourceRecord::new(
+                counter_partition(),
+                offset,
+                self.topic.clone(),
+                Some(Schema::STRING),
+                Value::from(format!("record-{}", self.next)),
+            ));
+            self.next += 1;
+        }
+        Ok(batch)
+    }
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+type Received = Arc<Mutex<Vec<SinkRecord>>>;
+
+/// Keeps every record it is given in `received`.
+struct CollectingSink {
+    props: Props,
+    received: Received,
+}
+
+#[async_trait]
+impl SinkConnector for CollectingSink {
+    fn version(&self) -> String {
+        "test".into()
+    }
+    async fn start(&mut self, props: Props) -> Result<()> {
+        self.props = props;
+        Ok(())
+    }
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Props>> {
+        Ok(vec![self.props.clone()])
+    }
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(CollectingTask {
+            received: self.received.clone(),
+        })
+    }
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct CollectingTask {
+    received: Received,
+}
+
+#[async_trait]
+impl SinkTask for CollectingTask {
+    fn version(&self) -> String {
+        "test".into()
+    }
+    async fn start(&mut self, _props: Props, _context: SinkTaskContext) -> Result<()> {
+        Ok(())
+    }
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
+        self.received.lock().unwrap().extend(records);
+        Ok(())
+    }
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn registry(received: &Received) -> ConnectorRegistry {
+    let mut r = ConnectorRegistry::new();
+    r.register_source("test.CountingSourceConnector", || {
+        Box::new(CountingSource {
+            props: Props::new(),
+        })
+    });
+    let received = received.clone();
+    r.register_sink("test.CollectingSinkConnector", move || {
+        Box::new(CollectingSink {
+            props: Props::new(),
+            received: received.clone(),
+        })
+    });
+    r
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+fn props(pairs: &[(&str, &str)]) -> Props {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn worker_config(broker: SocketAddr, dir: &Path) -> WorkerConfig {
+    let offsets = dir.join("connect.offsets");
+    WorkerConfig::from_props(
+        &props(&[
+            ("bootstrap.servers", &broker.to_string()),
+            (
+                "key.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("key.converter.schemas.enable", "true"),
+            ("value.converter.schemas.enable", "true"),
+            ("offset.storage.file.filename", offsets.to_str().unwrap()),
+            ("offset.flush.interval.ms", "100"),
+            ("producer.linger.ms", "1"),
+        ]),
+        "test",
+    )
+    .unwrap()
+}
+
+fn source_props(topic: &str, count: usize) -> Props {
+    props(&[
+        ("connector.class", "CountingSource"),
+        ("topic", topic),
+        ("count", &count.to_string()),
+    ])
+}
+
+/// Every record value of partition 0 of `topic`, once there are `want` of them.
+async fn read_values(broker: SocketAddr, topic: &str, want: usize) -> Vec<String> {
+    let mut consumer = Consumer::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", broker.to_string())
+            .set("auto.offset.reset", "earliest"),
+    )
+    .unwrap();
+    consumer.assign([TopicPartition::new(topic, 0)]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut values = Vec::new();
+    while values.len() < want && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    // Anything beyond `want` would be a duplicate: give it a moment to show up.
+    for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+        values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+    }
+    consumer.close().await.unwrap();
+    values
+}
+
+fn envelope(n: usize) -> String {
+    format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"record-{n}"}}"#)
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn values_of(received: &Received) -> Vec<Value> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.value.clone())
+        .collect()
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_records_reach_the_topic_and_a_restart_resumes_from_saved_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let received = Received::default();
+
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+    worker
+        .start_connector("counter", source_props("counted", 20))
+        .await
+        .unwrap();
+    let values = read_values(broker.addr, "counted", 20).await;
+    assert_eq!(values, (1..=20).map(envelope).collect::<Vec<_>>());
+    let status = worker.connector_status("counter").unwrap();
+    assert_eq!(status.state, State::Running);
+    assert_eq!(status.tasks[0].state, State::Running);
+    worker.stop().await;
+    assert_eq!(
+        worker.connector_status("counter").unwrap().tasks[0].state,
+        State::Unassigned
+    );
+    let saved = std::fs::read_to_string(dir.path().join("connect.offsets")).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved[0]["key"], json!(["counter", {"source": "counter"}]));
+    assert_eq!(saved[0]["value"], json!({"position": 20}));
+
+    // Same offset file, more to emit: only the new records are produced.
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+    worker
+        .start_connector("counter", source_props("counted", 30))
+        .await
+        .unwrap();
+    let values = read_values(broker.addr, "counted", 30).await;
+    assert_eq!(values, (1..=30).map(envelope).collect::<Vec<_>>());
+    worker.stop().await;
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_receives_the_topic_in_order_and_a_failed_task_leaves_others_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let received = Received::default();
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+
+    let mut broken = source_props("broken", 5);
+    broken.insert("fail".into(), "yes".into());
+    worker.start_connector("broken", broken).await.unwrap();
+    worker
+        .start_connector("counter", source_props("piped", 12))
+        .await
+        .unwrap();
+    worker
+        .start_connector(
+            "collector",
+            props(&[
+                ("connector.class", "test.CollectingSinkConnector"),
+                ("topics", "piped"),
+            ]),
+        )
+        .await
+        .unwrap();
+
+    wait_for("12 records at the sink", || {
+        received.lock().unwrap().len() >= 12
+    })
+    .await;
+    let expected: Vec<Value> = (1..=12)
+        .map(|n| Value::from(format!("record-{n}")))
+        .collect();
+    assert_eq!(values_of(&received), expected);
+    {
+        let got = received.lock().unwrap();
+        assert!(got.iter().all(|r| r.value_schema == Some(Schema::STRING)));
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            (0..12).collect::<Vec<i64>>()
+        );
+    }
+
+    wait_for("the broken task to fail", || {
+        worker.connector_status("broken").unwrap().tasks[0].state == State::Failed
+    })
+    .await;
+    let broken = worker.connector_status("broken").unwrap();
+    assert!(broken.tasks[0].trace.as_deref().unwrap().contains("boom"));
+    assert_eq!(broken.state, State::Running);
+    for name in ["counter", "collector"] {
+        assert_eq!(
+            worker.connector_status(name).unwrap().tasks[0].state,
+            State::Running,
+            "{name}"
+        );
+    }
+    worker.stop().await;
+
+    // The sink's group committed everything at stop: a restart receives nothing again.
+    received.lock().unwrap().clear();
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+    worker
+        .start_connector(
+            "collector",
+            props(&[("connector.class", "CollectingSink"), ("topics", "piped")]),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(received.lock().unwrap().is_empty());
+    worker.stop().await;
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_tolerance_all_skips_an_unparsable_record_and_none_fails_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let producer =
+        Producer::new(ClientConfig::new().set("bootstrap.servers", broker.addr.to_string()))
+            .await
+            .unwrap();
+    for value in ["not json".to_string(), envelope(1)] {
+        producer
+            .send_and_wait(ProducerRecord::new("mixed").value(value))
+            .await
+            .unwrap();
+    }
+    producer.close().await;
+
+    let tolerant = Received::default();
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&tolerant)).unwrap();
+    worker
+        .start_connector(
+            "tolerant",
+            props(&[
+                ("connector.class", "CollectingSink"),
+                ("topics", "mixed"),
+                ("errors.tolerance", "all"),
+                ("errors.log.enable", "true"),
+            ]),
+        )
+        .await
+        .unwrap();
+    wait_for("the valid record", || !tolerant.lock().unwrap().is_empty()).await;
+    assert_eq!(values_of(&tolerant), [Value::from("record-1")]);
+    assert_eq!(tolerant.lock().unwrap()[0].offset, 1);
+    assert_eq!(
+        worker.connector_status("tolerant").unwrap().tasks[0].state,
+        State::Running
+    );
+
+    worker
+        .start_connector(
+            "strict",
+            props(&[("connector.class", "CollectingSink"), ("topics", "mixed")]),
+        )
+        .await
+        .unwrap();
+    wait_for("the strict task to fail", || {
+        worker.connector_status("strict").unwrap().tasks[0].state == State::Failed
+    })
+    .await;
+    let trace = worker.connector_status("strict").unwrap().tasks[0]
+        .trace
+        .clone()
+        .unwrap();
+    assert!(trace.contains("errors.tolerance=none"), "{trace}");
+    worker.stop().await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_connector_class_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let received = Received::default();
+    let worker = Worker::new(
+        worker_config("127.0.0.1:1".parse().unwrap(), dir.path()),
+        registry(&received),
+    )
+    .unwrap();
+    let e = worker
+        .start_connector("f", props(&[("connector.class", "FileStreamSource")]))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("FileStreamSource"), "{e}");
+    assert!(worker.connector_status("f").is_none());
+    worker.stop().await;
+}
