@@ -146,7 +146,13 @@ impl SinkTask for FileStreamSinkTask {
             text.push_str(&line_for(&record.value));
             text.push('\n');
         }
-        let result = output.writer().write_all(text.as_bytes()).await;
+        // Handed to the OS at once, as Kafka's sink does, so a line shows up in the file while
+        // the worker is still between commits; `flush` adds the fsync that commits rely on.
+        let writer = output.writer();
+        let mut result = writer.write_all(text.as_bytes()).await;
+        if result.is_ok() {
+            result = writer.flush().await;
+        }
         result.map_err(|e| io_error(output, "writing to", e))
     }
 

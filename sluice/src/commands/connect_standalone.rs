@@ -27,9 +27,7 @@ pub struct ConnectStandaloneArgs {
 
 /// The connectors this binary can run, by class name.
 pub fn register_builtin_connectors(registry: &mut ConnectorRegistry) {
-    // Nothing yet: the file connectors crate (FileStreamSource/FileStreamSink) is plugged in
-    // here by the main session once it lands.
-    let _ = registry;
+    sluice_connectors::register(registry);
 }
 
 pub fn run(args: ConnectStandaloneArgs) -> Result<(), String> {
