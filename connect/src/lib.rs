@@ -6,5 +6,6 @@ pub mod converter;
 pub mod data;
 pub mod error;
 pub mod runtime;
+pub mod transforms;
 
 pub use error::{ConnectError, Result};
