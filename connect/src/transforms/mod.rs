@@ -3,6 +3,7 @@
 
 mod chain;
 mod filter;
+mod insert_field;
 mod predicates;
 mod record;
 mod regex_router;
@@ -14,6 +15,7 @@ use crate::error::{ConnectError, Result};
 
 pub use chain::TransformationChain;
 pub use filter::Filter;
+pub use insert_field::InsertField;
 pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 pub use record::{ConnectRecord, Target};
 pub use regex_router::RegexRouter;
@@ -42,7 +44,6 @@ const PREDICATES_PACKAGE: &str = "org.apache.kafka.connect.transforms.predicates
 pub fn create_transformation(class: &str) -> Result<Box<dyn Transformation>> {
     let name = class.trim();
     let short = name.strip_prefix(TRANSFORMS_PACKAGE).unwrap_or(name);
-    #[allow(clippy::match_single_binding)]
     let t: Box<dyn Transformation> = match short {
         "RegexRouter" => Box::new(RegexRouter::default()),
         "Filter" => Box::new(Filter),
@@ -56,6 +57,7 @@ pub fn create_transformation(class: &str) -> Result<Box<dyn Transformation>> {
                 _ => return Err(unknown("transformation", name)),
             };
             match base {
+                "InsertField" => Box::new(InsertField::new(target)),
                 _ => return Err(unknown("transformation", name)),
             }
         }
