@@ -2,23 +2,31 @@
 //! (`transforms=...`, `predicates=...`), applied to source records after poll and sink records after conversion.
 
 mod chain;
+mod extract_field;
 mod filter;
+mod hoist_field;
 mod insert_field;
 mod predicates;
 mod record;
 mod regex_router;
+mod replace_field;
 mod util;
+mod value_to_key;
 
 use std::collections::BTreeMap;
 
 use crate::error::{ConnectError, Result};
 
 pub use chain::TransformationChain;
+pub use extract_field::ExtractField;
 pub use filter::Filter;
+pub use hoist_field::HoistField;
 pub use insert_field::InsertField;
 pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 pub use record::{ConnectRecord, Target};
 pub use regex_router::RegexRouter;
+pub use replace_field::ReplaceField;
+pub use value_to_key::ValueToKey;
 
 /// Rewrites one record, or drops it by returning `None`.
 ///
@@ -47,6 +55,7 @@ pub fn create_transformation(class: &str) -> Result<Box<dyn Transformation>> {
     let t: Box<dyn Transformation> = match short {
         "RegexRouter" => Box::new(RegexRouter::default()),
         "Filter" => Box::new(Filter),
+        "ValueToKey" => Box::new(ValueToKey::default()),
         _ => {
             let Some((base, side)) = short.split_once('$') else {
                 return Err(unknown("transformation", name));
@@ -58,6 +67,9 @@ pub fn create_transformation(class: &str) -> Result<Box<dyn Transformation>> {
             };
             match base {
                 "InsertField" => Box::new(InsertField::new(target)),
+                "ReplaceField" => Box::new(ReplaceField::new(target)),
+                "ExtractField" => Box::new(ExtractField::new(target)),
+                "HoistField" => Box::new(HoistField::new(target)),
                 _ => return Err(unknown("transformation", name)),
             }
         }
