@@ -6,10 +6,12 @@ mod extract_field;
 mod filter;
 mod hoist_field;
 mod insert_field;
+mod mask_field;
 mod predicates;
 mod record;
 mod regex_router;
 mod replace_field;
+mod timestamp_router;
 mod util;
 mod value_to_key;
 
@@ -22,10 +24,12 @@ pub use extract_field::ExtractField;
 pub use filter::Filter;
 pub use hoist_field::HoistField;
 pub use insert_field::InsertField;
+pub use mask_field::MaskField;
 pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 pub use record::{ConnectRecord, Target};
 pub use regex_router::RegexRouter;
 pub use replace_field::ReplaceField;
+pub use timestamp_router::TimestampRouter;
 pub use value_to_key::ValueToKey;
 
 /// Rewrites one record, or drops it by returning `None`.
@@ -55,6 +59,7 @@ pub fn create_transformation(class: &str) -> Result<Box<dyn Transformation>> {
     let t: Box<dyn Transformation> = match short {
         "RegexRouter" => Box::new(RegexRouter::default()),
         "Filter" => Box::new(Filter),
+        "TimestampRouter" => Box::new(TimestampRouter::default()),
         "ValueToKey" => Box::new(ValueToKey::default()),
         _ => {
             let Some((base, side)) = short.split_once('$') else {
@@ -68,6 +73,7 @@ pub fn create_transformation(class: &str) -> Result<Box<dyn Transformation>> {
             match base {
                 "InsertField" => Box::new(InsertField::new(target)),
                 "ReplaceField" => Box::new(ReplaceField::new(target)),
+                "MaskField" => Box::new(MaskField::new(target)),
                 "ExtractField" => Box::new(ExtractField::new(target)),
                 "HoistField" => Box::new(HoistField::new(target)),
                 _ => return Err(unknown("transformation", name)),
@@ -109,7 +115,18 @@ mod tests {
 
     #[test]
     fn class_names_resolve_in_full_and_short_forms() {
-        for class in ["org.apache.kafka.connect.transforms.RegexRouter", "Filter"] {
+        for class in [
+            "org.apache.kafka.connect.transforms.InsertField$Value",
+            "InsertField$Key",
+            "org.apache.kafka.connect.transforms.RegexRouter",
+            "Filter",
+            "ReplaceField$Value",
+            "MaskField$Key",
+            "ExtractField$Value",
+            "HoistField$Key",
+            "ValueToKey",
+            "TimestampRouter",
+        ] {
             assert!(create_transformation(class).is_ok(), "{class}");
         }
         for class in [
