@@ -475,3 +475,66 @@ async fn an_unknown_connector_class_is_refused() {
     assert!(worker.connector_status("f").is_none());
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_transforms_route_and_filter_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let received = Received::default();
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+    let mut p = source_props("raw-counts", 10);
+    for (k, v) in [
+        ("transforms", "route,drop"),
+        (
+            "transforms.route.type",
+            "org.apache.kafka.connect.transforms.RegexRouter",
+        ),
+        ("transforms.route.regex", "raw-(.*)"),
+        ("transforms.route.replacement", "clean-$1"),
+        ("transforms.drop.type", "Filter"),
+        ("transforms.drop.predicate", "is-raw"),
+        ("predicates", "is-raw"),
+        ("predicates.is-raw.type", "TopicNameMatches"),
+        ("predicates.is-raw.pattern", "raw-.*"),
+    ] {
+        p.insert(k.to_string(), v.to_string());
+    }
+    worker.start_connector("router", p).await.unwrap();
+    // Routed first, so the filter (on the old name) lets every record through to the new topic.
+    let values = read_values(broker.addr, "clean-counts", 10).await;
+    assert_eq!(values, (1..=10).map(envelope).collect::<Vec<_>>());
+    worker.stop().await;
+
+    // A filter that matches drops every record, and their offsets still count as processed.
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+    let mut p = source_props("dropped-counts", 5);
+    for (k, v) in [
+        ("transforms", "drop"),
+        ("transforms.drop.type", "Filter"),
+        ("transforms.drop.predicate", "all"),
+        ("predicates", "all"),
+        ("predicates.all.type", "TopicNameMatches"),
+        ("predicates.all.pattern", "dropped-.*"),
+    ] {
+        p.insert(k.to_string(), v.to_string());
+    }
+    worker.start_connector("dropper", p).await.unwrap();
+    let saved_position = || {
+        let saved = std::fs::read_to_string(dir.path().join("connect.offsets")).unwrap_or_default();
+        saved.contains("\"dropper\"") && saved.contains("\"position\": 5")
+    };
+    wait_for("the filtered records' offsets to be saved", saved_position).await;
+    worker.stop().await;
+    assert!(read_values(broker.addr, "dropped-counts", 0)
+        .await
+        .is_empty());
+
+    // A bad transform config fails the start and names the key.
+    let worker = Worker::new(worker_config(broker.addr, dir.path()), registry(&received)).unwrap();
+    let mut bad = source_props("raw-counts", 1);
+    bad.insert("transforms".into(), "route".into());
+    let e = worker.start_connector("bad", bad).await.unwrap_err();
+    assert!(e.to_string().contains("transforms.route.type"), "{e}");
+    worker.stop().await;
+    broker.stop().await;
+}

@@ -303,8 +303,12 @@ impl WorkerSinkTask {
     fn convert_all(&self, polled: &[ConsumerRecord]) -> Result<Vec<SinkRecord>> {
         let mut out = Vec::with_capacity(polled.len());
         for r in polled {
-            match convert(&self.setup, r) {
-                Ok(record) => out.push(record),
+            let transformed =
+                convert(&self.setup, r).and_then(|record| self.setup.transforms.apply_sink(record));
+            match transformed {
+                Ok(Some(record)) => out.push(record),
+                // Dropped by a transform (Filter): consumed all the same.
+                Ok(None) => {}
                 Err(e) => self.setup.tolerate(
                     &e,
                     &format!("record {}-{}@{}", r.topic, r.partition, r.offset),

@@ -140,6 +140,24 @@ impl WorkerSourceTask {
         in_flight: &mut VecDeque<InFlight>,
     ) -> Result<()> {
         for record in records {
+            // A transform may drop a record; its offset still counts as processed, as in Kafka.
+            let record = if self.setup.transforms.is_empty() {
+                record
+            } else {
+                match self.setup.transforms.apply_source(record.clone()) {
+                    Ok(Some(transformed)) => transformed,
+                    Ok(None) => {
+                        in_flight.push_back(InFlight::Skipped(record));
+                        continue;
+                    }
+                    Err(e) => {
+                        self.setup
+                            .tolerate(&e, &format!("source record for topic {}", record.topic))?;
+                        in_flight.push_back(InFlight::Skipped(record));
+                        continue;
+                    }
+                }
+            };
             let converted = convert(&self.setup, &record);
             let producer_record = match converted {
                 Ok(r) => r,

@@ -15,6 +15,7 @@ use super::status::{ConnectorStatus, ConnectorType, StatusStore};
 use crate::connector::{Connector, ConnectorRegistry, Props};
 use crate::converter::Converter;
 use crate::error::{ConnectError, Result};
+use crate::transforms::TransformationChain;
 
 /// What every task loop needs besides its task.
 pub(crate) struct TaskSetup {
@@ -26,12 +27,15 @@ pub(crate) struct TaskSetup {
     pub(crate) connector_config: Arc<ConnectorConfig>,
     pub(crate) key_converter: Box<dyn Converter>,
     pub(crate) value_converter: Box<dyn Converter>,
+    /// The connector's `transforms`, applied to source records after poll and to sink records
+    /// after conversion.
+    pub(crate) transforms: TransformationChain,
     pub(crate) statuses: StatusStore,
     pub(crate) stop: watch::Receiver<bool>,
 }
 
 impl TaskSetup {
-    /// Applies `errors.tolerance` to a conversion failure: `Ok` means skip the record.
+    /// Applies `errors.tolerance` to a conversion or transform failure: `Ok` means skip the record.
     pub(crate) fn tolerate(&self, error: &ConnectError, what: &str) -> Result<()> {
         match self.connector_config.errors_tolerance {
             ErrorTolerance::None => Err(ConnectError::Connector(format!(
@@ -120,7 +124,8 @@ impl Worker {
                 ConnectorType::Sink
             }
         };
-        // Converters are built before anything runs, so a bad one fails the start.
+        // Transforms and converters are built before anything runs, so a bad one fails the start.
+        TransformationChain::from_props(&config.props)?;
         let key_spec = config
             .key_converter
             .clone()
@@ -170,6 +175,7 @@ impl Worker {
                 connector_config: connector_config.clone(),
                 key_converter: key_spec.build(true)?,
                 value_converter: value_spec.build(false)?,
+                transforms: TransformationChain::from_props(&connector_config.props)?,
                 statuses: self.statuses.clone(),
                 stop: stop_rx.clone(),
             };
