@@ -234,6 +234,12 @@ pub struct ConnectorConfig {
     pub value_converter: Option<ConverterSpec>,
     pub errors_tolerance: ErrorTolerance,
     pub errors_log_enable: bool,
+    /// errors.deadletterqueue.topic.name (sinks): where records that fail conversion or a
+    /// transform go when errors.tolerance=all.
+    pub dead_letter_topic: Option<String>,
+    /// errors.deadletterqueue.context.headers.enable: add `__connect.errors.*` headers saying
+    /// where the record came from and why it failed.
+    pub dead_letter_context_headers: bool,
     /// `producer.override.*` / `consumer.override.*` with the prefix removed.
     pub producer_overrides: Props,
     pub consumer_overrides: Props,
@@ -270,6 +276,13 @@ impl ConnectorConfig {
             value_converter: ConverterSpec::read(&r, "value")?,
             errors_tolerance,
             errors_log_enable: r.bool("errors.log.enable", false)?,
+            dead_letter_topic: r
+                .get("errors.deadletterqueue.topic.name")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            dead_letter_context_headers: r
+                .bool("errors.deadletterqueue.context.headers.enable", false)?,
             producer_overrides: r.with_prefix("producer.override."),
             consumer_overrides: r.with_prefix("consumer.override."),
             props,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_client::consumer::{OffsetAndMetadata, RebalanceListener};
-use sluice_client::{Consumer, ConsumerRecord};
+use sluice_client::{Consumer, ConsumerRecord, Producer, ProducerRecord};
 use tokio::time::Instant;
 
 use super::worker::TaskSetup;
@@ -53,6 +53,42 @@ impl RebalanceListener for Recorder {
 pub(crate) struct WorkerSinkTask {
     pub(crate) setup: TaskSetup,
     pub(crate) task: Box<dyn SinkTask>,
+}
+
+/// Where records that could not be converted or transformed go, with errors.tolerance=all.
+struct DeadLetterQueue {
+    topic: String,
+    context_headers: bool,
+    producer: Producer,
+}
+
+impl DeadLetterQueue {
+    /// Sends the record as it was consumed (raw key, value and headers), plus Kafka's
+    /// `__connect.errors.*` context headers if asked for, and waits for the acknowledgement
+    /// so the record is safe before its offset is committed.
+    async fn send(&self, r: &ConsumerRecord, error: &str) -> Result<()> {
+        let mut record = ProducerRecord::new(self.topic.clone()).timestamp(r.timestamp);
+        record.key = r.key.clone();
+        record.value = r.value.clone();
+        record.headers = r.headers.clone();
+        if self.context_headers {
+            for (k, v) in [
+                ("__connect.errors.topic", r.topic.clone()),
+                ("__connect.errors.partition", r.partition.to_string()),
+                ("__connect.errors.offset", r.offset.to_string()),
+                ("__connect.errors.exception.message", error.to_string()),
+            ] {
+                record = record.header(k, v.into_bytes());
+            }
+        }
+        let delivery = self.producer.send(record).await.map_err(|e| {
+            ConnectError::Connector(format!("dead letter queue {}: {e}", self.topic))
+        })?;
+        delivery
+            .await
+            .map(|_| ())
+            .map_err(|e| ConnectError::Connector(format!("dead letter queue {}: {e}", self.topic)))
+    }
 }
 
 /// Offsets the worker tracks per partition: the next offset to hand to the task, and the last
@@ -102,7 +138,47 @@ impl WorkerSinkTask {
         let rebalances = Arc::new(Mutex::new(Rebalances::default()));
         self.subscribe(&mut consumer, Recorder(rebalances.clone()))?;
         let context = SinkTaskContext::new(self.setup.props.clone());
-        let result = self.consume(&mut consumer, &context, &rebalances).await;
+        // Everything taken from the setup first: it is not shared across threads, and the
+        // producer's creation awaits.
+        let dead_letter = self
+            .setup
+            .connector_config
+            .dead_letter_topic
+            .clone()
+            .map(|topic| {
+                let s = &self.setup;
+                let client = s.config.client_config(
+                    &format!("connector-dlq-producer-{}-{}", s.connector, s.id),
+                    &[
+                        &s.config.producer_overrides,
+                        &s.connector_config.producer_overrides,
+                    ],
+                );
+                (
+                    topic,
+                    s.connector_config.dead_letter_context_headers,
+                    client,
+                )
+            });
+        let dead_letters = match dead_letter {
+            Some((topic, context_headers, client)) => {
+                let producer = Producer::new(client).await.map_err(|e| {
+                    ConnectError::Connector(format!("cannot create the dead letter producer: {e}"))
+                })?;
+                Some(DeadLetterQueue {
+                    topic,
+                    context_headers,
+                    producer,
+                })
+            }
+            None => None,
+        };
+        let result = self
+            .consume(&mut consumer, &context, &rebalances, dead_letters.as_ref())
+            .await;
+        if let Some(dlq) = dead_letters {
+            dlq.producer.close().await;
+        }
         if let Err(e) = consumer.close().await {
             tracing::warn!(connector = %self.setup.connector, error = %e, "closing the consumer");
         }
@@ -138,6 +214,7 @@ impl WorkerSinkTask {
         consumer: &mut Consumer,
         context: &SinkTaskContext,
         rebalances: &Arc<Mutex<Rebalances>>,
+        dead_letters: Option<&DeadLetterQueue>,
     ) -> Result<()> {
         self.task
             .start(self.setup.props.clone(), context.clone())
@@ -159,7 +236,12 @@ impl WorkerSinkTask {
                     .map_err(|e| ConnectError::Connector(format!("consumer poll: {e}")))?;
                 self.apply_rebalances(consumer, rebalances, &mut progress)
                     .await?;
-                let records = self.convert_all(&polled)?;
+                let (records, failed) = self.convert_all(&polled)?;
+                if let Some(dlq) = dead_letters {
+                    for (i, error) in &failed {
+                        dlq.send(&polled[*i], error).await?;
+                    }
+                }
                 self.task.put(records).await?;
                 // Only what the task accepted counts as consumed.
                 for r in &polled {
@@ -300,22 +382,31 @@ impl WorkerSinkTask {
         }
     }
 
-    fn convert_all(&self, polled: &[ConsumerRecord]) -> Result<Vec<SinkRecord>> {
+    /// The records for the task, and the positions (in `polled`) and errors of those that were
+    /// skipped under errors.tolerance=all, for the dead letter queue.
+    fn convert_all(
+        &self,
+        polled: &[ConsumerRecord],
+    ) -> Result<(Vec<SinkRecord>, Vec<(usize, String)>)> {
         let mut out = Vec::with_capacity(polled.len());
-        for r in polled {
+        let mut failed = Vec::new();
+        for (i, r) in polled.iter().enumerate() {
             let transformed =
                 convert(&self.setup, r).and_then(|record| self.setup.transforms.apply_sink(record));
             match transformed {
                 Ok(Some(record)) => out.push(record),
                 // Dropped by a transform (Filter): consumed all the same.
                 Ok(None) => {}
-                Err(e) => self.setup.tolerate(
-                    &e,
-                    &format!("record {}-{}@{}", r.topic, r.partition, r.offset),
-                )?,
+                Err(e) => {
+                    self.setup.tolerate(
+                        &e,
+                        &format!("record {}-{}@{}", r.topic, r.partition, r.offset),
+                    )?;
+                    failed.push((i, e.to_string()));
+                }
             }
         }
-        Ok(out)
+        Ok((out, failed))
     }
 }
 
