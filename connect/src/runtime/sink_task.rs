@@ -226,12 +226,18 @@ impl WorkerSinkTask {
             consumer.seek(&to_client_tp(&tp), offset).map_err(fail)?;
             progress.current.insert(tp, offset);
         }
-        let wanted: BTreeSet<ClientPartition> = context
-            .paused()
-            .iter()
-            .map(to_client_tp)
-            .filter(|tp| consumer.assignment().contains(tp))
-            .collect();
+        // A paused connector pauses every assigned partition, on top of the task's own wishes;
+        // resuming gives back exactly what the task had not paused itself.
+        let wanted: BTreeSet<ClientPartition> = if *self.setup.paused.borrow() {
+            consumer.assignment().iter().cloned().collect()
+        } else {
+            context
+                .paused()
+                .iter()
+                .map(to_client_tp)
+                .filter(|tp| consumer.assignment().contains(tp))
+                .collect()
+        };
         let paused = consumer.paused();
         let resume: Vec<_> = paused.difference(&wanted).cloned().collect();
         let pause: Vec<_> = wanted.difference(&paused).cloned().collect();
