@@ -21,7 +21,8 @@ pub async fn serve(
         .split(',')
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .ok_or_else(|| ConnectError::Config("listeners is empty".into()))?;
+        // Kafka's default when the worker file leaves `listeners` unset.
+        .unwrap_or("http://:8083");
     let target = bind_target(listener)?;
     let socket = tokio::net::TcpListener::bind(&target).await.map_err(|e| {
         ConnectError::Config(format!(
