@@ -19,6 +19,9 @@ pub enum ConnectError {
     /// A connector or task failed while running.
     #[error("connector error: {0}")]
     Connector(String),
+    /// The named connector does not exist (the REST API's 404).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl ConnectError {

@@ -5,6 +5,7 @@ pub mod connector;
 pub mod converter;
 pub mod data;
 pub mod error;
+pub mod rest;
 pub mod runtime;
 pub mod transforms;
 

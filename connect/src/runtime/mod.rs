@@ -11,4 +11,4 @@ mod worker;
 pub use config::{ConnectorConfig, ConverterSpec, ErrorTolerance, WorkerConfig};
 pub use offset_store::{FileOffsetBackingStore, OffsetBackingStore};
 pub use status::{ConnectorStatus, ConnectorType, State, TaskStatus};
-pub use worker::Worker;
+pub use worker::{ConnectorInfo, PluginInfo, TargetState, Worker};

@@ -55,6 +55,9 @@ pub(crate) struct WorkerSinkTask {
     pub(crate) task: Box<dyn SinkTask>,
 }
 
+/// The records for the task, and (position in the poll, error) of the skipped ones.
+type Converted = (Vec<SinkRecord>, Vec<(usize, String)>);
+
 /// Where records that could not be converted or transformed go, with errors.tolerance=all.
 struct DeadLetterQueue {
     topic: String,
@@ -308,12 +311,18 @@ impl WorkerSinkTask {
             consumer.seek(&to_client_tp(&tp), offset).map_err(fail)?;
             progress.current.insert(tp, offset);
         }
-        let wanted: BTreeSet<ClientPartition> = context
-            .paused()
-            .iter()
-            .map(to_client_tp)
-            .filter(|tp| consumer.assignment().contains(tp))
-            .collect();
+        // A paused connector pauses every assigned partition, on top of the task's own wishes;
+        // resuming gives back exactly what the task had not paused itself.
+        let wanted: BTreeSet<ClientPartition> = if *self.setup.paused.borrow() {
+            consumer.assignment().iter().cloned().collect()
+        } else {
+            context
+                .paused()
+                .iter()
+                .map(to_client_tp)
+                .filter(|tp| consumer.assignment().contains(tp))
+                .collect()
+        };
         let paused = consumer.paused();
         let resume: Vec<_> = paused.difference(&wanted).cloned().collect();
         let pause: Vec<_> = wanted.difference(&paused).cloned().collect();
@@ -387,7 +396,7 @@ impl WorkerSinkTask {
     fn convert_all(
         &self,
         polled: &[ConsumerRecord],
-    ) -> Result<(Vec<SinkRecord>, Vec<(usize, String)>)> {
+    ) -> Result<Converted> {
         let mut out = Vec::with_capacity(polled.len());
         let mut failed = Vec::new();
         for (i, r) in polled.iter().enumerate() {

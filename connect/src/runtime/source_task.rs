@@ -90,6 +90,14 @@ impl WorkerSourceTask {
             if *self.setup.stop.borrow() {
                 break Ok(());
             }
+            if *self.setup.paused.borrow() {
+                // Acknowledged records keep their offsets saved while paused; nothing is polled.
+                tokio::select! {
+                    _ = self.setup.stop.changed() => {}
+                    _ = self.setup.paused.changed() => {}
+                    _ = tokio::time::sleep_until(next_flush) => {}
+                }
+            }
             if Instant::now() >= next_flush {
                 if let Err(e) = self
                     .commit_offsets(producer, &mut in_flight, &mut acked)
@@ -98,6 +106,9 @@ impl WorkerSourceTask {
                     break Err(e);
                 }
                 next_flush = Instant::now() + interval;
+            }
+            if *self.setup.paused.borrow() {
+                continue;
             }
             let polled = tokio::select! {
                 biased;

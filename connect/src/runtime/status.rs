@@ -12,6 +12,8 @@ pub enum State {
     Running,
     Paused,
     Failed,
+    /// Stopped on request: no tasks run, but the configuration is kept for a later resume.
+    Stopped,
 }
 
 impl fmt::Display for State {
@@ -21,6 +23,7 @@ impl fmt::Display for State {
             State::Running => "RUNNING",
             State::Paused => "PAUSED",
             State::Failed => "FAILED",
+            State::Stopped => "STOPPED",
         })
     }
 }
@@ -114,11 +117,43 @@ impl StatusStore {
         }
     }
 
+    /// A task that starts under a paused connector is paused from its first moment.
     pub(crate) fn task_running(&self, name: &str, id: usize) {
+        let paused = self.get(name).is_some_and(|s| s.state == State::Paused);
         self.update_task(name, id, |t| {
-            t.state = State::Running;
+            t.state = if paused {
+                State::Paused
+            } else {
+                State::Running
+            };
             t.trace = None;
         });
+    }
+
+    /// Pausing or resuming moves the connector and its live tasks; failures stay as they are.
+    pub(crate) fn connector_paused(&self, name: &str, paused: bool) {
+        let (from, to) = if paused {
+            (State::Running, State::Paused)
+        } else {
+            (State::Paused, State::Running)
+        };
+        if let Some(s) = self.lock().get_mut(name) {
+            if s.state == from {
+                s.state = to;
+            }
+            for t in s.tasks.iter_mut().filter(|t| t.state == from) {
+                t.state = to;
+            }
+        }
+    }
+
+    /// A connector stopped on request keeps no tasks, as Kafka reports it.
+    pub(crate) fn connector_halted(&self, name: &str) {
+        if let Some(s) = self.lock().get_mut(name) {
+            s.state = State::Stopped;
+            s.trace = None;
+            s.tasks.clear();
+        }
     }
 
     pub(crate) fn task_failed(&self, name: &str, id: usize, error: &str) {

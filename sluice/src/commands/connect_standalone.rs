@@ -9,6 +9,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use sluice_broker::{Broker, BrokerConfig};
@@ -52,9 +53,24 @@ pub fn run(args: ConnectStandaloneArgs) -> Result<(), String> {
             true => Some(start_embedded_broker(&worker_config, &args.worker).await?),
             false => None,
         };
-        let worker = Worker::new(worker_config, registry).map_err(message)?;
-        let mut started = Ok(());
+        let listeners = worker_config.listeners.join(",");
+        let worker = Arc::new(Worker::new(worker_config, registry).map_err(message)?);
+        let (rest_stop, rest_stopped) = oneshot::channel::<()>();
+        let mut started = match sluice_connect::rest::serve(worker.clone(), &listeners, async {
+            let _ = rest_stopped.await;
+        })
+        .await
+        {
+            Ok(addr) => {
+                tracing::info!(%addr, "Connect REST API listening");
+                Ok(())
+            }
+            Err(e) => Err(message(e)),
+        };
         for config in connectors {
+            if started.is_err() {
+                break;
+            }
             let name = config.name.clone();
             if let Err(e) = worker.start(config).await {
                 started = Err(format!("connector {name}: {}", message(e)));
@@ -66,6 +82,7 @@ pub fn run(args: ConnectStandaloneArgs) -> Result<(), String> {
             shutdown_signal().await;
             tracing::info!("stopping the worker");
         }
+        let _ = rest_stop.send(());
         worker.stop().await;
         if let Some((stop, task)) = broker {
             let _ = stop.send(());
