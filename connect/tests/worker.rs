@@ -153,11 +153,41 @@ async fn errors_tolerance_all_skips_an_unparsable_record_and_none_fails_the_task
                 ("topics", "mixed"),
                 ("errors.tolerance", "all"),
                 ("errors.log.enable", "true"),
+                ("errors.deadletterqueue.topic.name", "mixed-dlq"),
+                ("errors.deadletterqueue.context.headers.enable", "true"),
             ]),
         )
         .await
         .unwrap();
     wait_for("the valid record", || !tolerant.lock().unwrap().is_empty()).await;
+    // The unreadable record went to the dead letter queue as it was, with where it came from.
+    let mut dlq = sluice_client::Consumer::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", broker.addr.to_string())
+            .set("auto.offset.reset", "earliest"),
+    )
+    .unwrap();
+    dlq.assign([sluice_client::TopicPartition::new("mixed-dlq", 0)])
+        .unwrap();
+    let mut dead = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while dead.is_empty() && std::time::Instant::now() < deadline {
+        dead = dlq.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(&b"not json"[..]));
+    let header = |k: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|h| h.key == k)
+            .and_then(|h| h.value.clone())
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+    };
+    assert_eq!(header("__connect.errors.topic").as_deref(), Some("mixed"));
+    assert_eq!(header("__connect.errors.offset").as_deref(), Some("0"));
+    assert!(header("__connect.errors.exception.message").is_some());
+    dlq.close().await.unwrap();
     assert_eq!(values_of(&tolerant), [Value::from("record-1")]);
     assert_eq!(tolerant.lock().unwrap()[0].offset, 1);
     assert_eq!(

@@ -393,10 +393,7 @@ impl WorkerSinkTask {
 
     /// The records for the task, and the positions (in `polled`) and errors of those that were
     /// skipped under errors.tolerance=all, for the dead letter queue.
-    fn convert_all(
-        &self,
-        polled: &[ConsumerRecord],
-    ) -> Result<Converted> {
+    fn convert_all(&self, polled: &[ConsumerRecord]) -> Result<Converted> {
         let mut out = Vec::with_capacity(polled.len());
         let mut failed = Vec::new();
         for (i, r) in polled.iter().enumerate() {
