@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 pub use self::config::{Acks, ProducerConfig, MAX_IN_FLIGHT_IDEMPOTENT, PRODUCER_KEYS};
 pub use self::outcome::DeliveryFuture;
-pub use self::partitioner::{murmur2, partition_for_key, Partitioner};
+pub use self::partitioner::{murmur2, partition_for_key};
 pub use sluice_protocol::records::RecordHeader;
 
 use self::accumulator::{max_record_size, Appended, Appending, RecordAccumulator};

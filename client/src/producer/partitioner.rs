@@ -1,9 +1,9 @@
-//! `Partitioner`: where a record goes. Keyed records hash like the Java client's (murmur2), so
-//! Java, librdkafka (murmur2_random) and Sluice producers agree; keyless ones stick to a partition.
+//! Where a record goes. Keyed records hash like the Java client's (murmur2), so Java,
+//! librdkafka (murmur2_random) and Sluice producers agree; keyless ones stick to a partition
+//! until about a batch's worth went there (KIP-480, KIP-794), which fills batches and still
+//! spreads load.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
 
 use crate::cluster::TopicInfo;
 
@@ -126,36 +126,6 @@ fn choose(topic: &TopicInfo, previous: Option<i32>, spread: &mut Spread) -> i32 
     pool[(spread.next() % pool.len() as u64) as usize]
 }
 
-/// Chooses partitions for records without a key (or when keys are ignored). Spreading each
-/// record over partitions makes many small batches; sticking to one partition until about a
-/// batch's worth of bytes went to it (KIP-480, KIP-794) fills batches and still spreads load.
-pub struct Partitioner {
-    batch_size: usize,
-    state: Mutex<(HashMap<String, Sticky>, Spread)>,
-}
-
-impl Partitioner {
-    pub fn new(batch_size: usize) -> Partitioner {
-        Partitioner {
-            batch_size: batch_size.max(1),
-            state: Mutex::new((HashMap::new(), Spread::new())),
-        }
-    }
-
-    /// The partition for a record of `size` bytes without a usable key.
-    pub fn sticky_partition(&self, topic: &TopicInfo, size: usize) -> i32 {
-        let mut state = self.state.lock().expect("partitioner lock");
-        let (sticky, spread) = &mut *state;
-        let entry = match sticky.get_mut(&topic.name) {
-            Some(s) => s,
-            None => sticky.entry(topic.name.clone()).or_default(),
-        };
-        let partition = entry.current(topic, self.batch_size, spread);
-        entry.add(size);
-        partition
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,19 +184,24 @@ mod tests {
 
     #[test]
     fn sticks_until_a_batch_worth_then_moves_to_a_led_partition() {
-        let p = Partitioner::new(100);
+        let (mut sticky, mut spread) = (Sticky::default(), Spread::new());
+        let mut next = |t: &TopicInfo, size: usize| {
+            let p = sticky.current(t, 100, &mut spread);
+            sticky.add(size);
+            p
+        };
         let t = topic(&[1, -1, 1, 1]);
-        let first = p.sticky_partition(&t, 40);
+        let first = next(&t, 40);
         assert_ne!(first, 1, "partition 1 has no leader");
-        assert_eq!(p.sticky_partition(&t, 40), first);
-        assert_eq!(p.sticky_partition(&t, 40), first);
+        assert_eq!(next(&t, 40), first);
+        assert_eq!(next(&t, 40), first);
         // 120 bytes went to `first`: the next record moves on.
-        let second = p.sticky_partition(&t, 40);
+        let second = next(&t, 40);
         assert_ne!(second, first);
         assert_ne!(second, 1);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            seen.insert(p.sticky_partition(&t, 100));
+            seen.insert(next(&t, 100));
         }
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert!(!seen.contains(&1));
