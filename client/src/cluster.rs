@@ -351,11 +351,6 @@ impl Cluster {
         self.any_connection().await
     }
 
-    /// Sleeps the retry backoff; a shared spelling for every retry loop.
-    pub async fn backoff(&self) {
-        tokio::time::sleep(self.config.retry_backoff).await;
-    }
-
     /// The request timeout plus `extra` (a long poll's wait, a rebalance's timeout).
     pub fn timeout_with(&self, extra: Duration) -> Duration {
         self.config.request_timeout + extra

@@ -67,24 +67,18 @@ impl LineReader {
         Ok(reader)
     }
 
-    /// `Ok(None)` for a line skipped with ignore.error.
-    fn record(
-        &self,
-        topic: &str,
-        line: &str,
-        number: u64,
-    ) -> Result<Option<ProducerRecord>, String> {
+    /// A line without the key separator is an error unless ignore.error, which sends the whole
+    /// line as the value.
+    fn record(&self, topic: &str, line: &str, number: u64) -> Result<ProducerRecord, String> {
         let record = ProducerRecord::new(topic);
         if !self.parse_key {
-            return Ok(Some(record.value(line.as_bytes().to_vec())));
+            return Ok(record.value(line.as_bytes().to_vec()));
         }
         match line.split_once(self.key_separator.as_str()) {
-            Some((key, value)) => Ok(Some(
-                record
-                    .key(key.as_bytes().to_vec())
-                    .value(value.as_bytes().to_vec()),
-            )),
-            None if self.ignore_error => Ok(Some(record.value(line.as_bytes().to_vec()))),
+            Some((key, value)) => Ok(record
+                .key(key.as_bytes().to_vec())
+                .value(value.as_bytes().to_vec())),
+            None if self.ignore_error => Ok(record.value(line.as_bytes().to_vec())),
             None => Err(format!(
                 "no key separator {:?} found on line number {number}: {line:?}",
                 self.key_separator
@@ -157,8 +151,7 @@ async fn produce(args: ConsoleProducerArgs) -> Result<(), String> {
     {
         number += 1;
         let record = match reader.record(&args.topic, &line, number) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
+            Ok(r) => r,
             Err(e) => {
                 result = Err(e);
                 break;
@@ -197,7 +190,7 @@ mod tests {
     #[test]
     fn lines_become_records_like_kafkas_line_reader() {
         let plain = LineReader::new(&[]).unwrap();
-        let r = plain.record("t", "a:b", 1).unwrap().unwrap();
+        let r = plain.record("t", "a:b", 1).unwrap();
         assert_eq!(
             (r.key.as_deref(), r.value.as_deref()),
             (None, Some(&b"a:b"[..]))
@@ -207,7 +200,7 @@ mod tests {
             ("key.separator".into(), ":".into()),
         ])
         .unwrap();
-        let r = keyed.record("t", "k:v:w", 1).unwrap().unwrap();
+        let r = keyed.record("t", "k:v:w", 1).unwrap();
         assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(r.value.as_deref(), Some(&b"v:w"[..]));
         let e = keyed.record("t", "novalue", 7).unwrap_err();
