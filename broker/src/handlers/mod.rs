@@ -24,3 +24,22 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+
+/// Per-partition answers, in request order, gathered into one entry per topic as responses
+/// nest them (consecutive answers for the same topic share an entry).
+pub(crate) fn by_topic<P, T>(
+    answers: impl IntoIterator<Item = (String, P)>,
+    topic: impl Fn(String, Vec<P>) -> T,
+) -> Vec<T> {
+    let mut grouped: Vec<(String, Vec<P>)> = Vec::new();
+    for (name, partition) in answers {
+        match grouped.last_mut() {
+            Some((last, partitions)) if *last == name => partitions.push(partition),
+            _ => grouped.push((name, vec![partition])),
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(name, partitions)| topic(name, partitions))
+        .collect()
+}

@@ -52,21 +52,18 @@ pub async fn handle(
         offsets: known,
     });
     let mut errors = errors.into_iter();
-    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
-    for (topic, partition, error) in answers {
-        let error = error.unwrap_or_else(|| errors.next().unwrap_or(ErrorCode::UnknownServerError));
-        if topics.last().is_none_or(|t| t.name != topic) {
-            topics.push(OffsetCommitResponseTopic {
-                name: topic,
-                partitions: Vec::new(),
-            });
-        }
-        let t = topics.last_mut().expect("pushed above");
-        t.partitions.push(OffsetCommitResponsePartition {
-            partition_index: partition,
-            error_code: error.code(),
-        });
-    }
+    let topics = super::by_topic(
+        answers.into_iter().map(|(topic, partition, error)| {
+            let error =
+                error.unwrap_or_else(|| errors.next().unwrap_or(ErrorCode::UnknownServerError));
+            let entry = OffsetCommitResponsePartition {
+                partition_index: partition,
+                error_code: error.code(),
+            };
+            (topic, entry)
+        }),
+        |name, partitions| OffsetCommitResponseTopic { name, partitions },
+    );
     OffsetCommitResponse {
         throttle_time_ms: 0,
         topics,

@@ -34,28 +34,21 @@ pub async fn handle(
         }
     };
     let mut errors = errors.into_iter();
-    let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
-    for (topic, partition, hosted) in answers {
-        let error = if hosted {
-            errors.next().unwrap_or(ErrorCode::UnknownServerError)
-        } else {
-            ErrorCode::UnknownTopicOrPartition
-        };
-        if topics.last().is_none_or(|t| t.name != topic) {
-            topics.push(OffsetDeleteResponseTopic {
-                name: topic,
-                partitions: Vec::new(),
-            });
-        }
-        topics
-            .last_mut()
-            .expect("pushed above")
-            .partitions
-            .push(OffsetDeleteResponsePartition {
+    let topics = super::by_topic(
+        answers.into_iter().map(|(topic, partition, hosted)| {
+            let error = if hosted {
+                errors.next().unwrap_or(ErrorCode::UnknownServerError)
+            } else {
+                ErrorCode::UnknownTopicOrPartition
+            };
+            let entry = OffsetDeleteResponsePartition {
                 partition_index: partition,
                 error_code: error.code(),
-            });
-    }
+            };
+            (topic, entry)
+        }),
+        |name, partitions| OffsetDeleteResponseTopic { name, partitions },
+    );
     OffsetDeleteResponse {
         error_code: 0,
         throttle_time_ms: 0,

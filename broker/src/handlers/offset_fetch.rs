@@ -75,30 +75,22 @@ fn fetch(
             return (topics, e);
         }
     };
-    let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
-    for (topic, partition, committed) in fetched {
-        if topics.last().is_none_or(|t| t.name != topic) {
-            topics.push(OffsetFetchResponseTopic {
-                name: topic,
-                partitions: Vec::new(),
-            });
-        }
-        let entry = match committed {
-            Some(c) => OffsetFetchResponsePartition {
-                partition_index: partition,
-                committed_offset: c.offset,
-                committed_leader_epoch: c.leader_epoch,
-                metadata: Some(c.metadata),
-                error_code: 0,
-            },
-            None => no_offset(partition),
-        };
-        topics
-            .last_mut()
-            .expect("pushed above")
-            .partitions
-            .push(entry);
-    }
+    let topics = super::by_topic(
+        fetched.into_iter().map(|(topic, partition, committed)| {
+            let entry = match committed {
+                Some(c) => OffsetFetchResponsePartition {
+                    partition_index: partition,
+                    committed_offset: c.offset,
+                    committed_leader_epoch: c.leader_epoch,
+                    metadata: Some(c.metadata),
+                    error_code: 0,
+                },
+                None => no_offset(partition),
+            };
+            (topic, entry)
+        }),
+        |name, partitions| OffsetFetchResponseTopic { name, partitions },
+    );
     (topics, ErrorCode::None)
 }
 
