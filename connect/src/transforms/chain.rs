@@ -177,13 +177,7 @@ mod tests {
     use super::*;
     use crate::connector::Header;
     use crate::data::Value;
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::transforms::util::test_support::props;
 
     fn record(topic: &str) -> ConnectRecord {
         ConnectRecord {

@@ -189,13 +189,11 @@ impl Transformation for InsertField {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transforms::util::test_support::{props, s};
 
     fn configured(target: Target, pairs: &[(&str, &str)]) -> InsertField {
         let mut t = InsertField::new(target);
-        let props: Props = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let props = props(pairs);
         t.configure(&props).unwrap();
         t
     }
@@ -220,10 +218,6 @@ mod tests {
         ("static.field", "origin"),
         ("static.value", "sluice"),
     ];
-
-    fn s(v: &str) -> Value {
-        Value::String(v.into())
-    }
 
     #[test]
     fn schemaless_map_gets_fields() {

@@ -122,19 +122,13 @@ impl Transformation for MaskField {
 mod tests {
     use super::*;
     use crate::data::{Schema, SchemaBuilder};
+    use crate::transforms::util::test_support::{props, s};
 
     fn mask(pairs: &[(&str, &str)]) -> MaskField {
         let mut t = MaskField::new(Target::Value);
-        let props: Props = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let props = props(pairs);
         t.configure(&props).unwrap();
         t
-    }
-
-    fn s(v: &str) -> Value {
-        Value::String(v.into())
     }
 
     #[test]

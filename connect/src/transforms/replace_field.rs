@@ -108,19 +108,13 @@ impl Transformation for ReplaceField {
 mod tests {
     use super::*;
     use crate::data::{Schema, SchemaBuilder};
+    use crate::transforms::util::test_support::{props, s};
 
     fn configured(pairs: &[(&str, &str)]) -> ReplaceField {
         let mut t = ReplaceField::new(Target::Value);
-        let props: Props = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let props = props(pairs);
         t.configure(&props).unwrap();
         t
-    }
-
-    fn s(v: &str) -> Value {
-        Value::String(v.into())
     }
 
     #[test]

@@ -158,13 +158,11 @@ impl Transformation for TimestampRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transforms::util::test_support::props;
 
     fn router(pairs: &[(&str, &str)]) -> Result<TimestampRouter> {
         let mut t = TimestampRouter::default();
-        let props: Props = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let props = props(pairs);
         t.configure(&props)?;
         Ok(t)
     }

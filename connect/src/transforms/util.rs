@@ -115,3 +115,21 @@ pub fn struct_builder_like(schema: &Schema) -> SchemaBuilder {
     }
     b
 }
+
+/// What the transforms' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::connector::Props;
+    use crate::data::Value;
+
+    pub(crate) fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub(crate) fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+}

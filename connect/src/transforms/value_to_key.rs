@@ -64,16 +64,13 @@ impl Transformation for ValueToKey {
 mod tests {
     use super::*;
     use crate::data::Schema;
+    use crate::transforms::util::test_support::s;
 
     fn v2k() -> ValueToKey {
         let mut t = ValueToKey::default();
         t.configure(&[("fields".to_string(), "id, region".to_string())].into())
             .unwrap();
         t
-    }
-
-    fn s(v: &str) -> Value {
-        Value::String(v.into())
     }
 
     #[test]
