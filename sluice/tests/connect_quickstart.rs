@@ -54,13 +54,16 @@ fn the_connect_quickstart_verbatim() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config");
     std::fs::create_dir(&config).unwrap();
-    // The shipped files, except where the embedded broker listens and keeps its data, so the
-    // test does not collide with anything on the machine.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The shipped files, except where the embedded broker and the REST API listen and where
+    // data is kept, so the test does not collide with anything on the machine.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let port = free_port();
     let shipped =
         |name: &str| std::fs::read_to_string(repo_root().join("config").join(name)).unwrap();
     let worker = shipped("connect-standalone.properties")
@@ -73,8 +76,9 @@ fn the_connect_quickstart_verbatim() {
             dir.path().join("connect.offsets").to_str().unwrap(),
         )
         + &format!(
-            "\nsluice.embedded.broker.log.dirs={}\n",
-            dir.path().join("broker-logs").display()
+            "\nsluice.embedded.broker.log.dirs={}\nlisteners=http://127.0.0.1:{}\n",
+            dir.path().join("broker-logs").display(),
+            free_port()
         );
     assert!(worker.contains("sluice.embedded.broker=true"), "{worker}");
     std::fs::write(config.join("connect-standalone.properties"), worker).unwrap();
