@@ -35,18 +35,21 @@ bytes=$(stat -c %s "$dir/test.txt")
 now() { python3 -c 'import time; print(time.time())'; }
 t0=$(now); cp "$dir/test.txt" "$dir/copy.txt"; sync "$dir/copy.txt"; t1=$(now)
 rm "$dir/copy.txt"
-(cd "$dir" && RUST_LOG=warn "$OLDPWD/target/release/sluice" connect-standalone config/connect-standalone.properties \
+(cd "$dir" && RUST_LOG=warn exec "$OLDPWD/target/release/sluice" connect-standalone config/connect-standalone.properties \
     config/connect-file-source.properties config/connect-file-sink.properties) &
 pid=$!
 t2=$(now)
 until [ -f "$dir/test.sink.txt" ] && [ "$(stat -c %s "$dir/test.sink.txt")" -ge "$bytes" ]; do sleep 0.2; done
 t3=$(now)
+# CPU time of the worker (user + system), less disturbed than wall time on a shared machine.
+cpu=$(awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' /proc/$pid/stat)
 cmp "$dir/test.txt" "$dir/test.sink.txt" && echo "sink file equals the source byte for byte"
-python3 - "$bytes" "$t0" "$t1" "$t2" "$t3" <<'PY'
+python3 - "$bytes" "$t0" "$t1" "$t2" "$t3" "$cpu" <<'PY'
 import sys
-b, t0, t1, t2, t3 = int(sys.argv[1]), *map(float, sys.argv[2:6])
+b, t0, t1, t2, t3, cpu = int(sys.argv[1]), *map(float, sys.argv[2:7])
 mb = b / 1e6
 cp, pipe = t1 - t0, t3 - t2
 print(f"cp: {mb:.0f} MB in {cp:.2f} s = {mb/cp:.0f} MB/s")
 print(f"pipeline: {mb:.0f} MB in {pipe:.2f} s = {mb/pipe:.0f} MB/s (start-up included), ratio to cp {cp/pipe:.2f}")
+print(f"worker CPU: {cpu:.2f} s ({mb/cpu:.0f} MB per CPU-second)")
 PY

@@ -3,6 +3,12 @@
 
 mod commands;
 
+/// Every record crosses threads (read on one, produced or written out on another) and lives
+/// in many small allocations; mimalloc frees across threads far more cheaply than glibc's
+/// malloc, which profiles of the Connect pipeline showed as its largest single cost.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

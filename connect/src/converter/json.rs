@@ -1,28 +1,89 @@
 //! `JsonConverter`: Connect data as JSON, with or without Kafka's `{"schema":…,"payload":…}` envelope.
 //! Output matches Kafka's JsonConverter byte for byte (key order, Java number format, Jackson escaping).
 
-use bytes::Bytes;
+use std::sync::{Arc, Mutex};
 
-use super::json_text::{base64_decode, base64_encode, Json};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::json_text::{base64_decode, base64_encode, write_str, Json};
 use super::Converter;
 use crate::connector::Props;
 use crate::data::{Schema, SchemaAndValue, SchemaBuilder, Struct, Type, Value};
 use crate::error::{ConnectError, Result};
 
 const SCHEMAS_ENABLE: &str = "schemas.enable";
+const SCHEMAS_CACHE_SIZE: &str = "schemas.cache.size";
+const DEFAULT_SCHEMAS_CACHE_SIZE: usize = 1000;
 
 /// Kafka's `org.apache.kafka.connect.json.JsonConverter`. `schemas.enable` defaults to true.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct JsonConverter {
     schemas_enable: bool,
+    /// Schemas as envelope text, and envelope text back to schemas: converting a schema costs
+    /// far more than converting the value it describes, and a topic carries few schemas.
+    to_json_schemas: Mutex<Recent<Schema, Arc<str>>>,
+    to_connect_schemas: Mutex<Recent<Box<str>, Option<Schema>>>,
 }
 
 impl Default for JsonConverter {
     fn default() -> Self {
         JsonConverter {
             schemas_enable: true,
+            to_json_schemas: Mutex::new(Recent::new(DEFAULT_SCHEMAS_CACHE_SIZE)),
+            to_connect_schemas: Mutex::new(Recent::new(DEFAULT_SCHEMAS_CACHE_SIZE)),
         }
     }
+}
+
+/// The most recently used entries of a mapping, at most `capacity` of them (Kafka's
+/// `schemas.cache.size`). A linear scan, with the latest hit moved to the front: a stream's
+/// records usually share one schema, so the first comparison nearly always hits.
+#[derive(Debug)]
+struct Recent<K, V> {
+    capacity: usize,
+    entries: Vec<(K, V)>,
+}
+
+impl<K: PartialEq, V: Clone> Recent<K, V> {
+    fn new(capacity: usize) -> Self {
+        Recent {
+            capacity,
+            entries: Vec::new(),
+        }
+    }
+
+    fn get<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: PartialEq + ?Sized,
+    {
+        let at = self.entries.iter().position(|(k, _)| k.borrow() == key)?;
+        self.entries[..=at].rotate_right(1);
+        Some(self.entries[0].1.clone())
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() == self.capacity {
+            self.entries.pop();
+        }
+        self.entries.insert(0, (key, value));
+    }
+}
+
+/// The envelope with both parts left as text, so the schema can be looked up by its text
+/// before anything is built from it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    schema: &'a RawValue,
+    #[serde(borrow)]
+    payload: &'a RawValue,
 }
 
 impl JsonConverter {
@@ -33,6 +94,15 @@ impl JsonConverter {
 
 impl Converter for JsonConverter {
     fn configure(&mut self, configs: &Props, _is_key: bool) -> Result<()> {
+        if let Some(raw) = configs.get(SCHEMAS_CACHE_SIZE) {
+            let size = raw.trim().parse::<usize>().map_err(|_| {
+                ConnectError::Config(format!(
+                    "Invalid value {raw} for configuration {SCHEMAS_CACHE_SIZE}: Not a number of type INT"
+                ))
+            })?;
+            self.to_json_schemas = Mutex::new(Recent::new(size));
+            self.to_connect_schemas = Mutex::new(Recent::new(size));
+        }
         if let Some(raw) = configs.get(SCHEMAS_ENABLE) {
             // Java's ConfigDef accepts booleans case-insensitively and trimmed.
             self.schemas_enable = match raw.trim().to_ascii_lowercase().as_str() {
@@ -58,26 +128,42 @@ impl Converter for JsonConverter {
         if schema.is_none() && value.is_null() {
             return Ok(None);
         }
-        let payload = value_to_json(schema, value)?;
-        let json = if self.schemas_enable {
-            let schema_json = match schema {
-                Some(s) => schema_to_json(s)?,
-                None => Json::Null,
+        let mut out = String::new();
+        if self.schemas_enable {
+            let schema_text = match schema {
+                Some(s) => self.schema_text(s)?,
+                None => Arc::from("null"),
             };
-            Json::Object(vec![
-                ("schema".into(), schema_json),
-                ("payload".into(), payload),
-            ])
+            out.reserve(schema_text.len() + payload_size_hint(value) + 24);
+            out.push_str("{\"schema\":");
+            out.push_str(&schema_text);
+            out.push_str(",\"payload\":");
+            write_payload(&mut out, schema, value)?;
+            out.push('}');
         } else {
-            payload
-        };
-        Ok(Some(Bytes::from(json.to_bytes())))
+            write_payload(&mut out, schema, value)?;
+        }
+        Ok(Some(Bytes::from(out.into_bytes())))
     }
 
     fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue> {
         let Some(bytes) = bytes else {
             return Ok(SchemaAndValue::NULL);
         };
+        if self.schemas_enable {
+            // Validated once here (simdutf8 is several times faster than std on non-ASCII
+            // text); parsing from a `str` then skips serde_json's own validation.
+            let envelope = simdutf8::basic::from_utf8(bytes)
+                .ok()
+                .and_then(|text| serde_json::from_str::<RawEnvelope>(text).ok());
+            if let Some(envelope) = envelope {
+                let schema = self.schema_of(envelope.schema.get())?;
+                let value = raw_to_value(schema.as_ref(), envelope.payload.get())?;
+                return Ok(SchemaAndValue::new(schema, value));
+            }
+            // Not a plain two-member envelope: the general path below says what is wrong
+            // with it, in Kafka's words (or accepts Jackson's leniencies, like a repeated key).
+        }
         let json = Json::parse(bytes)?;
         if !self.schemas_enable {
             return Ok(SchemaAndValue::new(None, json_to_value(None, &json)?));
@@ -99,6 +185,63 @@ impl Converter for JsonConverter {
         let value = json_to_value(schema.as_ref(), payload)?;
         Ok(SchemaAndValue::new(schema, value))
     }
+}
+
+impl JsonConverter {
+    /// The schema's envelope text, from the cache when it was seen recently.
+    fn schema_text(&self, schema: &Schema) -> Result<Arc<str>> {
+        let mut cache = self.to_json_schemas.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(text) = cache.get(schema) {
+            return Ok(text);
+        }
+        let text: Arc<str> = schema_to_json(schema)?.to_string().into();
+        cache.insert(schema.clone(), text.clone());
+        Ok(text)
+    }
+
+    /// The schema an envelope's `schema` text describes, from the cache when seen recently.
+    fn schema_of(&self, text: &str) -> Result<Option<Schema>> {
+        let mut cache = self
+            .to_connect_schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(schema) = cache.get(text) {
+            return Ok(schema);
+        }
+        let schema = json_to_schema(&Json::parse(text.as_bytes())?)?;
+        cache.insert(text.into(), schema.clone());
+        Ok(schema)
+    }
+}
+
+/// Room a value's JSON is likely to need, so the output buffer is allocated once.
+fn payload_size_hint(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 2,
+        Value::Bytes(b) => b.len() * 4 / 3 + 4,
+        _ => 64,
+    }
+}
+
+/// Writes a payload; a string under a string schema (every line a file source reads) goes
+/// straight to the output instead of through a `Json` tree.
+fn write_payload(out: &mut String, schema: Option<&Schema>, value: &Value) -> Result<()> {
+    match (schema, value) {
+        (None, Value::String(s)) => write_str(out, s),
+        (Some(sc), Value::String(s)) if sc.type_ == Type::String => write_str(out, s),
+        _ => value_to_json(schema, value)?.write(out),
+    }
+    Ok(())
+}
+
+/// Reads a payload from its JSON text; a string for a string schema skips the `Json` tree.
+fn raw_to_value(schema: Option<&Schema>, text: &str) -> Result<Value> {
+    if text.starts_with('"') && schema.is_some_and(|s| s.type_ == Type::String) {
+        if let Ok(s) = serde_json::from_str::<String>(text) {
+            return Ok(Value::String(s));
+        }
+    }
+    json_to_value(schema, &Json::parse(text.as_bytes())?)
 }
 
 fn json_type_name(t: Type) -> &'static str {

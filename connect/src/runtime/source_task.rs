@@ -32,7 +32,39 @@ enum InFlight {
 
 /// The latest acknowledged offset of each source partition, by the partition's JSON text
 /// (JSON values have no ordering to key a map by).
-type Acked = BTreeMap<String, (SourcePartition, SourceOffset)>;
+#[derive(Default)]
+struct Acked {
+    by_partition: BTreeMap<String, (SourcePartition, SourceOffset)>,
+    /// The key the previous record used. Records nearly always come in runs from one
+    /// partition, and serialising a partition to find its key would cost more than
+    /// everything else done per record here.
+    last: Option<String>,
+}
+
+impl Acked {
+    fn record(&mut self, partition: SourcePartition, offset: SourceOffset) {
+        let last = self.last.as_ref();
+        if let Some(slot) = last.and_then(|k| self.by_partition.get_mut(k)) {
+            if slot.0 == partition {
+                slot.1 = offset;
+                return;
+            }
+        }
+        let key = serde_json::to_string(&partition).expect("JSON maps serialise");
+        self.by_partition
+            .insert(key.clone(), (partition, offset));
+        self.last = Some(key);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_partition.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<(SourcePartition, SourceOffset)> {
+        self.last = None;
+        std::mem::take(&mut self.by_partition).into_values().collect()
+    }
+}
 
 /// How long to wait before polling again after an empty batch, so an idle task does not spin.
 const IDLE_BACKOFF: Duration = Duration::from_millis(50);
@@ -83,7 +115,7 @@ impl WorkerSourceTask {
             .task_running(&self.setup.connector, self.setup.id);
 
         let mut in_flight = VecDeque::new();
-        let mut acked = BTreeMap::new();
+        let mut acked = Acked::default();
         let interval = self.setup.config.offset_flush_interval;
         let mut next_flush = Instant::now() + interval;
         let outcome = loop {
@@ -223,8 +255,7 @@ impl WorkerSourceTask {
                 record
             }
         };
-        let key = serde_json::to_string(&record.source_partition).expect("JSON maps serialise");
-        acked.insert(key, (record.source_partition, record.source_offset));
+        acked.record(record.source_partition, record.source_offset);
         Ok(())
     }
 
@@ -246,8 +277,7 @@ impl WorkerSourceTask {
         }
         let name = &self.setup.connector;
         if !acked.is_empty() {
-            self.store
-                .set(name, std::mem::take(acked).into_values().collect());
+            self.store.set(name, acked.take());
         }
         // A failed write keeps the offsets in memory for the next flush, as Kafka does.
         if let Err(e) = self.store.flush() {
