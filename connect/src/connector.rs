@@ -174,6 +174,115 @@ impl SinkTaskContext {
     }
 }
 
+/// How a setting's value is read, named as Kafka's `ConfigDef.Type` so REST clients that
+/// render forms from it recognise the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+    Class,
+    Password,
+}
+
+impl ConfigType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigType::Boolean => "BOOLEAN",
+            ConfigType::String => "STRING",
+            ConfigType::Int => "INT",
+            ConfigType::Short => "SHORT",
+            ConfigType::Long => "LONG",
+            ConfigType::Double => "DOUBLE",
+            ConfigType::List => "LIST",
+            ConfigType::Class => "CLASS",
+            ConfigType::Password => "PASSWORD",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Importance {
+    High,
+    Medium,
+    Low,
+}
+
+impl Importance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Importance::High => "HIGH",
+            Importance::Medium => "MEDIUM",
+            Importance::Low => "LOW",
+        }
+    }
+}
+
+/// One setting a connector understands (Kafka's `ConfigDef.ConfigKey`, without validators:
+/// checking values stays the job of `validate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigKey {
+    pub name: String,
+    pub kind: ConfigType,
+    /// A required key has no default; an optional one may still default to nothing.
+    pub required: bool,
+    pub default: Option<String>,
+    pub importance: Importance,
+    pub documentation: String,
+    pub group: Option<String>,
+    pub display_name: String,
+}
+
+impl ConfigKey {
+    /// A key that must be set.
+    pub fn required(
+        name: &str,
+        kind: ConfigType,
+        importance: Importance,
+        documentation: &str,
+    ) -> ConfigKey {
+        ConfigKey {
+            name: name.to_string(),
+            kind,
+            required: true,
+            default: None,
+            importance,
+            documentation: documentation.to_string(),
+            group: None,
+            display_name: name.to_string(),
+        }
+    }
+
+    /// A key that may be left out, taking `default` then.
+    pub fn optional(
+        name: &str,
+        kind: ConfigType,
+        default: Option<&str>,
+        importance: Importance,
+        documentation: &str,
+    ) -> ConfigKey {
+        ConfigKey {
+            required: false,
+            default: default.map(str::to_string),
+            ..ConfigKey::required(name, kind, importance, documentation)
+        }
+    }
+
+    pub fn group(mut self, group: &str) -> ConfigKey {
+        self.group = Some(group.to_string());
+        self
+    }
+
+    pub fn display_name(mut self, display_name: &str) -> ConfigKey {
+        self.display_name = display_name.to_string();
+        self
+    }
+}
+
 /// Splits a source job into task configurations (Kafka's `SourceConnector`).
 #[async_trait]
 pub trait SourceConnector: Send + Sync {
@@ -186,6 +295,12 @@ pub trait SourceConnector: Send + Sync {
     /// Rejects a configuration before the connector is started with it.
     fn validate(&self, _props: &Props) -> Result<()> {
         Ok(())
+    }
+    /// The settings this connector reads, for the REST API's plugin config and validation
+    /// answers. Keys declared without a default are reported missing by validation even when
+    /// `validate` does not check them.
+    fn config_keys(&self) -> Vec<ConfigKey> {
+        Vec::new()
     }
 }
 
@@ -217,6 +332,9 @@ pub trait SinkConnector: Send + Sync {
     async fn stop(&mut self) -> Result<()>;
     fn validate(&self, _props: &Props) -> Result<()> {
         Ok(())
+    }
+    fn config_keys(&self) -> Vec<ConfigKey> {
+        Vec::new()
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -13,9 +13,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::connector::Props;
+use crate::connector::{ConfigKey, Props};
 use crate::error::ConnectError;
-use crate::runtime::{self, ConnectorInfo, ConnectorType, TargetState, Worker};
+use crate::runtime::{
+    self, ConfigInfos, ConnectorInfo, ConnectorOffset, ConnectorStatus, ConnectorType, TargetState,
+    TaskStatus, Worker,
+};
 
 #[derive(Clone)]
 struct Api {
@@ -32,11 +35,25 @@ pub(super) fn router(worker: Arc<Worker>, worker_id: String) -> Router {
         .route("/connectors/{name}/config", get(config).put(put_config))
         .route("/connectors/{name}/status", get(status))
         .route("/connectors/{name}/tasks", get(tasks))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
+        .route(
+            "/connectors/{name}/offsets",
+            get(offsets).delete(reset_offsets).patch(alter_offsets),
+        )
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
         .route("/connectors/{name}/restart", post(restart))
         .route("/connector-plugins", get(plugins))
+        .route("/connector-plugins/{plugin}/config", get(plugin_config))
+        .route(
+            "/connector-plugins/{plugin}/config/validate",
+            put(validate_config),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found".into()) })
         .with_state(Api { worker, worker_id })
 }
@@ -142,8 +159,40 @@ async fn root(State(api): State<Api>) -> Json<Value> {
     }))
 }
 
-async fn list(State(api): State<Api>) -> Json<Vec<String>> {
-    Json(api.worker.connector_names().await)
+/// `?expand=status` and `?expand=info` (repeatable) turn the list of names into an object
+/// keyed by name holding those parts; expansions Kafka does not know are ignored, as there.
+async fn list(State(api): State<Api>, RawQuery(query): RawQuery) -> Json<Value> {
+    let names = api.worker.connector_names().await;
+    let expand: Vec<&str> = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == "expand")
+        .map(|(_, v)| v)
+        .collect();
+    if expand.is_empty() {
+        return Json(json!(names));
+    }
+    let mut out = serde_json::Map::new();
+    for name in names {
+        let mut parts = serde_json::Map::new();
+        if expand.contains(&"status") {
+            // Gone between listing and asking: left out rather than half described.
+            let Some(s) = api.worker.connector_status(&name) else {
+                continue;
+            };
+            parts.insert("status".into(), status_json(&api, &s));
+        }
+        if expand.contains(&"info") {
+            let Some(info) = api.worker.connector_info(&name).await else {
+                continue;
+            };
+            parts.insert("info".into(), info_json(&info));
+        }
+        out.insert(name, Value::Object(parts));
+    }
+    Json(Value::Object(out))
 }
 
 async fn create(State(api): State<Api>, body: Bytes) -> Answer {
@@ -199,42 +248,79 @@ async fn put_config(State(api): State<Api>, Path(name): Path<String>, body: Byte
     Ok((code, Json(described(&api, &name).await?)).into_response())
 }
 
-async fn status(State(api): State<Api>, Path(name): Path<String>) -> Answer {
-    let s = api
-        .worker
-        .connector_status(&name)
-        .ok_or_else(|| not_found(&name))?;
-    let with_trace = |mut v: Value, state: runtime::State, trace: &Option<String>| {
-        if state == runtime::State::Failed {
-            if let Some(t) = trace {
-                v["trace"] = json!(t);
-            }
+fn task_json(api: &Api, t: &TaskStatus) -> Value {
+    with_trace(
+        json!({"id": t.id, "state": t.state.to_string(), "worker_id": api.worker_id}),
+        t.state,
+        &t.trace,
+    )
+}
+
+/// Kafka gives a trace only for what has failed.
+fn with_trace(mut v: Value, state: runtime::State, trace: &Option<String>) -> Value {
+    if state == runtime::State::Failed {
+        if let Some(t) = trace {
+            v["trace"] = json!(t);
         }
-        v
-    };
+    }
+    v
+}
+
+fn status_json(api: &Api, s: &ConnectorStatus) -> Value {
     let connector = with_trace(
         json!({"state": s.state.to_string(), "worker_id": api.worker_id}),
         s.state,
         &s.trace,
     );
-    let tasks: Vec<Value> = s
-        .tasks
-        .iter()
-        .map(|t| {
-            with_trace(
-                json!({"id": t.id, "state": t.state.to_string(), "worker_id": api.worker_id}),
-                t.state,
-                &t.trace,
-            )
-        })
-        .collect();
-    Ok(Json(json!({
+    let tasks: Vec<Value> = s.tasks.iter().map(|t| task_json(api, t)).collect();
+    json!({
         "name": s.name,
         "connector": connector,
         "tasks": tasks,
         "type": kind_name(s.kind),
-    }))
-    .into_response())
+    })
+}
+
+async fn status(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    let s = api
+        .worker
+        .connector_status(&name)
+        .ok_or_else(|| not_found(&name))?;
+    Ok(Json(status_json(&api, &s)).into_response())
+}
+
+/// Task ids in paths are numbers; anything else names no task, hence 404 as for a missing one.
+fn task_id(name: &str, task: &str) -> Result<usize, ApiError> {
+    task.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Task {name}-{task} not found"),
+        )
+    })
+}
+
+async fn task_status(State(api): State<Api>, Path((name, task)): Path<(String, String)>) -> Answer {
+    let id = task_id(&name, &task)?;
+    let t = api
+        .worker
+        .connector_status(&name)
+        .and_then(|s| s.tasks.into_iter().find(|t| t.id == id))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("No status found for task {name}-{id}"),
+            )
+        })?;
+    Ok(Json(task_json(&api, &t)).into_response())
+}
+
+async fn restart_task(
+    State(api): State<Api>,
+    Path((name, task)): Path<(String, String)>,
+) -> Answer {
+    let id = task_id(&name, &task)?;
+    api.worker.restart_task(&name, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn tasks(State(api): State<Api>, Path(name): Path<String>) -> Answer {
@@ -277,15 +363,159 @@ struct RestartQuery {
     only_failed: bool,
 }
 
+/// Without parameters the old form of the call, answered 204; with either, Kafka's newer
+/// form (KIP-745), answered 202 with what is being restarted marked RESTARTING.
 async fn restart(
     State(api): State<Api>,
     Path(name): Path<String>,
     Query(q): Query<RestartQuery>,
 ) -> Answer {
-    api.worker
+    let plan = api
+        .worker
         .restart_connector(&name, q.include_tasks, q.only_failed)
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    if !q.include_tasks && !q.only_failed {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok((StatusCode::ACCEPTED, Json(status_json(&api, &plan))).into_response())
+}
+
+fn offsets_json(offsets: &[ConnectorOffset]) -> Value {
+    let offsets: Vec<Value> = offsets
+        .iter()
+        .map(|o| json!({"partition": o.partition, "offset": o.offset}))
+        .collect();
+    json!({ "offsets": offsets })
+}
+
+async fn offsets(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    let offsets = api.worker.connector_offsets(&name).await?;
+    Ok(Json(offsets_json(&offsets)).into_response())
+}
+
+async fn reset_offsets(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    api.worker.reset_connector_offsets(&name).await?;
+    Ok(
+        Json(json!({"message": format!("The offsets of connector {name} were reset")}))
+            .into_response(),
+    )
+}
+
+/// The body is what `GET .../offsets` answers, with `"offset": null` to erase a partition's.
+async fn alter_offsets(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> Answer {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let body = parse_body(&body)?;
+    let entries = body
+        .get("offsets")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("the body needs an \"offsets\" array".into()))?;
+    let offsets = entries
+        .iter()
+        .map(|e| {
+            let map = |key: &str, nullable: bool| match e.get(key) {
+                Some(Value::Object(m)) => Ok(Some(
+                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                )),
+                Some(Value::Null) | None if nullable => Ok(None),
+                _ => Err(bad(format!("each offset needs a \"{key}\" object: {e}"))),
+            };
+            Ok(ConnectorOffset {
+                partition: map("partition", false)?.unwrap_or_default(),
+                offset: map("offset", true)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    api.worker.alter_connector_offsets(&name, offsets).await?;
+    Ok(
+        Json(json!({"message": format!("The offsets of connector {name} were changed")}))
+            .into_response(),
+    )
+}
+
+/// The plugin is part of the path, so naming an unknown one is a 404, not a bad request.
+fn plugin_error(e: ConnectError) -> ApiError {
+    match e {
+        ConnectError::UnknownClass { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+        other => other.into(),
+    }
+}
+
+/// Kafka's `ConfigKeyInfo`. `order` counts from 1 within the key's group; a key outside any
+/// group has none (-1). Sluice does not size form fields or chain keys, hence the fixed
+/// `width` and empty `dependents`.
+fn definitions_json<'a>(keys: impl IntoIterator<Item = &'a ConfigKey>) -> Vec<Value> {
+    let mut counts: BTreeMap<&str, i32> = BTreeMap::new();
+    keys.into_iter()
+        .map(|k| {
+            let order = match &k.group {
+                Some(g) => {
+                    let n = counts.entry(g.as_str()).or_insert(0);
+                    *n += 1;
+                    *n
+                }
+                None => -1,
+            };
+            json!({
+                "name": k.name,
+                "type": k.kind.name(),
+                "required": k.required,
+                "default_value": k.default,
+                "importance": k.importance.name(),
+                "documentation": k.documentation,
+                "group": k.group,
+                "order": order,
+                "width": "NONE",
+                "display_name": k.display_name,
+                "dependents": [],
+            })
+        })
+        .collect()
+}
+
+async fn plugin_config(State(api): State<Api>, Path(plugin): Path<String>) -> Answer {
+    let keys = api.worker.plugin_config(&plugin).map_err(plugin_error)?;
+    Ok(Json(definitions_json(&keys)).into_response())
+}
+
+fn validation_json(v: &ConfigInfos) -> Value {
+    let definitions = definitions_json(v.configs.iter().map(|c| &c.definition));
+    let configs: Vec<Value> = v
+        .configs
+        .iter()
+        .zip(definitions)
+        .map(|(c, definition)| {
+            json!({
+                "definition": definition,
+                "value": {
+                    "name": c.definition.name,
+                    "value": c.value,
+                    // Sluice's keys have no value lists to offer, and none hides another.
+                    "recommended_values": [],
+                    "errors": c.errors,
+                    "visible": true,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "name": v.name,
+        "error_count": v.error_count,
+        "groups": v.groups,
+        "configs": configs,
+    })
+}
+
+async fn validate_config(
+    State(api): State<Api>,
+    Path(plugin): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let props = props_from(&parse_body(&body)?)?;
+    let infos = api
+        .worker
+        .validate_config(&plugin, props)
+        .map_err(plugin_error)?;
+    Ok(Json(validation_json(&infos)).into_response())
 }
 
 async fn plugins(State(api): State<Api>) -> Json<Vec<BTreeMap<&'static str, String>>> {

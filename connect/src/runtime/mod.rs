@@ -6,9 +6,11 @@ pub mod offset_store;
 mod sink_task;
 mod source_task;
 pub mod status;
+pub mod validation;
 mod worker;
 
 pub use config::{ConnectorConfig, ConverterSpec, ErrorTolerance, WorkerConfig};
 pub use offset_store::{FileOffsetBackingStore, OffsetBackingStore};
 pub use status::{ConnectorStatus, ConnectorType, State, TaskStatus};
-pub use worker::{ConnectorInfo, PluginInfo, TargetState, Worker};
+pub use validation::{ConfigInfo, ConfigInfos};
+pub use worker::{ConnectorInfo, ConnectorOffset, PluginInfo, TargetState, Worker};

@@ -92,6 +92,29 @@ impl FileOffsetBackingStore {
         })
     }
 
+    /// Every partition `connector` has an offset for, as the REST API lists them.
+    pub fn connector_offsets(&self, connector: &str) -> Vec<(SourcePartition, SourceOffset)> {
+        self.offsets()
+            .values()
+            .filter(|e| e.key.0 == connector)
+            .map(|e| (e.key.1.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// Erases `connector`'s offsets for `partitions`, or all of them for `None`, so its tasks
+    /// start those partitions afresh. Durable only after `flush`.
+    pub fn remove(&self, connector: &str, partitions: Option<&[SourcePartition]>) {
+        let mut map = self.offsets();
+        match partitions {
+            Some(ps) => {
+                for p in ps {
+                    map.remove(&offset_key(connector, p));
+                }
+            }
+            None => map.retain(|_, e| e.key.0 != connector),
+        }
+    }
+
     fn write(&self) -> std::io::Result<()> {
         let _writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let entries: Vec<Entry> = self.offsets().values().cloned().collect();
@@ -194,6 +217,33 @@ mod tests {
         let saved: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(saved[0]["key"], json!(["a", {"filename": "x"}]));
         assert_eq!(saved[0]["value"], json!({"position": 10}));
+    }
+
+    #[test]
+    fn offsets_are_listed_and_erased_per_connector() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connect.offsets");
+        let store = FileOffsetBackingStore::open(&path).unwrap();
+        store.set(
+            "a",
+            vec![(partition("x"), offset(1)), (partition("y"), offset(2))],
+        );
+        store.set("b", vec![(partition("x"), offset(3))]);
+        assert_eq!(
+            store.connector_offsets("a"),
+            [(partition("x"), offset(1)), (partition("y"), offset(2))]
+        );
+        store.remove("a", Some(&[partition("y"), partition("never")]));
+        assert_eq!(store.connector_offsets("a"), [(partition("x"), offset(1))]);
+        store.remove("a", None);
+        assert!(store.connector_offsets("a").is_empty());
+        store.flush().unwrap();
+        let reopened = FileOffsetBackingStore::open(&path).unwrap();
+        assert!(reopened.connector_offsets("a").is_empty());
+        assert_eq!(
+            reopened.connector_offsets("b"),
+            [(partition("x"), offset(3))]
+        );
     }
 
     #[test]

@@ -239,6 +239,7 @@ impl WorkerSinkTask {
                     .map_err(|e| ConnectError::Connector(format!("consumer poll: {e}")))?;
                 self.apply_rebalances(consumer, rebalances, &mut progress)
                     .await?;
+                let polled = self.hold_back_if_paused(consumer, polled)?;
                 let (records, failed) = self.convert_all(&polled)?;
                 if let Some(dlq) = dead_letters {
                     for (i, error) in &failed {
@@ -297,6 +298,32 @@ impl WorkerSinkTask {
             self.task.open(&assigned).await?;
         }
         Ok(())
+    }
+
+    /// A pause that lands while a poll is under way must still stop delivery at once: what
+    /// that poll returned is rewound and given to the task after the resume instead.
+    fn hold_back_if_paused(
+        &self,
+        consumer: &mut Consumer,
+        polled: Vec<ConsumerRecord>,
+    ) -> Result<Vec<ConsumerRecord>> {
+        if polled.is_empty() || !*self.setup.paused.borrow() {
+            return Ok(polled);
+        }
+        let mut first: BTreeMap<ClientPartition, i64> = BTreeMap::new();
+        for r in &polled {
+            first
+                .entry(ClientPartition::new(r.topic.clone(), r.partition))
+                .or_insert(r.offset);
+        }
+        let assigned = consumer.assignment();
+        first.retain(|tp, _| assigned.contains(tp));
+        for (tp, offset) in &first {
+            consumer
+                .seek(tp, *offset)
+                .map_err(|e| ConnectError::Connector(e.to_string()))?;
+        }
+        Ok(Vec::new())
     }
 
     /// Honours the task's requests made through its context: rewinds and pauses.

@@ -14,6 +14,8 @@ pub enum State {
     Failed,
     /// Stopped on request: no tasks run, but the configuration is kept for a later resume.
     Stopped,
+    /// Only in a restart request's answer, for what that request is restarting.
+    Restarting,
 }
 
 impl fmt::Display for State {
@@ -24,6 +26,7 @@ impl fmt::Display for State {
             State::Paused => "PAUSED",
             State::Failed => "FAILED",
             State::Stopped => "STOPPED",
+            State::Restarting => "RESTARTING",
         })
     }
 }
@@ -105,6 +108,18 @@ impl StatusStore {
         if let Some(s) = self.lock().get_mut(name) {
             s.state = State::Failed;
             s.trace = Some(error.to_string());
+        }
+    }
+
+    /// The connector object alone came back; its tasks kept running and keep their states.
+    pub(crate) fn connector_restarted(&self, name: &str, paused: bool) {
+        if let Some(s) = self.lock().get_mut(name) {
+            s.state = if paused {
+                State::Paused
+            } else {
+                State::Running
+            };
+            s.trace = None;
         }
     }
 
@@ -221,6 +236,11 @@ mod tests {
         s.connector_failed("c", "cannot start");
         s.connector_stopped("c");
         assert_eq!(s.get("c").unwrap().state, State::Failed);
+        // Restarting the connector object alone clears its failure but not its tasks'.
+        s.connector_restarted("c", false);
+        let st = s.get("c").unwrap();
+        assert_eq!((st.state, st.trace), (State::Running, None));
+        assert_eq!(st.tasks[1].state, State::Failed);
         s.task_failed("missing", 0, "ignored");
         assert!(s.get("missing").is_none());
     }

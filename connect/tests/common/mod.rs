@@ -12,8 +12,9 @@ use serde_json::json;
 use sluice_broker::{Broker, BrokerConfig};
 use sluice_client::{ClientConfig, Consumer, TopicPartition};
 use sluice_connect::connector::{
-    ConnectorRegistry, Props, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
-    SourceConnector, SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext,
+    ConfigKey, ConfigType, ConnectorRegistry, Importance, Props, SinkConnector, SinkRecord,
+    SinkTask, SinkTaskContext, SourceConnector, SourceOffset, SourcePartition, SourceRecord,
+    SourceTask, SourceTaskContext,
 };
 use sluice_connect::data::{Schema, Value};
 use sluice_connect::runtime::WorkerConfig;
@@ -56,6 +57,8 @@ impl RunningBroker {
 // ---- test connectors -----------------------------------------------------------------------
 
 /// Emits `record-1` .. `record-<count>` to `topic`, resuming after its saved position.
+/// It declares `count` but, like FileStreamSource, only checks `topic` in `validate`, so
+/// validation is exercised both ways.
 pub struct CountingSource {
     props: Props,
 }
@@ -64,6 +67,34 @@ pub struct CountingSource {
 impl SourceConnector for CountingSource {
     fn version(&self) -> String {
         "test".into()
+    }
+    fn validate(&self, props: &Props) -> Result<()> {
+        match props.get("topic") {
+            Some(t) if !t.trim().is_empty() => Ok(()),
+            _ => Err(ConnectError::Config(
+                "missing required configuration \"topic\"".into(),
+            )),
+        }
+    }
+    fn config_keys(&self) -> Vec<ConfigKey> {
+        vec![
+            ConfigKey::required(
+                "count",
+                ConfigType::Long,
+                Importance::High,
+                "How many records to emit.",
+            )
+            .group("Counting"),
+            ConfigKey::optional(
+                "fail",
+                ConfigType::String,
+                None,
+                Importance::Low,
+                "Set to make every poll fail.",
+            )
+            .group("Counting")
+            .display_name("Fail"),
+        ]
     }
     async fn start(&mut self, props: Props) -> Result<()> {
         self.props = props;
@@ -86,6 +117,9 @@ pub struct CountingTask {
     count: i64,
     topic: String,
     fail: bool,
+    /// `fail.while.exists`: polls fail while this file exists, so a test can mend a failed
+    /// task and see a restart bring it back.
+    fail_while: Option<std::path::PathBuf>,
 }
 
 pub fn counter_partition() -> SourcePartition {
@@ -101,6 +135,7 @@ impl SourceTask for CountingTask {
         self.count = props["count"].parse().unwrap();
         self.topic = props["topic"].clone();
         self.fail = props.contains_key("fail");
+        self.fail_while = props.get("fail.while.exists").map(Into::into);
         let saved = context.offset_storage_reader.offset(&counter_partition());
         self.next = saved
             .and_then(|o| o.get("position").and_then(|p| p.as_i64()))
@@ -109,7 +144,7 @@ impl SourceTask for CountingTask {
         Ok(())
     }
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
-        if self.fail {
+        if self.fail || self.fail_while.as_ref().is_some_and(|f| f.exists()) {
             return Err(ConnectError::Connector("boom: the source is broken".into()));
         }
         let mut batch = Vec::new();
