@@ -13,7 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use sluice_connect::connector::{
-    ConnectorRegistry, Props, SourceConnector, SourceRecord, SourceTask, SourceTaskContext,
+    ConnectorRegistry, Props, SourceConnector, SourcePartition, SourceRecord, SourceTask,
+    SourceTaskContext,
 };
 use sluice_connect::data::{Schema, Value};
 use sluice_connect::error::{ConnectError, Result};
@@ -66,8 +67,8 @@ struct TickerTask {
     next: u64,
 }
 
-fn partition() -> BTreeMap<String, serde_json::Value> {
-    BTreeMap::from([("ticker".to_string(), json!("main"))])
+fn partition() -> SourcePartition {
+    SourcePartition::from([("ticker".to_string(), json!("main"))])
 }
 
 #[async_trait]

@@ -14,7 +14,56 @@ pub type Props = BTreeMap<String, String>;
 
 /// Where a source record came from (a file name, a table...). Stored as JSON in the offsets
 /// topic, hence JSON values rather than Connect values.
-pub type SourcePartition = BTreeMap<String, serde_json::Value>;
+///
+/// Shared rather than owned: every record of a partition carries the same one, and a source
+/// emitting a million records a second should not copy (and free) a map for each.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourcePartition(Arc<BTreeMap<String, serde_json::Value>>);
+
+impl SourcePartition {
+    /// The empty partition, for sources (like stdin) that cannot resume.
+    pub fn new() -> Self {
+        SourcePartition::default()
+    }
+}
+
+impl std::ops::Deref for SourcePartition {
+    type Target = BTreeMap<String, serde_json::Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<BTreeMap<String, serde_json::Value>> for SourcePartition {
+    fn from(map: BTreeMap<String, serde_json::Value>) -> Self {
+        SourcePartition(Arc::new(map))
+    }
+}
+
+impl<const N: usize> From<[(String, serde_json::Value); N]> for SourcePartition {
+    fn from(entries: [(String, serde_json::Value); N]) -> Self {
+        SourcePartition(Arc::new(BTreeMap::from(entries)))
+    }
+}
+
+impl FromIterator<(String, serde_json::Value)> for SourcePartition {
+    fn from_iter<I: IntoIterator<Item = (String, serde_json::Value)>>(iter: I) -> Self {
+        SourcePartition(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl serde::Serialize for SourcePartition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SourcePartition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        BTreeMap::deserialize(d).map(SourcePartition::from)
+    }
+}
 
 /// How far a source has read within its `SourcePartition` (a byte position, a row id...).
 pub type SourceOffset = BTreeMap<String, serde_json::Value>;

@@ -597,16 +597,28 @@ mod tests {
     fn splitter_keeps_offsets_across_pushes_and_partial_lines() {
         let mut s = LineSplitter::default();
         s.push(b"a\nbb");
-        assert_eq!(s.next_line().map(|l| (l.text, l.consumed)), Some(("a".into(), 2)));
+        assert_eq!(
+            s.next_line().map(|l| (l.text, l.consumed)),
+            Some(("a".into(), 2))
+        );
         assert!(s.next_line().is_none());
         assert_eq!(s.len(), 2);
         // The emitted "a\n" is dropped here; the half-scanned "bb" must still be found.
         s.push(b"b\r\n\xc3");
-        assert_eq!(s.next_line().map(|l| (l.text, l.consumed)), Some(("bbb".into(), 5)));
+        assert_eq!(
+            s.next_line().map(|l| (l.text, l.consumed)),
+            Some(("bbb".into(), 5))
+        );
         s.push(b"\xa9\nrest");
-        assert_eq!(s.next_line().map(|l| (l.text, l.consumed)), Some(("é".into(), 3)));
+        assert_eq!(
+            s.next_line().map(|l| (l.text, l.consumed)),
+            Some(("é".into(), 3))
+        );
         assert!(s.next_line().is_none());
-        assert_eq!(s.take_rest().map(|l| (l.text, l.consumed)), Some(("rest".into(), 4)));
+        assert_eq!(
+            s.take_rest().map(|l| (l.text, l.consumed)),
+            Some(("rest".into(), 4))
+        );
         assert_eq!(s.len(), 0);
     }
 

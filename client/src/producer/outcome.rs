@@ -84,6 +84,14 @@ impl DeliveryFuture {
     }
 }
 
+impl DeliveryFuture {
+    /// Whether the outcome is known, so awaiting the future would not wait. Cheaper than
+    /// polling: nothing is built and no waker is registered.
+    pub fn is_resolved(&self) -> bool {
+        self.outcome.result.get().is_some()
+    }
+}
+
 impl std::fmt::Debug for DeliveryFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryFuture")

@@ -190,7 +190,10 @@ impl Converter for JsonConverter {
 impl JsonConverter {
     /// The schema's envelope text, from the cache when it was seen recently.
     fn schema_text(&self, schema: &Schema) -> Result<Arc<str>> {
-        let mut cache = self.to_json_schemas.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .to_json_schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(text) = cache.get(schema) {
             return Ok(text);
         }

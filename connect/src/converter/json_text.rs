@@ -98,35 +98,46 @@ impl fmt::Display for Json {
 /// Jackson's escaping: short escapes for `\b \t \n \f \r`, `\u00XX` with upper-case hex for
 /// other control characters, everything else (including non-ASCII) written as UTF-8.
 ///
-/// Runs of bytes that need no escape are copied whole: this is the hot loop of every JSON
-/// record a source writes, and most text has nothing to escape.
+/// This is the hot loop of every JSON record a source writes, and most text has nothing to
+/// escape: blocks are checked whole (a branch-free test the compiler vectorises) and runs of
+/// clean bytes copied at once.
 pub(crate) fn write_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const BLOCK: usize = 32;
+    let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let bytes = s.as_bytes();
     out.reserve(s.len() + 2);
     out.push('"');
-    let mut run = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            0x08 => "\\b",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            0x0c => "\\f",
-            b'\r' => "\\r",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // `i` is an ASCII byte, so both slices end on character boundaries.
-        out.push_str(&s[run..i]);
-        if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xF)] as char);
-        } else {
-            out.push_str(short);
+    let (mut run, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(block) = bytes.get(i..i + BLOCK) {
+            if !block.iter().fold(false, |any, &b| any | escaped(b)) {
+                i += BLOCK;
+                continue;
+            }
         }
-        run = i + 1;
+        let b = bytes[i];
+        i += 1;
+        if !escaped(b) {
+            continue;
+        }
+        // An escaped byte is ASCII, so both slices end on character boundaries.
+        out.push_str(&s[run..i - 1]);
+        run = i;
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x08 => out.push_str("\\b"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 0xF)] as char);
+            }
+        }
     }
     out.push_str(&s[run..]);
     out.push('"');
@@ -261,6 +272,30 @@ mod tests {
     fn strings_escape_like_jackson() {
         let j = Json::Str("a\"b\\c\n\t\u{1}\u{1f}é/\u{7f}".into());
         assert_eq!(j.to_string(), "\"a\\\"b\\\\c\\n\\t\\u0001\\u001Fé/\u{7f}\"");
+    }
+
+    #[test]
+    fn escapes_are_found_inside_and_after_whole_blocks() {
+        // Long enough for the block scan, with escapes at a block's start, middle and end.
+        let text = format!(
+            "\"{}\\{}\u{1}é{}\n",
+            "a".repeat(31),
+            "b".repeat(40),
+            "c".repeat(30)
+        );
+        let mut out = String::new();
+        write_str(&mut out, &text);
+        let expected = format!(
+            "\"\\\"{}\\\\{}\\u0001é{}\\n\"",
+            "a".repeat(31),
+            "b".repeat(40),
+            "c".repeat(30)
+        );
+        assert_eq!(out, expected);
+        let clean = "x".repeat(100);
+        let mut out = String::new();
+        write_str(&mut out, &clean);
+        assert_eq!(out, format!("\"{clean}\""));
     }
 
     #[test]

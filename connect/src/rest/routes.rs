@@ -414,13 +414,15 @@ async fn alter_offsets(State(api): State<Api>, Path(name): Path<String>, body: B
         .map(|e| {
             let map = |key: &str, nullable: bool| match e.get(key) {
                 Some(Value::Object(m)) => Ok(Some(
-                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                 )),
                 Some(Value::Null) | None if nullable => Ok(None),
                 _ => Err(bad(format!("each offset needs a \"{key}\" object: {e}"))),
             };
             Ok(ConnectorOffset {
-                partition: map("partition", false)?.unwrap_or_default(),
+                partition: map("partition", false)?.unwrap_or_default().into(),
                 offset: map("offset", true)?,
             })
         })

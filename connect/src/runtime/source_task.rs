@@ -2,15 +2,12 @@
 //! source offset is saved only once Kafka has acknowledged it, so a restart never skips data.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_client::producer::RecordHeader;
-use sluice_client::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
+use sluice_client::{DeliveryFuture, Producer, ProducerRecord};
 use tokio::time::Instant;
 
 use super::offset_store::{FileOffsetBackingStore, OffsetBackingStore};
@@ -51,8 +48,7 @@ impl Acked {
             }
         }
         let key = serde_json::to_string(&partition).expect("JSON maps serialise");
-        self.by_partition
-            .insert(key.clone(), (partition, offset));
+        self.by_partition.insert(key.clone(), (partition, offset));
         self.last = Some(key);
     }
 
@@ -62,7 +58,9 @@ impl Acked {
 
     fn take(&mut self) -> Vec<(SourcePartition, SourceOffset)> {
         self.last = None;
-        std::mem::take(&mut self.by_partition).into_values().collect()
+        std::mem::take(&mut self.by_partition)
+            .into_values()
+            .collect()
     }
 }
 
@@ -228,7 +226,7 @@ impl WorkerSourceTask {
         while let Some(front) = in_flight.front_mut() {
             let done = match front {
                 InFlight::Skipped(_) => true,
-                InFlight::Sending(delivery, _) => poll_once(delivery).await.is_ready(),
+                InFlight::Sending(delivery, _) => delivery.is_resolved(),
             };
             if !done {
                 break;
@@ -291,11 +289,6 @@ impl WorkerSourceTask {
         }
         Ok(())
     }
-}
-
-/// Polls `delivery` once, with the current task's waker, without waiting for it.
-async fn poll_once(delivery: &mut DeliveryFuture) -> Poll<sluice_client::Result<RecordMetadata>> {
-    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *delivery).poll(cx))).await
 }
 
 fn convert(s: &TaskSetup, record: &SourceRecord) -> Result<ProducerRecord> {

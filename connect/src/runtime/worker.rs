@@ -801,13 +801,14 @@ fn client_failure(what: &str, e: sluice_client::ClientError) -> ConnectError {
 /// A sink offset as the REST API writes it, read back into a partition and an offset.
 /// Numbers are accepted as JSON numbers or as text, since both turn up in hand-written bodies.
 fn sink_position(o: &ConnectorOffset) -> Result<((String, i32), Option<i64>)> {
-    let whole = |map: &SourcePartition, key: &str| -> Option<i64> {
-        match map.get(key)? {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    };
+    let whole =
+        |map: &std::collections::BTreeMap<String, serde_json::Value>, key: &str| -> Option<i64> {
+            match map.get(key)? {
+                serde_json::Value::Number(n) => n.as_i64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+        };
     let bad = |what: &str| {
         ConnectError::Config(format!(
             "a sink offset needs {what}: {}",
