@@ -247,3 +247,181 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Lays out `dir` as the Kafka Connect quickstart expects: config/ holds the shipped
+/// connect-standalone, connect-file-source and connect-file-sink properties, and the connectors
+/// read test.txt and write test.sink.txt in `dir`. The worker file is changed only where
+/// sharing the machine requires it (the embedded broker's and the REST API's ports, the offset
+/// file and broker logs, kept in `dir`) and where `worker_overrides` say, so the test runs what
+/// users run. Returns the embedded broker's port.
+pub fn connect_quickstart_dir(dir: &Path, worker_overrides: &[(&str, &str)]) -> u16 {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let shipped =
+        |name: &str| std::fs::read_to_string(repo_root().join("config").join(name)).unwrap();
+    let port = free_port();
+    let mut overrides: Vec<(String, String)> = vec![
+        ("bootstrap.servers".into(), format!("127.0.0.1:{port}")),
+        (
+            "offset.storage.file.filename".into(),
+            dir.join("connect.offsets").display().to_string(),
+        ),
+        (
+            "sluice.embedded.broker.log.dirs".into(),
+            dir.join("broker-logs").display().to_string(),
+        ),
+        (
+            "listeners".into(),
+            format!("http://127.0.0.1:{}", free_port()),
+        ),
+    ];
+    overrides.extend(
+        worker_overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let worker = shipped("connect-standalone.properties");
+    assert!(
+        worker.contains("\nsluice.embedded.broker=true\n"),
+        "{worker}"
+    );
+    // A key set twice would leave which value wins to the parser; each override replaces the
+    // shipped line instead, or is added when the shipped file leaves the key commented out.
+    let mut lines: Vec<String> = worker.lines().map(str::to_string).collect();
+    for (key, value) in overrides {
+        let setting = format!("{key}={value}");
+        match lines.iter_mut().find(|l| l.starts_with(&format!("{key}="))) {
+            Some(line) => *line = setting,
+            None => lines.push(setting),
+        }
+    }
+    std::fs::write(
+        config.join("connect-standalone.properties"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    for name in [
+        "connect-file-source.properties",
+        "connect-file-sink.properties",
+    ] {
+        std::fs::write(config.join(name), shipped(name)).unwrap();
+    }
+    port
+}
+
+/// `sluice connect-standalone config/connect-standalone.properties
+/// config/connect-file-source.properties config/connect-file-sink.properties`, run in a
+/// directory laid out by `connect_quickstart_dir`, its output appended to worker.log there.
+/// Dropping it kills the process, so a failing test leaves nothing running.
+pub struct ConnectWorker {
+    child: Option<Child>,
+    log_file: PathBuf,
+}
+
+impl ConnectWorker {
+    pub fn start(dir: &Path) -> ConnectWorker {
+        let log_file = dir.join("worker.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .current_dir(dir)
+            .args([
+                "connect-standalone",
+                "config/connect-standalone.properties",
+                "config/connect-file-source.properties",
+                "config/connect-file-sink.properties",
+            ])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start sluice connect-standalone");
+        ConnectWorker {
+            child: Some(child),
+            log_file,
+        }
+    }
+
+    /// What every run of the worker in this directory has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// Fails the test, with the log, if the worker has exited: a wait for its output would
+    /// otherwise only time out.
+    pub fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("worker started");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the worker exited with {status}:\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM and wait: the clean shutdown path, which saves offsets.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            let status = child.wait().unwrap();
+            assert!(
+                status.success(),
+                "worker exited with {status}:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// SIGKILL: the crash path, where nothing gets to save or flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ConnectWorker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// SplitMix64: a few lines of deterministic randomness, so a failing input can be made again
+/// from its seed without a crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`; the modulo bias is irrelevant for test data.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// `n` short strings for building test lines: ASCII (with the characters JSON must escape:
+/// quote, backslash, tab) and 2-, 3- and 4-byte UTF-8, so a line's byte length and character
+/// count differ and converters have escaping to do. Never `\r` or `\n`, which the file source
+/// treats as line ends.
+pub fn text_pieces(rng: &mut Rng, n: usize) -> Vec<String> {
+    const CHARS: &[char] = &[
+        'a', 'b', 'k', 'q', 'z', 'A', 'Z', '0', '7', ' ', ' ', ' ', '.', ',', '-', '"', '\\', '\t',
+        '{', '}', 'é', 'ß', 'ñ', 'Ω', 'ж', '数', '据', '€', 'ह', '✓', '🚀', '😀', '𝄞', '🦀',
+    ];
+    (0..n)
+        .map(|_| {
+            let len = 1 + rng.below(8);
+            (0..len).map(|_| CHARS[rng.below(CHARS.len())]).collect()
+        })
+        .collect()
+}
