@@ -108,10 +108,48 @@ fn io_error(output: &Output, what: &str, e: std::io::Error) -> ConnectError {
 
 /// The line written for one value: a string verbatim, anything else in its Kafka-like form.
 pub fn line_for(value: &Value) -> String {
+    let mut line = String::new();
+    push_line(&mut line, value);
+    line
+}
+
+fn push_line(out: &mut String, value: &Value) {
+    use std::fmt::Write;
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => out.push_str(s),
+        // Writing to a String cannot fail.
+        other => {
+            let _ = write!(out, "{other}");
+        }
     }
+}
+
+fn size_hint(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 1,
+        _ => 16,
+    }
+}
+
+/// A crash in the middle of a write can leave the last line half written. Those records were
+/// not committed, so they come again whole; ending the torn bytes with a newline keeps the
+/// next line from being glued to them. The bytes are kept, not cut: the file may hold text
+/// that was there before this sink, and nothing here can tell the two apart.
+async fn end_torn_line(file: &mut tokio::fs::File) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let len = file.metadata().await?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(std::io::SeekFrom::Start(len - 1)).await?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last).await?;
+    if last[0] != b'\n' {
+        tracing::warn!(bytes = len, "the sink file does not end with a newline (a write cut short?); ending its last line");
+        file.write_all(b"\n").await?;
+        file.flush().await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -124,12 +162,16 @@ impl SinkTask for FileStreamSinkTask {
         self.output = Some(match config::optional(&props, FILE_CONFIG) {
             None => Output::Stdout(BufWriter::new(tokio::io::stdout())),
             Some(name) => {
-                let file = tokio::fs::OpenOptions::new()
+                let mut file = tokio::fs::OpenOptions::new()
                     .create(true)
+                    .read(true)
                     .append(true)
                     .open(&name)
                     .await
                     .map_err(|e| ConnectError::Connector(format!("opening {name}: {e}")))?;
+                end_torn_line(&mut file)
+                    .await
+                    .map_err(|e| ConnectError::Connector(format!("checking {name}: {e}")))?;
                 Output::File {
                     name,
                     writer: BufWriter::new(file),
@@ -141,9 +183,9 @@ impl SinkTask for FileStreamSinkTask {
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
         let output = self.output()?;
-        let mut text = String::new();
+        let mut text = String::with_capacity(records.iter().map(|r| size_hint(&r.value)).sum());
         for record in &records {
-            text.push_str(&line_for(&record.value));
+            push_line(&mut text, &record.value);
             text.push('\n');
         }
         // Handed to the OS at once, as Kafka's sink does, so a line shows up in the file while
@@ -178,6 +220,29 @@ impl SinkTask for FileStreamSinkTask {
 mod tests {
     use super::*;
     use sluice_connect::data::{Schema, SchemaBuilder, Struct};
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_ended_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, "whole\nhal").unwrap();
+        let mut task = FileStreamSinkTask::default();
+        let props = Props::from([(FILE_CONFIG.to_string(), path.display().to_string())]);
+        task.start(props.clone(), SinkTaskContext::default())
+            .await
+            .unwrap();
+        let record = SinkRecord {
+            value: Value::from("next"),
+            ..SinkRecord::default()
+        };
+        task.put(vec![record]).await.unwrap();
+        task.stop().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\nhal\nnext\n");
+        // A file that ends cleanly is left as it is.
+        task.start(props, SinkTaskContext::default()).await.unwrap();
+        task.stop().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\nhal\nnext\n");
+    }
 
     #[test]
     fn lines_use_kafka_string_forms() {
