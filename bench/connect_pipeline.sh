@@ -30,6 +30,8 @@ sed -e "s#bootstrap.servers=localhost:9092#bootstrap.servers=127.0.0.1:$port#" \
     >"$dir/config/connect-standalone.properties"
 printf 'sluice.embedded.broker.log.dirs=%s\nlisteners=http://127.0.0.1:%s\n' "$dir/broker" "$rest" \
     >>"$dir/config/connect-standalone.properties"
+# Extra worker settings to compare tunings, e.g. WORKER_EXTRA='producer.batch.size=262144'.
+for kv in ${WORKER_EXTRA:-}; do echo "$kv" >>"$dir/config/connect-standalone.properties"; done
 cp config/connect-file-source.properties config/connect-file-sink.properties "$dir/config/"
 bytes=$(stat -c %s "$dir/test.txt")
 now() { python3 -c 'import time; print(time.time())'; }

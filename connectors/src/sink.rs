@@ -145,7 +145,10 @@ async fn end_torn_line(file: &mut tokio::fs::File) -> std::io::Result<()> {
     let mut last = [0u8; 1];
     file.read_exact(&mut last).await?;
     if last[0] != b'\n' {
-        tracing::warn!(bytes = len, "the sink file does not end with a newline (a write cut short?); ending its last line");
+        tracing::warn!(
+            bytes = len,
+            "the sink file does not end with a newline (a write cut short?); ending its last line"
+        );
         file.write_all(b"\n").await?;
         file.flush().await?;
     }
@@ -237,11 +240,17 @@ mod tests {
         };
         task.put(vec![record]).await.unwrap();
         task.stop().await.unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\nhal\nnext\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "whole\nhal\nnext\n"
+        );
         // A file that ends cleanly is left as it is.
         task.start(props, SinkTaskContext::default()).await.unwrap();
         task.stop().await.unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\nhal\nnext\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "whole\nhal\nnext\n"
+        );
     }
 
     #[test]

@@ -188,8 +188,9 @@ impl FileStreamSourceTask {
                 return Ok(lines
                     .into_iter()
                     .map(|(line, position)| {
-                        let offset =
-                            SourceOffset::from([(POSITION_FIELD.to_string(), position.into())]);
+                        // Inserted rather than built from an array, which sorts and dedups.
+                        let mut offset = SourceOffset::new();
+                        offset.insert(POSITION_FIELD.to_string(), position.into());
                         line_record(&self.topic, partition, offset, line)
                     })
                     .collect());

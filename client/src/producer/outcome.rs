@@ -107,14 +107,38 @@ impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Some(done) = this.outcome.metadata(this.index, this.timestamp) {
+        self.poll_with(cx, |f| f.outcome.metadata(f.index, f.timestamp))
+    }
+}
+
+impl DeliveryFuture {
+    /// Waits for the outcome like awaiting the future does, without building the record's
+    /// metadata: for callers that send millions of records and only need to know each was
+    /// stored.
+    pub async fn stored(mut self) -> Result<()> {
+        std::future::poll_fn(|cx| {
+            self.poll_with(cx, |f| {
+                let result = f.outcome.result.get()?;
+                Some(result.as_ref().map(|_| ()).map_err(copy_error))
+            })
+        })
+        .await
+    }
+
+    /// Ready once `outcome` says so, registering the waker (once per task) until then.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: impl Fn(&DeliveryFuture) -> Option<T>,
+    ) -> Poll<T> {
+        if let Some(done) = outcome(self) {
             return Poll::Ready(done);
         }
+        let this = self;
         let mut wakers = this.outcome.wakers.lock().expect("outcome wakers");
         // Checked again under the lock: `resolve` sets the result before it takes the wakers,
         // so either the result shows now or this waker is among those it wakes.
-        if let Some(done) = this.outcome.metadata(this.index, this.timestamp) {
+        if let Some(done) = outcome(this) {
             return Poll::Ready(done);
         }
         match this.waker_slot {

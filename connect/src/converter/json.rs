@@ -130,13 +130,20 @@ impl Converter for JsonConverter {
         }
         let mut out = String::new();
         if self.schemas_enable {
+            let cached;
             let schema_text = match schema {
-                Some(s) => self.schema_text(s)?,
-                None => Arc::from("null"),
+                None => "null",
+                Some(s) => match plain_schema_text(s) {
+                    Some(text) => text,
+                    None => {
+                        cached = self.schema_text(s)?;
+                        &cached
+                    }
+                },
             };
             out.reserve(schema_text.len() + payload_size_hint(value) + 24);
             out.push_str("{\"schema\":");
-            out.push_str(&schema_text);
+            out.push_str(schema_text);
             out.push_str(",\"payload\":");
             write_payload(&mut out, schema, value)?;
             out.push('}');
@@ -215,6 +222,30 @@ impl JsonConverter {
         cache.insert(text.into(), schema.clone());
         Ok(schema)
     }
+}
+
+/// The envelope text of a bare primitive schema (no name, doc, parameters or default), the
+/// kind most records carry, without a trip through the cache and its lock.
+fn plain_schema_text(schema: &Schema) -> Option<&'static str> {
+    let bare = schema.name.is_none()
+        && schema.version.is_none()
+        && schema.doc.is_none()
+        && schema.parameters.is_empty()
+        && schema.default_value.is_none();
+    if !bare {
+        return None;
+    }
+    Some(match (schema.type_, schema.optional) {
+        (Type::String, false) => r#"{"type":"string","optional":false}"#,
+        (Type::String, true) => r#"{"type":"string","optional":true}"#,
+        (Type::Bytes, false) => r#"{"type":"bytes","optional":false}"#,
+        (Type::Bytes, true) => r#"{"type":"bytes","optional":true}"#,
+        (Type::Int64, false) => r#"{"type":"int64","optional":false}"#,
+        (Type::Int64, true) => r#"{"type":"int64","optional":true}"#,
+        (Type::Int32, false) => r#"{"type":"int32","optional":false}"#,
+        (Type::Int32, true) => r#"{"type":"int32","optional":true}"#,
+        _ => return None,
+    })
 }
 
 /// Room a value's JSON is likely to need, so the output buffer is allocated once.
@@ -705,6 +736,80 @@ mod tests {
     fn write(c: &JsonConverter, schema: Option<&Schema>, value: &Value) -> String {
         let bytes = c.from_connect("t", schema, value).unwrap().unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn plain_schema_shortcut_matches_the_general_writer() {
+        for type_ in [
+            Type::String,
+            Type::Bytes,
+            Type::Int64,
+            Type::Int32,
+            Type::Int8,
+        ] {
+            for optional in [false, true] {
+                let mut b = SchemaBuilder::new(type_);
+                if optional {
+                    b = b.optional();
+                }
+                let schema = b.build();
+                let general = schema_to_json(&schema).unwrap().to_string();
+                if let Some(short) = plain_schema_text(&schema) {
+                    assert_eq!(short, general);
+                }
+                // Anything beyond the bare type goes the general way.
+                let named = SchemaBuilder::new(type_).name("x").build();
+                assert_eq!(plain_schema_text(&named), None);
+            }
+        }
+    }
+
+    #[test]
+    fn envelopes_the_fast_path_declines_still_convert() {
+        let c = converter(true);
+        // A repeated key: Jackson keeps the last, and so does the general path.
+        let doubled = br#"{"schema":{"type":"int32","optional":false},"payload":1,"payload":2}"#;
+        let read = c.to_connect("t", Some(doubled)).unwrap();
+        assert_eq!(read.value, Value::Int32(2));
+        // A third member is still refused with Kafka's message.
+        let extra = br#"{"schema":null,"payload":1,"x":0}"#;
+        let e = c.to_connect("t", Some(extra)).unwrap_err().to_string();
+        assert!(e.contains("requires \"schema\" and \"payload\""), "{e}");
+        // A string payload under a string schema, with escapes.
+        let text = br#"{"schema":{"type":"string","optional":false},"payload":"a\"b\u00e9"}"#;
+        assert_eq!(
+            c.to_connect("t", Some(text)).unwrap().value,
+            Value::from("a\"bé")
+        );
+    }
+
+    #[test]
+    fn schema_cache_size_zero_still_converts() {
+        let mut c = JsonConverter::default();
+        c.configure(
+            &Props::from([(SCHEMAS_CACHE_SIZE.to_string(), "0".to_string())]),
+            false,
+        )
+        .unwrap();
+        let schema = SchemaBuilder::struct_().field("a", Schema::INT32).build();
+        let value = Value::Struct(
+            Struct::new(schema.clone())
+                .unwrap()
+                .with("a", 1i32)
+                .unwrap(),
+        );
+        for _ in 0..2 {
+            let bytes = c.from_connect("t", Some(&schema), &value).unwrap();
+            let back = c.to_connect("t", bytes.as_deref()).unwrap();
+            assert_eq!(back.value, value);
+        }
+        let e = c
+            .configure(
+                &Props::from([(SCHEMAS_CACHE_SIZE.to_string(), "many".to_string())]),
+                false,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains(SCHEMAS_CACHE_SIZE));
     }
 
     fn round_trip(c: &JsonConverter, schema: &Schema, value: Value) {

@@ -247,12 +247,19 @@ impl WorkerSinkTask {
                     }
                 }
                 self.task.put(records).await?;
-                // Only what the task accepted counts as consumed.
-                for r in &polled {
-                    progress.current.insert(
-                        TopicPartition::new(r.topic.clone(), r.partition),
-                        r.offset + 1,
-                    );
+                // Only what the task accepted counts as consumed. A poll returns each
+                // partition's records as one run in offset order, so the end of a run is all
+                // that needs noting.
+                for (i, r) in polled.iter().enumerate() {
+                    let run_ends = polled
+                        .get(i + 1)
+                        .is_none_or(|next| next.partition != r.partition || next.topic != r.topic);
+                    if run_ends {
+                        progress.current.insert(
+                            TopicPartition::new(r.topic.clone(), r.partition),
+                            r.offset + 1,
+                        );
+                    }
                 }
                 self.apply_context(consumer, context, &mut progress)?;
                 if Instant::now() >= next_commit || context.take_commit_request() {
