@@ -251,9 +251,9 @@ impl WorkerSinkTask {
                 // partition's records as one run in offset order, so the end of a run is all
                 // that needs noting.
                 for (i, r) in polled.iter().enumerate() {
-                    let run_ends = polled
-                        .get(i + 1)
-                        .is_none_or(|next| next.partition != r.partition || next.topic != r.topic);
+                    let run_ends = polled.get(i + 1).map_or(true, |next| {
+                        next.partition != r.partition || next.topic != r.topic
+                    });
                     if run_ends {
                         progress.current.insert(
                             TopicPartition::new(r.topic.clone(), r.partition),
