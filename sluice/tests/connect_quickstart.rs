@@ -30,9 +30,13 @@ fn the_connect_quickstart_verbatim() {
         .unwrap();
     use std::io::Write;
     writeln!(source, "baz").unwrap();
+    let appended = std::time::Instant::now();
+    // The issue asks for "within a second"; the bound here is looser so a loaded CI machine
+    // does not fail the test, and the latency seen is printed.
     wait_until(10, "the appended line in test.sink.txt", || {
         sink() == "foo\nbar\nbaz\n"
     });
+    println!("appended line reached test.sink.txt in {:?}", appended.elapsed());
     worker.stop();
 
     // A clean stop flushed the offsets: a restart sends nothing again and picks up new lines.
