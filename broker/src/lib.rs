@@ -10,6 +10,7 @@ pub mod log;
 pub mod metadata;
 pub mod network;
 pub mod replica_manager;
+pub mod replication;
 pub mod request;
 pub mod server;
 pub mod shutdown;

@@ -36,7 +36,10 @@ fn the_connect_quickstart_verbatim() {
     wait_until(10, "the appended line in test.sink.txt", || {
         sink() == "foo\nbar\nbaz\n"
     });
-    println!("appended line reached test.sink.txt in {:?}", appended.elapsed());
+    println!(
+        "appended line reached test.sink.txt in {:?}",
+        appended.elapsed()
+    );
     worker.stop();
 
     // A clean stop flushed the offsets: a restart sends nothing again and picks up new lines.
