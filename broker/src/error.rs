@@ -30,6 +30,9 @@ pub enum BrokerError {
     InvalidConfig(String),
     #[error("metadata store: {0}")]
     Metadata(String),
+    /// Talking to another broker failed (connect, timeout, a malformed answer).
+    #[error("peer broker {0}")]
+    Peer(String),
 }
 
 impl BrokerError {
@@ -50,6 +53,7 @@ impl BrokerError {
             BrokerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
             BrokerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
             BrokerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            BrokerError::Peer(_) => ErrorCode::NetworkException,
         }
     }
 }

@@ -3,8 +3,10 @@
 //! tail truncation and high watermark (`follower`). Fetcher tasks and the wiring into the
 //! replica manager come with the controller quorum.
 
+pub mod channel;
 pub mod follower;
 pub mod leader;
 
+pub use channel::BrokerChannel;
 pub use follower::{DivergingEpoch, FollowerStep, PartitionFollower, Truncation};
 pub use leader::{IsrProposal, IsrState, LeaderUpdate, Leadership, PartitionLeader};
