@@ -2,6 +2,8 @@
 //! port with its own log dir, and runs real Kafka clients (kcat, Python scripts) against it.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
