@@ -96,8 +96,8 @@ impl LeaderEpochFileCache {
     /// Records that `epoch` starts at `start_offset`, writing the file if that changed anything.
     /// Nothing changes for the latest epoch at or after its known start (the common case: every
     /// append of the current leader), nor for a negative epoch or offset (a batch written without
-    /// one). An entry that is not above the others, as Kafka does, first removes every entry
-    /// with an epoch or a start offset at or above its own. Returns whether the cache changed.
+    /// one). As in Kafka, an entry that is not above all the others first removes every entry
+    /// whose epoch or start offset is at or above its own. Returns whether the cache changed.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<bool, LogError> {
         if epoch < 0 || start_offset < 0 {
             return Ok(false);
@@ -229,7 +229,7 @@ impl LeaderEpochFileCache {
         Ok(true)
     }
 
-    pub fn write(&self) -> Result<(), LogError> {
+    fn write(&self) -> Result<(), LogError> {
         let lines = self
             .entries
             .iter()

@@ -117,7 +117,13 @@ impl Inner {
     }
 
     fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
-        let base = self.next_offset;
+        self.roll_at(dir, self.next_offset)
+    }
+
+    /// Starts a new active segment at `base`, which is past the log end only when a follower
+    /// appends after a gap: starting at the first fetched batch keeps index entries' relative
+    /// offsets small however wide the gap.
+    fn roll_at(&mut self, dir: &Path, base: i64) -> Result<(), LogError> {
         if self.active().base_offset() == base {
             return Ok(());
         }
@@ -640,7 +646,7 @@ impl Log {
                     .map(|h| (h.partition_leader_epoch, h.base_offset)),
             )?;
             if inner.should_roll(buf.len() as u64, last.last_offset(), now_ms) {
-                inner.roll(&self.dir)?;
+                inner.roll_at(&self.dir, first.base_offset)?;
             }
             inner.active_mut().append(&buf, &appended, now_ms)?;
             for h in &parsed {
@@ -986,39 +992,70 @@ impl Log {
         if offset >= inner.next_offset {
             return Ok(());
         }
-        let removed: Vec<LogSegment> = if offset <= inner.log_start {
-            let base = offset.max(0);
-            let old = std::mem::take(&mut inner.segments);
-            for seg in old.values() {
-                seg.delete_files()?;
-            }
-            let seg = LogSegment::create(&self.dir, base, &inner.config)?;
-            inner.segments.insert(base, seg);
-            inner.log_start = base;
-            inner.next_offset = base;
-            Vec::new()
-        } else {
-            let removed = inner.segments.split_off(&offset);
-            for seg in removed.values() {
-                seg.delete_files()?;
-            }
-            let active = inner.active_mut();
-            active.truncate_to(offset)?;
-            inner.next_offset = inner.active().next_offset();
-            removed.into_values().collect()
-        };
+        if offset <= inner.log_start {
+            return self.restart_empty_at(&mut inner, offset);
+        }
+        let removed = inner.segments.split_off(&offset);
+        for seg in removed.values() {
+            seg.delete_files()?;
+        }
+        let active = inner.active_mut();
+        active.truncate_to(offset)?;
+        inner.next_offset = inner.active().next_offset();
         drop(removed);
+        self.after_truncation(&mut inner)
+    }
+
+    /// Empties the log and restarts it at `offset`, which may lie past the log end: what a
+    /// follower does when the offsets it would fetch next are gone from its leader (retention
+    /// moved the leader's log start past them), since appending after such a gap would leave
+    /// this log claiming a start it has no batches for.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(self.closed_error());
+        }
+        self.restart_empty_at(&mut inner, offset)
+    }
+
+    fn restart_empty_at(&self, inner: &mut Inner, offset: i64) -> Result<(), LogError> {
+        let base = offset.max(0);
+        let old = std::mem::take(&mut inner.segments);
+        for seg in old.values() {
+            seg.delete_files()?;
+        }
+        let seg = LogSegment::create(&self.dir, base, &inner.config)?;
+        inner.segments.insert(base, seg);
+        inner.log_start = base;
+        inner.next_offset = base;
+        inner.recovery_point = base;
+        // Nothing is left to have been cleaned, and no snapshot describes producers of this
+        // (empty) log: an old one at or below `base` would otherwise be loaded back.
+        inner.first_dirty = None;
+        for snapshot in inner.producers.snapshot_offsets()? {
+            inner.producers.delete_snapshot(snapshot)?;
+        }
+        inner.producers.clear();
+        // Every epoch goes, including those starting below `base` when it lies past the end.
+        let cleared = inner.epochs.truncate_from_end(0);
+        self.after_truncation(inner)?;
+        cleared.map(|_| ())
+    }
+
+    /// What every truncation does once the segments are cut: bookkeeping that follows the new
+    /// log end, and the producer state and leader epochs of what is left.
+    fn after_truncation(&self, inner: &mut Inner) -> Result<(), LogError> {
         // What stays below the cut was cleaned as much as before; what follows is new.
         let next = inner.next_offset;
         inner.first_dirty = inner.first_dirty.map(|d| d.min(next));
-        inner.recovery_point = inner.recovery_point.min(inner.next_offset);
+        inner.recovery_point = inner.recovery_point.min(next);
         inner.dir_dirty = true;
         inner.truncations += 1;
         // The cache changes in memory even if its file cannot be written; that error is only
         // reported once the rest of the log agrees with the truncation.
         let epochs = inner.epochs.truncate_from_end(next);
         inner.reload_producer_state()?;
-        self.publish(&inner);
+        self.publish(inner);
         epochs?;
         Ok(())
     }

@@ -310,3 +310,60 @@ fn follower_appends_refuse_what_a_leader_cannot_have_sent() {
         .unwrap();
     assert_eq!(log.log_end_offset(), 13);
 }
+
+#[test]
+fn a_follower_behind_its_leaders_log_start_restarts_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(), 0, true);
+    for seq in 0..12 {
+        log.append(producer_batch(3, 0, seq, 1), 1, 0).unwrap();
+    }
+    log.append(batch(1, 0), 2, 0).unwrap();
+    log.close().unwrap();
+    let log = open(dir.path(), small_config(), 13, true);
+    assert_eq!(epochs(&log), vec![(1, 0), (2, 12)]);
+
+    // The leader's log now starts at 1000: nothing here is worth keeping.
+    log.truncate_fully_and_start_at(1000).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1000, 1000));
+    assert_eq!(log.recovery_point(), 1000);
+    assert_eq!(log.segment_base_offsets(), vec![1000]);
+    assert!(epochs(&log).is_empty());
+    assert_eq!(log.end_offset_for_epoch(1), (-1, -1));
+    assert!(matches!(
+        log.read(0, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange {
+            log_start: 1000,
+            ..
+        })
+    ));
+    log.append_as_follower(joined(&[fetched(1000, 5, 2)]), 0)
+        .unwrap();
+    assert_eq!(epochs(&log), vec![(5, 1000)]);
+    // The producer's old sequences went with its batches: as a new leader this log takes the
+    // producer at any sequence, as Kafka does for a producer it does not know.
+    assert!(log.append(producer_batch(3, 0, 40, 1), 5, 0).is_ok());
+    log.close().unwrap();
+
+    let log = open(dir.path(), small_config(), 1003, true);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1000, 1003));
+    assert_eq!(epochs(&log), vec![(5, 1000)]);
+    assert_eq!(read_all(&log), vec![(1000, 1001, 5), (1002, 1002, 5)]);
+}
+
+#[test]
+fn a_gap_too_wide_for_relative_offsets_starts_a_segment_at_the_fetched_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), LogConfig::default(), 0, true);
+    log.append_as_follower(joined(&[fetched(0, 1, 1)]), 0)
+        .unwrap();
+    let far = 3_000_000_000;
+    log.append_as_follower(joined(&[fetched(far, 1, 2)]), 0)
+        .unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, far]);
+    assert_eq!(log.log_end_offset(), far + 2);
+    assert_eq!(read_all(&log), vec![(0, 0, 1), (far, far + 1, 1)]);
+    let r = log.read(far + 1, 1 << 20, i64::MAX, true).unwrap();
+    let (h, _) = Batches::new(r.records).next().unwrap().unwrap();
+    assert_eq!(h.base_offset, far);
+}
