@@ -527,20 +527,10 @@ impl Log {
             // Recorded (and synced) before the batches are written, so the checkpoint never lacks
             // an epoch whose batches reached the disk.
             inner.epochs.assign(leader_epoch, offsets[0])?;
-            if inner.should_roll(buf.len() as u64, next - 1, now_ms) {
-                inner.roll(&self.dir)?;
-            }
-            inner.active_mut().append(&buf, &appended, now_ms)?;
+            let roll_base = inner.next_offset;
+            let flush =
+                self.write_batches(&mut inner, &buf, &appended, roll_base, records, now_ms)?;
             inner.producers.commit(producer_updates);
-            inner.next_offset = next;
-            inner.unflushed_messages += records;
-            self.log_end.store(next, Ordering::Release);
-            self.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
-            self.publish_high_watermark(&inner);
-            let flush = inner
-                .config
-                .flush_interval_messages
-                .is_some_and(|n| inner.unflushed_messages >= n);
             let info = AppendInfo {
                 base_offset: offsets[0],
                 last_offset: next - 1,
@@ -554,6 +544,35 @@ impl Log {
             self.flush()?;
         }
         Ok(info)
+    }
+
+    /// Writes `buf`, whole batches with their final offsets, at the end of the log in one write,
+    /// rolling first (to a segment based at `roll_base`) if one is due, and moves the log end
+    /// past them. Returns whether flush.messages now asks for a flush.
+    fn write_batches(
+        &self,
+        inner: &mut Inner,
+        buf: &[u8],
+        appended: &[AppendedBatch],
+        roll_base: i64,
+        records: u64,
+        now_ms: i64,
+    ) -> Result<bool, LogError> {
+        let last_offset = appended.last().expect("at least one batch").last_offset;
+        if inner.should_roll(buf.len() as u64, last_offset, now_ms) {
+            inner.roll_at(&self.dir, roll_base)?;
+        }
+        inner.active_mut().append(buf, appended, now_ms)?;
+        let next = last_offset + 1;
+        inner.next_offset = next;
+        inner.unflushed_messages += records;
+        self.log_end.store(next, Ordering::Release);
+        self.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
+        self.publish_high_watermark(inner);
+        Ok(inner
+            .config
+            .flush_interval_messages
+            .is_some_and(|n| inner.unflushed_messages >= n))
     }
 
     /// Appends batches a follower fetched from its leader, as they are: their offsets and leader
@@ -645,23 +664,19 @@ impl Log {
                     .iter()
                     .map(|h| (h.partition_leader_epoch, h.base_offset)),
             )?;
-            if inner.should_roll(buf.len() as u64, last.last_offset(), now_ms) {
-                inner.roll_at(&self.dir, first.base_offset)?;
-            }
-            inner.active_mut().append(&buf, &appended, now_ms)?;
+            // After a gap, a new segment starts at the first fetched batch, not at the old log
+            // end, so relative offsets in its index stay small however wide the gap.
+            let flush = self.write_batches(
+                &mut inner,
+                &buf,
+                &appended,
+                first.base_offset,
+                records,
+                now_ms,
+            )?;
             for h in &parsed {
                 inner.producers.replay(h);
             }
-            let next = last.last_offset() + 1;
-            inner.next_offset = next;
-            inner.unflushed_messages += records;
-            self.log_end.store(next, Ordering::Release);
-            self.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
-            self.publish_high_watermark(&inner);
-            let flush = inner
-                .config
-                .flush_interval_messages
-                .is_some_and(|n| inner.unflushed_messages >= n);
             let info = AppendInfo {
                 base_offset: first.base_offset,
                 last_offset: last.last_offset(),
