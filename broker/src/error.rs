@@ -67,6 +67,8 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch => ErrorCode::InvalidProducerEpoch,
+            // The appending replica is no longer the leader of the newest epoch.
+            LogError::StaleLeaderEpoch { .. } => ErrorCode::NotLeaderOrFollower,
             LogError::InvalidBatch(_) => ErrorCode::CorruptMessage,
             LogError::BatchTooLarge { .. } => ErrorCode::RecordListTooLarge,
             // A deleted partition's log: the client refreshes metadata and finds it gone.

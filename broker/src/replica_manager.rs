@@ -33,6 +33,24 @@ pub struct Partition {
     pub compacted: bool,
 }
 
+impl Partition {
+    /// KIP-320 fencing of a request that names the leader epoch it believes current: an older
+    /// one means the requester missed a leader change (FENCED_LEADER_EPOCH), a newer one that
+    /// this broker has not caught up with it yet (UNKNOWN_LEADER_EPOCH). -1 skips the check.
+    pub fn check_leader_epoch(
+        &self,
+        current_leader_epoch: i32,
+    ) -> std::result::Result<(), ErrorCode> {
+        if current_leader_epoch < 0 || current_leader_epoch == self.leader_epoch {
+            Ok(())
+        } else if current_leader_epoch < self.leader_epoch {
+            Err(ErrorCode::FencedLeaderEpoch)
+        } else {
+            Err(ErrorCode::UnknownLeaderEpoch)
+        }
+    }
+}
+
 /// Why a produced partition was refused, with the Kafka error code to answer.
 #[derive(Debug)]
 pub struct ProduceError {
@@ -488,6 +506,31 @@ mod tests {
         let metadata = Arc::new(MetadataStore::open(dir, config.node_id).unwrap());
         let logs = Arc::new(LogManager::open(config.log_dirs.clone(), Default::default()).unwrap());
         ReplicaManager::open(config, metadata, logs).unwrap()
+    }
+
+    #[test]
+    fn leader_epoch_fencing() {
+        let dir = tempfile::tempdir().unwrap();
+        let rm = replica_manager(dir.path());
+        rm.create_topic("t", 1, 1, BTreeMap::new(), false).unwrap();
+        let standalone = rm.partition("t", 0).unwrap();
+        assert_eq!(standalone.leader_epoch, 0);
+        let part = Partition {
+            log: standalone.log.clone(),
+            leader_epoch: 3,
+            max_message_bytes: standalone.max_message_bytes,
+            compacted: false,
+        };
+        assert_eq!(part.check_leader_epoch(-1), Ok(()));
+        assert_eq!(part.check_leader_epoch(3), Ok(()));
+        assert_eq!(
+            part.check_leader_epoch(2),
+            Err(ErrorCode::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            part.check_leader_epoch(4),
+            Err(ErrorCode::UnknownLeaderEpoch)
+        );
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub async fn handle_frame(
         OffsetDeleteRequest::API_KEY => {
             route!(OffsetDeleteRequest, handlers::offset_delete::handle)
         }
+        OffsetForLeaderEpochRequest::API_KEY => route!(
+            OffsetForLeaderEpochRequest,
+            handlers::offset_for_leader_epoch::handle
+        ),
         other => Err(ProtocolError::UnknownApiKey(other)),
     }
 }

@@ -1,5 +1,5 @@
-//! The table of APIs Sluice implements and the traits that tie a request to its response.
-//! `ApiVersions` answers from `SUPPORTED`, so what is advertised is exactly what is implemented.
+//! The tables of APIs Sluice implements and the traits that tie a request to its response.
+//! `ApiVersions` answers from `SUPPORTED`, so what is advertised is exactly what the broker serves.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -99,15 +99,36 @@ pub const SUPPORTED: &[ApiSupport] = &[
     support!(OffsetDeleteRequest),
     support!(CreatePartitionsRequest),
     support!(DescribeClusterRequest),
+    support!(OffsetForLeaderEpochRequest),
 ];
 
+/// APIs the codec implements but the broker's listener does not serve: brokers send them to the
+/// controller quorum. Kept apart from `SUPPORTED` so that ApiVersions never offers clients an API
+/// nobody here answers, while headers of these APIs are still framed right.
+pub const CONTROLLER_APIS: &[ApiSupport] = &[
+    support!(AlterPartitionRequest),
+    support!(BrokerRegistrationRequest),
+    support!(BrokerHeartbeatRequest),
+];
+
+/// The broker's row for an API: `None` for an API the broker does not serve.
 pub fn support_for(api_key: i16) -> Option<&'static ApiSupport> {
     SUPPORTED.iter().find(|s| s.api_key == api_key)
 }
 
+/// Every API the codec can encode and decode, served by the broker or not.
+pub fn known() -> impl Iterator<Item = &'static ApiSupport> {
+    SUPPORTED.iter().chain(CONTROLLER_APIS)
+}
+
+/// The codec's row for an API, whoever serves it.
+pub fn known_for(api_key: i16) -> Option<&'static ApiSupport> {
+    known().find(|s| s.api_key == api_key)
+}
+
 /// Request header version for an API version: v2 in flexible versions, v1 otherwise.
 pub fn request_header_version(api_key: i16, api_version: i16) -> i16 {
-    match support_for(api_key) {
+    match known_for(api_key) {
         Some(s) if api_version >= s.first_flexible => 2,
         _ => 1,
     }
@@ -119,7 +140,7 @@ pub fn response_header_version(api_key: i16, api_version: i16) -> i16 {
     if api_key == ApiVersionsRequest::API_KEY {
         return 0;
     }
-    match support_for(api_key) {
+    match known_for(api_key) {
         Some(s) if api_version >= s.first_flexible => 1,
         _ => 0,
     }
@@ -157,4 +178,39 @@ pub fn encode_request_frame<R: Request>(
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_apis_are_known_but_not_served() {
+        for s in CONTROLLER_APIS {
+            assert!(
+                support_for(s.api_key).is_none(),
+                "{} is in both tables",
+                s.name
+            );
+            assert_eq!(known_for(s.api_key).map(|k| k.name), Some(s.name));
+        }
+        for key in [56, 62, 63] {
+            assert!(known_for(key).is_some_and(|s| s.first_flexible == 0));
+        }
+        let served = support_for(23).expect("the broker answers OffsetForLeaderEpoch");
+        assert_eq!((served.min, served.max, served.first_flexible), (0, 4, 4));
+        assert_eq!(known().count(), SUPPORTED.len() + CONTROLLER_APIS.len());
+    }
+
+    #[test]
+    fn header_versions_follow_each_apis_flexible_versions() {
+        assert_eq!(request_header_version(23, 3), 1);
+        assert_eq!(request_header_version(23, 4), 2);
+        assert_eq!(response_header_version(23, 4), 1);
+        // Known only to the codec, yet framed with flexible headers as the spec says.
+        assert_eq!(request_header_version(63, 0), 2);
+        assert_eq!(response_header_version(62, 0), 1);
+        // An API nobody here implements falls back to the classic header.
+        assert_eq!(request_header_version(999, 0), 1);
+    }
 }

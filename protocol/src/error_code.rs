@@ -79,8 +79,15 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnstableOffsetCommit = 88,
+    OperationNotAttempted = 55,
+    InvalidUpdateVersion = 95,
     UnknownTopicId = 100,
+    DuplicateBrokerRegistration = 101,
+    BrokerIdNotRegistered = 102,
     InconsistentTopicId = 103,
+    InconsistentClusterId = 104,
+    IneligibleReplica = 107,
+    NewLeaderElected = 108,
     MismatchedEndpointType = 114,
     UnsupportedEndpointType = 115,
 }
@@ -171,8 +178,15 @@ impl ErrorCode {
             86 => ErrorCode::GroupSubscribedToTopic,
             87 => ErrorCode::InvalidRecord,
             88 => ErrorCode::UnstableOffsetCommit,
+            55 => ErrorCode::OperationNotAttempted,
+            95 => ErrorCode::InvalidUpdateVersion,
             100 => ErrorCode::UnknownTopicId,
+            101 => ErrorCode::DuplicateBrokerRegistration,
+            102 => ErrorCode::BrokerIdNotRegistered,
             103 => ErrorCode::InconsistentTopicId,
+            104 => ErrorCode::InconsistentClusterId,
+            107 => ErrorCode::IneligibleReplica,
+            108 => ErrorCode::NewLeaderElected,
             _ => ErrorCode::UnknownServerError,
         }
     }
@@ -198,6 +212,14 @@ mod tests {
             );
         }
         assert_eq!(ErrorCode::from_code(79), ErrorCode::MemberIdRequired);
+        // The controller's answers to AlterPartition and BrokerRegistration.
+        assert_eq!(ErrorCode::from_code(95), ErrorCode::InvalidUpdateVersion);
+        assert_eq!(
+            ErrorCode::from_code(101),
+            ErrorCode::DuplicateBrokerRegistration
+        );
+        assert_eq!(ErrorCode::from_code(107), ErrorCode::IneligibleReplica);
+        assert_eq!(ErrorCode::from_code(108), ErrorCode::NewLeaderElected);
         assert_eq!(ErrorCode::from_code(9999), ErrorCode::UnknownServerError);
     }
 }

@@ -125,13 +125,8 @@ fn read_partition(
         // A standalone broker has no followers; a request claiming to be one is not honoured.
         return ErrorCode::NotLeaderOrFollower;
     }
-    if p.current_leader_epoch >= 0 {
-        if p.current_leader_epoch < part.leader_epoch {
-            return ErrorCode::FencedLeaderEpoch;
-        }
-        if p.current_leader_epoch > part.leader_epoch {
-            return ErrorCode::UnknownLeaderEpoch;
-        }
+    if let Err(code) = part.check_leader_epoch(p.current_leader_epoch) {
+        return code;
     }
     let log = &part.log;
     out.high_watermark = log.high_watermark();

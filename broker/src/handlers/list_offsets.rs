@@ -54,13 +54,8 @@ fn lookup(
         out.error_code = ErrorCode::UnknownTopicOrPartition.code();
         return out;
     };
-    if p.current_leader_epoch >= 0 && p.current_leader_epoch != part.leader_epoch {
-        out.error_code = if p.current_leader_epoch < part.leader_epoch {
-            ErrorCode::FencedLeaderEpoch
-        } else {
-            ErrorCode::UnknownLeaderEpoch
-        }
-        .code();
+    if let Err(code) = part.check_leader_epoch(p.current_leader_epoch) {
+        out.error_code = code.code();
         return out;
     }
     out.leader_epoch = part.leader_epoch;

@@ -1,5 +1,6 @@
 //! `Checkpoint`: a per-log-dir text file mapping partitions to an offset (recovery point, log
 //! start), in Kafka's format: version line `0`, entry count, then `topic partition offset` lines.
+//! Also the atomic write and the header checks that the partition's leader-epoch file shares.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -24,73 +25,107 @@ impl Checkpoint {
         &self.path
     }
 
-    /// Replaces the file atomically: a crash leaves either the old or the new content, never a
-    /// mix, because the new content is made durable under a temporary name before the rename.
+    /// Replaces the file atomically; see [`write_atomically`].
     pub fn write(&self, entries: &BTreeMap<TopicPartition, i64>) -> Result<(), LogError> {
-        let mut text = format!("{VERSION}\n{}\n", entries.len());
-        for (tp, offset) in entries {
-            text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, offset));
-        }
-        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = self.path.with_file_name(tmp_name);
-        let mut f = File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fsync_dir(dir)?;
-        }
+        let lines = entries
+            .iter()
+            .map(|(tp, offset)| format!("{} {} {}", tp.topic, tp.partition, offset));
+        write_atomically(&self.path, &format_checkpoint(entries.len(), lines))?;
         Ok(())
     }
 
     /// Reads the file; a missing file is an empty checkpoint (a fresh log dir).
     pub fn read(&self) -> Result<BTreeMap<TopicPartition, i64>, LogError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(e) => return Err(e.into()),
+        let Some(lines) = read_checkpoint_lines(&self.path)? else {
+            return Ok(BTreeMap::new());
         };
         let corrupt =
-            |why: &str| LogError::Corrupt(format!("checkpoint {}: {why}", self.path.display()));
-        let mut lines = text.lines();
-        let version: u32 = lines
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .ok_or_else(|| corrupt("missing version"))?;
-        if version != VERSION {
-            return Err(corrupt(&format!("unsupported version {version}")));
-        }
-        let count: usize = lines
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .ok_or_else(|| corrupt("missing entry count"))?;
+            |why: String| LogError::Corrupt(format!("checkpoint {}: {why}", self.path.display()));
         let mut entries = BTreeMap::new();
-        for line in lines.by_ref().take(count) {
+        for line in &lines {
             // Topic names cannot contain spaces, so splitting from the right is unambiguous.
             let mut parts = line.rsplitn(3, ' ');
             let (Some(offset), Some(partition), Some(topic)) =
                 (parts.next(), parts.next(), parts.next())
             else {
-                return Err(corrupt(&format!("malformed line {line:?}")));
+                return Err(corrupt(format!("malformed line {line:?}")));
             };
             let offset: i64 = offset
                 .parse()
-                .map_err(|_| corrupt(&format!("bad offset in {line:?}")))?;
+                .map_err(|_| corrupt(format!("bad offset in {line:?}")))?;
             let partition: i32 = partition
                 .parse()
-                .map_err(|_| corrupt(&format!("bad partition in {line:?}")))?;
+                .map_err(|_| corrupt(format!("bad partition in {line:?}")))?;
             entries.insert(TopicPartition::new(topic, partition), offset);
         }
-        if entries.len() != count {
-            return Err(corrupt(&format!(
-                "expected {count} entries, found {}",
+        if entries.len() != lines.len() {
+            return Err(corrupt(format!(
+                "expected {} entries, found {}",
+                lines.len(),
                 entries.len()
             )));
         }
         Ok(entries)
     }
+}
+
+/// Kafka's checkpoint text: the version line, the entry count, then one line per entry.
+pub(crate) fn format_checkpoint(count: usize, lines: impl Iterator<Item = String>) -> String {
+    let mut text = format!("{VERSION}\n{count}\n");
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Replaces `path` with `text` so that a crash leaves either the old or the new content, never a
+/// mix: the new content is made durable under a temporary name before the rename, and the rename
+/// itself by syncing the directory.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The entry lines of a checkpoint file, after checking its version and that exactly as many
+/// lines follow as its count line says; `None` if the file does not exist.
+pub(crate) fn read_checkpoint_lines(path: &Path) -> Result<Option<Vec<String>>, LogError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |why: &str| LogError::Corrupt(format!("checkpoint {}: {why}", path.display()));
+    let mut lines = text.lines();
+    let version: u32 = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| corrupt("missing version"))?;
+    if version != VERSION {
+        return Err(corrupt(&format!("unsupported version {version}")));
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| corrupt("missing entry count"))?;
+    let entries: Vec<String> = lines.take(count).map(str::to_owned).collect();
+    if entries.len() != count {
+        return Err(corrupt(&format!(
+            "expected {count} entries, found {}",
+            entries.len()
+        )));
+    }
+    Ok(Some(entries))
 }
 
 #[cfg(test)]

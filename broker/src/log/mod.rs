@@ -1,9 +1,11 @@
 //! Durable partition storage: segmented logs of v2 record batches kept in wire format, their
-//! indexes, idempotent-producer state, recovery after crashes and the per-directory log manager.
+//! indexes, idempotent-producer state, leader epochs, recovery after crashes and the
+//! per-directory log manager.
 
 mod checkpoint;
 mod cleaner;
 mod index;
+mod leader_epoch;
 mod manager;
 mod partition_log;
 mod producer_state;
@@ -22,6 +24,10 @@ pub use cleaner::{
     DEFAULT_DEDUPE_BUFFER_BYTES,
 };
 pub use index::{OffsetIndex, TimeIndex};
+pub use leader_epoch::{
+    EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH,
+    UNDEFINED_EPOCH_OFFSET,
+};
 pub use manager::LogManager;
 pub use partition_log::Log;
 pub use producer_state::{BatchMetadata, ProducerStateManager};
@@ -190,6 +196,9 @@ pub enum LogError {
     },
     #[error("producer epoch is older than the current one")]
     InvalidProducerEpoch,
+    /// A leader append under an epoch older than the newest one already in the log.
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    StaleLeaderEpoch { epoch: i32, latest: i32 },
     /// Malformed input handed to `append` (the caller's fault, not the disk's).
     #[error("invalid record batch: {0}")]
     InvalidBatch(String),

@@ -1,6 +1,7 @@
 //! `Log`: one partition's ordered segments with offset assignment, reads, recovery on open,
-//! retention, rolling, flushing, truncation and idempotent-producer checks. Compaction's side of
-//! the log (what to clean, swapping cleaned segments in) is in `partition_log/compaction.rs`.
+//! retention, rolling, flushing, truncation, idempotent-producer checks and its leader epochs.
+//! Compaction's side of the log (what to clean, swapping cleaned segments in) is in
+//! `partition_log/compaction.rs`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -12,10 +13,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use sluice_protocol::records::{
-    set_base_offset, set_partition_leader_epoch, BatchHeader, Batches, BATCH_HEADER_SIZE,
+    set_base_offset, set_partition_leader_epoch, verify_crc, BatchHeader, Batches,
+    BATCH_HEADER_SIZE,
 };
 
 use super::cleaner::{CLEANED_SUFFIX, SWAP_SUFFIX};
+use super::leader_epoch::{EpochEntry, LeaderEpochFileCache};
 use super::producer_state::{ProducerStateManager, ProducerValidation};
 use super::segment::{AppendedBatch, LogSegment};
 use super::{
@@ -56,6 +59,9 @@ struct Inner {
     log_start: i64,
     recovery_point: i64,
     producers: ProducerStateManager,
+    /// Where each leader epoch begins; kept in step with every append, truncation and move of
+    /// the log start.
+    epochs: LeaderEpochFileCache,
     unflushed_messages: u64,
     last_flush_ms: Option<i64>,
     /// A segment file was created or removed since the directory was last synced.
@@ -111,7 +117,13 @@ impl Inner {
     }
 
     fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
-        let base = self.next_offset;
+        self.roll_at(dir, self.next_offset)
+    }
+
+    /// Starts a new active segment at `base`, which is past the log end only when a follower
+    /// appends after a gap: starting at the first fetched batch keeps index entries' relative
+    /// offsets small however wide the gap.
+    fn roll_at(&mut self, dir: &Path, base: i64) -> Result<(), LogError> {
         if self.active().base_offset() == base {
             return Ok(());
         }
@@ -123,6 +135,61 @@ impl Inner {
         if let Err(e) = self.producers.take_snapshot(base, false) {
             tracing::warn!(dir = %dir.display(), error = %e, "producer state snapshot failed");
         }
+        Ok(())
+    }
+
+    /// Re-learns the leader epochs of the batches from `from` on by reading their headers, for a
+    /// cache that lost them (no checkpoint file, or segments rewritten by recovery). The scan
+    /// starts at the segment holding `from`, so the epoch of a batch straddling it is seen too.
+    fn rescan_epochs_from(&mut self, from: i64) -> Result<(), LogError> {
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(b, _)| *b);
+        let mut found: Vec<(i32, i64)> = Vec::new();
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            seg.for_each_batch_from(first, |h| {
+                if found.last().map(|(e, _)| *e) != Some(h.partition_leader_epoch) {
+                    found.push((h.partition_leader_epoch, h.base_offset));
+                }
+            })?;
+        }
+        self.epochs.assign_all(found)?;
+        Ok(())
+    }
+
+    /// Loads the leader epoch checkpoint and fits it to the log as opened: epochs past the log
+    /// end (written before a crash lost their batches) go, the earliest one moves up to the log
+    /// start, and whatever the file cannot vouch for is re-read from the batches: everything
+    /// when the file is missing or damaged, else the segments recovery re-read.
+    fn load_epochs(
+        &mut self,
+        dir: &Path,
+        tp: &TopicPartition,
+        first_recovered: Option<i64>,
+    ) -> Result<(), LogError> {
+        let rescan_from = match LeaderEpochFileCache::load(dir) {
+            Ok(Some(cache)) => {
+                self.epochs = cache;
+                first_recovered
+            }
+            Ok(None) => Some(self.log_start),
+            Err(e) => {
+                tracing::warn!(%tp, error = %e, "rebuilding the leader epoch cache from the log");
+                Some(self.log_start)
+            }
+        };
+        let next_offset = self.next_offset;
+        self.epochs
+            .truncate_from_end(rescan_from.map_or(next_offset, |r| r.min(next_offset)))?;
+        // A rebuild that finds no epoch writes no file: a new, empty log costs no extra syncs,
+        // and rescanning it at the next open costs nothing either.
+        if let Some(from) = rescan_from {
+            self.rescan_epochs_from(from)?;
+        }
+        let log_start = self.log_start;
+        self.epochs.truncate_from_start(log_start)?;
         Ok(())
     }
 
@@ -239,6 +306,9 @@ impl Log {
 
         let mut segments = BTreeMap::new();
         let mut recovered = false;
+        // The first segment whose batches recovery re-read (and may have cut): epochs learnt
+        // from it on are re-learnt from what survived.
+        let mut first_recovered: Option<i64> = None;
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             let (mut seg, broken_index) = LogSegment::open(dir, base, &config)?;
@@ -247,6 +317,7 @@ impl Log {
             let mut cut = 0;
             if unflushed || broken_index {
                 recovered = true;
+                first_recovered.get_or_insert(base);
                 cut = seg.recover()?;
             } else if let Some(nb) = next_base {
                 seg.set_next_offset(nb);
@@ -297,6 +368,7 @@ impl Log {
             log_start,
             recovery_point,
             producers: ProducerStateManager::new(dir),
+            epochs: LeaderEpochFileCache::empty(dir),
             unflushed_messages: 0,
             last_flush_ms: None,
             dir_dirty: recovered,
@@ -306,6 +378,7 @@ impl Log {
             next_tombstone_expiry: None,
         };
         inner.reload_producer_state()?;
+        inner.load_epochs(dir, &tp, first_recovered)?;
         let log = Log {
             dir: dir.to_path_buf(),
             tp,
@@ -409,6 +482,16 @@ impl Log {
                     max,
                 });
             }
+            // A leader whose epoch is older than one already in its log has been replaced; its
+            // batches would make the epochs go backwards and confuse every follower's truncation.
+            if let Some(latest) = inner.epochs.latest_epoch() {
+                if leader_epoch >= 0 && leader_epoch < latest {
+                    return Err(LogError::StaleLeaderEpoch {
+                        epoch: leader_epoch,
+                        latest,
+                    });
+                }
+            }
             let mut offsets = Vec::with_capacity(parsed.len());
             let mut next = inner.next_offset;
             for (h, _) in &parsed {
@@ -441,23 +524,162 @@ impl Log {
                     max_timestamp: h.max_timestamp,
                 });
             }
-            if inner.should_roll(buf.len() as u64, next - 1, now_ms) {
-                inner.roll(&self.dir)?;
-            }
-            inner.active_mut().append(&buf, &appended, now_ms)?;
+            // Recorded (and synced) before the batches are written, so the checkpoint never lacks
+            // an epoch whose batches reached the disk.
+            inner.epochs.assign(leader_epoch, offsets[0])?;
+            let roll_base = inner.next_offset;
+            let flush =
+                self.write_batches(&mut inner, &buf, &appended, roll_base, records, now_ms)?;
             inner.producers.commit(producer_updates);
-            inner.next_offset = next;
-            inner.unflushed_messages += records;
-            self.log_end.store(next, Ordering::Release);
-            self.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
-            self.publish_high_watermark(&inner);
-            let flush = inner
-                .config
-                .flush_interval_messages
-                .is_some_and(|n| inner.unflushed_messages >= n);
             let info = AppendInfo {
                 base_offset: offsets[0],
                 last_offset: next - 1,
+                log_append_time_ms: -1,
+                log_start_offset: inner.log_start,
+                duplicate: false,
+            };
+            (info, flush)
+        };
+        if flush {
+            self.flush()?;
+        }
+        Ok(info)
+    }
+
+    /// Writes `buf`, whole batches with their final offsets, at the end of the log in one write,
+    /// rolling first (to a segment based at `roll_base`) if one is due, and moves the log end
+    /// past them. Returns whether flush.messages now asks for a flush.
+    fn write_batches(
+        &self,
+        inner: &mut Inner,
+        buf: &[u8],
+        appended: &[AppendedBatch],
+        roll_base: i64,
+        records: u64,
+        now_ms: i64,
+    ) -> Result<bool, LogError> {
+        let last_offset = appended.last().expect("at least one batch").last_offset;
+        if inner.should_roll(buf.len() as u64, last_offset, now_ms) {
+            inner.roll_at(&self.dir, roll_base)?;
+        }
+        inner.active_mut().append(buf, appended, now_ms)?;
+        let next = last_offset + 1;
+        inner.next_offset = next;
+        inner.unflushed_messages += records;
+        self.log_end.store(next, Ordering::Release);
+        self.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
+        self.publish_high_watermark(inner);
+        Ok(inner
+            .config
+            .flush_interval_messages
+            .is_some_and(|n| inner.unflushed_messages >= n))
+    }
+
+    /// Appends batches a follower fetched from its leader, as they are: their offsets and leader
+    /// epochs are the leader's and stay. Each batch's CRC is checked (these bytes crossed the
+    /// network and go to disk untouched); offsets must increase from batch to batch and start
+    /// at or after the log end, where a gap is allowed because compaction on the leader may have
+    /// removed whole batches; epochs must never go backwards, within the call or against the
+    /// epochs this log already has. The epoch cache learns every new epoch and producer state is
+    /// replayed without sequence checks: the leader already made them. A partial batch at the
+    /// end, which a fetch response may carry, is left for the next fetch. Nothing is written
+    /// unless every batch passes.
+    pub fn append_as_follower(&self, batches: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let invalid = |why: String| Err(LogError::InvalidBatch(why));
+        let mut parsed: Vec<BatchHeader> = Vec::new();
+        let mut records = 0u64;
+        let mut whole = 0usize;
+        for item in Batches::new(batches.clone()) {
+            let (h, bytes) = item.map_err(|e| LogError::InvalidBatch(e.to_string()))?;
+            verify_crc(&bytes).map_err(|e| LogError::InvalidBatch(e.to_string()))?;
+            if h.last_offset_delta < 0 || h.records_count < 0 {
+                return invalid(format!(
+                    "batch at offset {} declares {} records and a last offset delta of {}",
+                    h.base_offset, h.records_count, h.last_offset_delta
+                ));
+            }
+            if let Some(prev) = parsed.last() {
+                if h.base_offset <= prev.last_offset() {
+                    return invalid(format!(
+                        "batch at offset {} overlaps the one before it, which ends at {}",
+                        h.base_offset,
+                        prev.last_offset()
+                    ));
+                }
+                if h.partition_leader_epoch < prev.partition_leader_epoch {
+                    return invalid(format!(
+                        "leader epoch goes back from {} to {} at offset {}",
+                        prev.partition_leader_epoch, h.partition_leader_epoch, h.base_offset
+                    ));
+                }
+            }
+            records += h.records_count as u64;
+            whole += h.total_size();
+            parsed.push(h);
+        }
+        let (Some(first), Some(last)) = (parsed.first().copied(), parsed.last().copied()) else {
+            return invalid("no whole record batch".into());
+        };
+        let buf = batches.slice(..whole);
+
+        let (info, flush) = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(self.closed_error());
+            }
+            if first.base_offset < inner.next_offset {
+                return invalid(format!(
+                    "fetched batches start at offset {}, before the log end {}",
+                    first.base_offset, inner.next_offset
+                ));
+            }
+            if let Some(latest) = inner.epochs.latest_epoch() {
+                if first.partition_leader_epoch >= 0 && first.partition_leader_epoch < latest {
+                    return invalid(format!(
+                        "fetched leader epoch {} is older than this log's latest epoch {latest}",
+                        first.partition_leader_epoch
+                    ));
+                }
+            }
+            let max = inner.config.segment_bytes;
+            if let Some(h) = parsed.iter().find(|h| h.total_size() as u64 > max) {
+                return Err(LogError::BatchTooLarge {
+                    size: h.total_size(),
+                    max,
+                });
+            }
+            let mut appended = Vec::with_capacity(parsed.len());
+            let mut position = 0;
+            for h in &parsed {
+                appended.push(AppendedBatch {
+                    position,
+                    size: h.total_size(),
+                    last_offset: h.last_offset(),
+                    max_timestamp: h.max_timestamp,
+                });
+                position += h.total_size();
+            }
+            inner.epochs.assign_all(
+                parsed
+                    .iter()
+                    .map(|h| (h.partition_leader_epoch, h.base_offset)),
+            )?;
+            // After a gap, a new segment starts at the first fetched batch, not at the old log
+            // end, so relative offsets in its index stay small however wide the gap.
+            let flush = self.write_batches(
+                &mut inner,
+                &buf,
+                &appended,
+                first.base_offset,
+                records,
+                now_ms,
+            )?;
+            for h in &parsed {
+                inner.producers.replay(h);
+            }
+            let info = AppendInfo {
+                base_offset: first.base_offset,
+                last_offset: last.last_offset(),
                 log_append_time_ms: -1,
                 log_start_offset: inner.log_start,
                 duplicate: false,
@@ -576,6 +798,24 @@ impl Log {
 
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// OffsetForLeaderEpoch's answer from this log: the largest epoch at or below `requested`
+    /// and the offset where it ends (the log end for the latest epoch); `(-1, -1)` when the log
+    /// cannot place the epoch. See [`LeaderEpochFileCache::end_offset_for`].
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let inner = self.lock();
+        inner.epochs.end_offset_for(requested, inner.next_offset)
+    }
+
+    /// The newest leader epoch with batches in this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().epochs.latest_epoch()
+    }
+
+    /// Every leader epoch this log holds and where it starts, oldest first.
+    pub fn leader_epochs(&self) -> Vec<EpochEntry> {
+        self.lock().epochs.entries().to_vec()
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -718,6 +958,11 @@ impl Log {
             inner.log_start = inner.log_start.max(first);
             let log_start = inner.log_start;
             inner.producers.truncate_head(log_start);
+            // Only the file can fail here, and entries it keeps below the log start are
+            // dropped again when the log is next opened.
+            if let Err(e) = inner.epochs.truncate_from_start(log_start) {
+                tracing::warn!(tp = %self.tp, error = %e, "leader epoch checkpoint not updated");
+            }
             inner.recovery_point = inner.recovery_point.max(inner.log_start);
             inner.dir_dirty = true;
             self.publish(&inner);
@@ -762,36 +1007,71 @@ impl Log {
         if offset >= inner.next_offset {
             return Ok(());
         }
-        let removed: Vec<LogSegment> = if offset <= inner.log_start {
-            let base = offset.max(0);
-            let old = std::mem::take(&mut inner.segments);
-            for seg in old.values() {
-                seg.delete_files()?;
-            }
-            let seg = LogSegment::create(&self.dir, base, &inner.config)?;
-            inner.segments.insert(base, seg);
-            inner.log_start = base;
-            inner.next_offset = base;
-            Vec::new()
-        } else {
-            let removed = inner.segments.split_off(&offset);
-            for seg in removed.values() {
-                seg.delete_files()?;
-            }
-            let active = inner.active_mut();
-            active.truncate_to(offset)?;
-            inner.next_offset = inner.active().next_offset();
-            removed.into_values().collect()
-        };
+        if offset <= inner.log_start {
+            return self.restart_empty_at(&mut inner, offset);
+        }
+        let removed = inner.segments.split_off(&offset);
+        for seg in removed.values() {
+            seg.delete_files()?;
+        }
+        let active = inner.active_mut();
+        active.truncate_to(offset)?;
+        inner.next_offset = inner.active().next_offset();
         drop(removed);
+        self.after_truncation(&mut inner)
+    }
+
+    /// Empties the log and restarts it at `offset`, which may lie past the log end: what a
+    /// follower does when the offsets it would fetch next are gone from its leader (retention
+    /// moved the leader's log start past them), since appending after such a gap would leave
+    /// this log claiming a start it has no batches for.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(self.closed_error());
+        }
+        self.restart_empty_at(&mut inner, offset)
+    }
+
+    fn restart_empty_at(&self, inner: &mut Inner, offset: i64) -> Result<(), LogError> {
+        let base = offset.max(0);
+        let old = std::mem::take(&mut inner.segments);
+        for seg in old.values() {
+            seg.delete_files()?;
+        }
+        let seg = LogSegment::create(&self.dir, base, &inner.config)?;
+        inner.segments.insert(base, seg);
+        inner.log_start = base;
+        inner.next_offset = base;
+        inner.recovery_point = base;
+        // Nothing is left to have been cleaned, and no snapshot describes producers of this
+        // (empty) log: an old one at or below `base` would otherwise be loaded back.
+        inner.first_dirty = None;
+        for snapshot in inner.producers.snapshot_offsets()? {
+            inner.producers.delete_snapshot(snapshot)?;
+        }
+        inner.producers.clear();
+        // Every epoch goes, including those starting below `base` when it lies past the end.
+        let cleared = inner.epochs.truncate_from_end(0);
+        self.after_truncation(inner)?;
+        cleared.map(|_| ())
+    }
+
+    /// What every truncation does once the segments are cut: bookkeeping that follows the new
+    /// log end, and the producer state and leader epochs of what is left.
+    fn after_truncation(&self, inner: &mut Inner) -> Result<(), LogError> {
         // What stays below the cut was cleaned as much as before; what follows is new.
         let next = inner.next_offset;
         inner.first_dirty = inner.first_dirty.map(|d| d.min(next));
-        inner.recovery_point = inner.recovery_point.min(inner.next_offset);
+        inner.recovery_point = inner.recovery_point.min(next);
         inner.dir_dirty = true;
         inner.truncations += 1;
+        // The cache changes in memory even if its file cannot be written; that error is only
+        // reported once the rest of the log agrees with the truncation.
+        let epochs = inner.epochs.truncate_from_end(next);
         inner.reload_producer_state()?;
-        self.publish(&inner);
+        self.publish(inner);
+        epochs?;
         Ok(())
     }
 
@@ -856,5 +1136,7 @@ impl Log {
 }
 
 mod compaction;
+#[cfg(test)]
+mod epoch_tests;
 #[cfg(test)]
 mod tests;

@@ -257,6 +257,92 @@ fn fetch_v12_response_with_tagged_current_leader() {
     assert_eq!(encode(&resp, 12), body);
 }
 
+#[test]
+fn fetch_v12_response_tells_a_follower_where_it_diverged() {
+    let body = concat(&[
+        b"\x00\x00\x00\x00",                 // throttle_time_ms
+        b"\x00\x00",                         // error_code
+        b"\x00\x00\x00\x00",                 // session_id
+        b"\x02",                             // responses: compact array of 1
+        b"\x02t",                            //   topic: "t"
+        b"\x02",                             //   partitions: compact array of 1
+        b"\x00\x00\x00\x00",                 //     partition_index
+        b"\x00\x00",                         //     error_code
+        b"\x00\x00\x00\x00\x00\x00\x00\x0a", //     high_watermark: 10
+        b"\x00\x00\x00\x00\x00\x00\x00\x0a", //     last_stable_offset: 10
+        b"\x00\x00\x00\x00\x00\x00\x00\x00", //     log_start_offset: 0
+        b"\x00",                             //     aborted_transactions: null
+        b"\xff\xff\xff\xff",                 //     preferred_read_replica: -1
+        b"\x01",                             //     records: empty compact bytes
+        b"\x02",                             //     tagged fields: 2
+        b"\x00\x0d",                         //       tag 0 (diverging_epoch), 13 bytes
+        b"\x00\x00\x00\x04",                 //         epoch: 4
+        b"\x00\x00\x00\x00\x00\x00\x00\x07", //         end_offset: 7
+        b"\x00",                             //         its own tagged fields
+        b"\x02\x0d",                         //       tag 2 (snapshot_id), 13 bytes
+        b"\x00\x00\x00\x00\x00\x00\x00\x05", //         end_offset: 5 (before the epoch here)
+        b"\x00\x00\x00\x03",                 //         epoch: 3
+        b"\x00",                             //         its own tagged fields
+        b"\x00",                             //   tagged fields
+        b"\x00",                             // tagged fields
+    ]);
+    let resp = FetchResponse::decode_body(body.clone(), 12).unwrap();
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(
+        (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+        (4, 7)
+    );
+    assert_eq!((p.snapshot_id.end_offset, p.snapshot_id.epoch), (5, 3));
+    assert_eq!(p.current_leader, LeaderIdAndEpoch::default());
+    assert_eq!(p.records.as_deref(), Some(&b""[..]));
+    assert_eq!(encode(&resp, 12), body);
+}
+
+#[test]
+fn fetch_v12_request_from_a_follower() {
+    let req = FetchRequest {
+        replica_id: 2,
+        max_wait_ms: 500,
+        min_bytes: 1,
+        topics: vec![FetchRequestTopic {
+            topic: "t".into(),
+            partitions: vec![FetchRequestPartition {
+                partition: 0,
+                current_leader_epoch: 5,
+                fetch_offset: 8,
+                last_fetched_epoch: 4,
+                log_start_offset: 0,
+                partition_max_bytes: 1 << 20,
+            }],
+        }],
+        ..Default::default()
+    };
+    let expected = concat(&[
+        b"\x00\x00\x00\x02",                 // replica_id: broker 2 (v0-v14)
+        b"\x00\x00\x01\xf4",                 // max_wait_ms
+        b"\x00\x00\x00\x01",                 // min_bytes
+        b"\x7f\xff\xff\xff",                 // max_bytes (default)
+        b"\x00",                             // isolation_level
+        b"\x00\x00\x00\x00",                 // session_id
+        b"\xff\xff\xff\xff",                 // session_epoch: -1
+        b"\x02\x02t",                        // topics: compact array of 1; topic "t"
+        b"\x02",                             //   partitions: compact array of 1
+        b"\x00\x00\x00\x00",                 //     partition
+        b"\x00\x00\x00\x05",                 //     current_leader_epoch: 5
+        b"\x00\x00\x00\x00\x00\x00\x00\x08", //     fetch_offset: 8
+        b"\x00\x00\x00\x04",                 //     last_fetched_epoch: 4
+        b"\x00\x00\x00\x00\x00\x00\x00\x00", //     log_start_offset: 0
+        b"\x00\x10\x00\x00",                 //     partition_max_bytes
+        b"\x00",                             //     tagged fields
+        b"\x00",                             //   tagged fields
+        b"\x01",                             // forgotten_topics_data: empty
+        b"\x01",                             // rack_id: ""
+        b"\x00",                             // tagged fields: cluster_id null, so none
+    ]);
+    assert_eq!(encode(&req, 12), expected);
+    assert_eq!(FetchRequest::decode_body(expected, 12).unwrap(), req);
+}
+
 // ---- Produce ------------------------------------------------------------------------------
 
 #[test]
@@ -845,4 +931,470 @@ fn describe_cluster_v1_response_layout() {
     let mut v0 = v1.to_vec();
     assert_eq!(v0.remove(7), 1);
     assert_eq!(encode(&resp, 0), Bytes::from(v0));
+}
+
+// ---- OffsetForLeaderEpoch -----------------------------------------------------------------
+
+#[test]
+fn offset_for_leader_epoch_v2_request_as_librdkafka_sends_it() {
+    let body = concat(&[
+        // replica_id is v3+: absent
+        b"\x00\x00\x00\x01", // topics: array of 1
+        b"\x00\x06events",   //   topic: "events"
+        b"\x00\x00\x00\x01", //   partitions: array of 1
+        b"\x00\x00\x00\x02", //     partition: 2
+        b"\x00\x00\x00\x05", //     current_leader_epoch: 5 (v2+)
+        b"\x00\x00\x00\x04", //     leader_epoch: 4
+    ]);
+    let req = OffsetForLeaderEpochRequest::decode_body(body.clone(), 2).unwrap();
+    // Not on the wire before v3: the spec's default, the debug replica.
+    assert_eq!(req.replica_id, -2);
+    assert_eq!(req.topics[0].topic, "events");
+    let p = &req.topics[0].partitions[0];
+    assert_eq!(
+        (p.partition, p.current_leader_epoch, p.leader_epoch),
+        (2, 5, 4)
+    );
+    assert_eq!(encode(&req, 2), body);
+    // v0 and v1 predate the fencing epoch as well.
+    let v0 = concat(&[
+        b"\x00\x00\x00\x01\x00\x06events", // topics: array of 1; topic "events"
+        b"\x00\x00\x00\x01",               //   partitions: array of 1
+        b"\x00\x00\x00\x02\x00\x00\x00\x04", //     partition 2, leader_epoch 4
+    ]);
+    let old = OffsetForLeaderEpochRequest::decode_body(v0, 0).unwrap();
+    assert_eq!(old.topics[0].partitions[0].current_leader_epoch, -1);
+    assert_eq!(old.topics[0].partitions[0].leader_epoch, 4);
+}
+
+#[test]
+fn offset_for_leader_epoch_v4_request_from_a_follower() {
+    assert!(!OffsetForLeaderEpochRequest::ctx(3).flexible);
+    assert!(OffsetForLeaderEpochRequest::ctx(4).flexible);
+    let body = concat(&[
+        b"\x00\x00\x00\x02", // replica_id: broker 2
+        b"\x02",             // topics: compact array of 1
+        b"\x02t",            //   topic: "t"
+        b"\x02",             //   partitions: compact array of 1
+        b"\x00\x00\x00\x01", //     partition: 1
+        b"\xff\xff\xff\xff", //     current_leader_epoch: -1 (no fencing)
+        b"\x00\x00\x00\x03", //     leader_epoch: 3
+        b"\x00",             //     tagged fields
+        b"\x00",             //   tagged fields
+        b"\x00",             // tagged fields
+    ]);
+    let req = OffsetForLeaderEpochRequest::decode_body(body.clone(), 4).unwrap();
+    assert_eq!(req.replica_id, 2);
+    let p = &req.topics[0].partitions[0];
+    assert_eq!(
+        (p.partition, p.current_leader_epoch, p.leader_epoch),
+        (1, -1, 3)
+    );
+    assert_eq!(encode(&req, 4), body);
+}
+
+fn offset_for_leader_epoch_answers() -> OffsetForLeaderEpochResponse {
+    OffsetForLeaderEpochResponse {
+        throttle_time_ms: 0,
+        topics: vec![OffsetForLeaderEpochResponseTopic {
+            topic: "t".into(),
+            partitions: vec![
+                OffsetForLeaderEpochResponsePartition {
+                    error_code: 0,
+                    partition: 0,
+                    leader_epoch: 3,
+                    end_offset: 100,
+                },
+                OffsetForLeaderEpochResponsePartition {
+                    error_code: 74, // FENCED_LEADER_EPOCH
+                    partition: 1,
+                    leader_epoch: -1,
+                    end_offset: -1,
+                },
+            ],
+        }],
+    }
+}
+
+#[test]
+fn offset_for_leader_epoch_v0_response_has_no_epoch() {
+    let resp = offset_for_leader_epoch_answers();
+    let v0 = concat(&[
+        // throttle_time_ms is v2+: absent
+        b"\x00\x00\x00\x01",                 // topics: array of 1
+        b"\x00\x01t",                        //   topic: "t"
+        b"\x00\x00\x00\x02",                 //   partitions: array of 2
+        b"\x00\x00",                         //     error_code
+        b"\x00\x00\x00\x00",                 //     partition: 0
+        b"\x00\x00\x00\x00\x00\x00\x00\x64", //     end_offset: 100 (leader_epoch is v1+)
+        b"\x00\x4a",                         //     error_code: 74
+        b"\x00\x00\x00\x01",                 //     partition: 1
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", //     end_offset: -1
+    ]);
+    assert_eq!(encode(&resp, 0), v0);
+    let back = OffsetForLeaderEpochResponse::decode_body(v0, 0).unwrap();
+    assert_eq!(back.topics[0].partitions[0].leader_epoch, -1);
+    assert_eq!(back.topics[0].partitions[0].end_offset, 100);
+}
+
+#[test]
+fn offset_for_leader_epoch_v4_response_layout() {
+    let resp = offset_for_leader_epoch_answers();
+    let v4 = concat(&[
+        b"\x00\x00\x00\x00",                 // throttle_time_ms
+        b"\x02",                             // topics: compact array of 1
+        b"\x02t",                            //   topic: "t"
+        b"\x03",                             //   partitions: compact array of 2
+        b"\x00\x00",                         //     error_code
+        b"\x00\x00\x00\x00",                 //     partition: 0
+        b"\x00\x00\x00\x03",                 //     leader_epoch: 3
+        b"\x00\x00\x00\x00\x00\x00\x00\x64", //     end_offset: 100
+        b"\x00",                             //     tagged fields
+        b"\x00\x4a",                         //     error_code: 74
+        b"\x00\x00\x00\x01",                 //     partition: 1
+        b"\xff\xff\xff\xff",                 //     leader_epoch: -1
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", //     end_offset: -1
+        b"\x00",                             //     tagged fields
+        b"\x00",                             //   tagged fields
+        b"\x00",                             // tagged fields
+    ]);
+    assert_eq!(encode(&resp, 4), v4);
+    assert_eq!(
+        OffsetForLeaderEpochResponse::decode_body(v4, 4).unwrap(),
+        resp
+    );
+}
+
+// ---- AlterPartition -----------------------------------------------------------------------
+
+const TOPIC_ID: [u8; 16] = *b"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f";
+const DIR_ID: [u8; 16] = *b"\xd0\xd1\xd2\xd3\xd4\xd5\xd6\xd7\xd8\xd9\xda\xdb\xdc\xdd\xde\xdf";
+
+#[test]
+fn alter_partition_v0_request_names_the_topic() {
+    // Flexible from v0, so its request header is v2 even though the broker never serves it.
+    assert!(AlterPartitionRequest::ctx(0).flexible);
+    assert_eq!(crate::api::request_header_version(56, 0), 2);
+    assert_eq!(crate::api::response_header_version(56, 0), 1);
+    let body = concat(&[
+        b"\x00\x00\x00\x01",                     // broker_id: 1
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a",     // broker_epoch: 42
+        b"\x02",                                 // topics: compact array of 1
+        b"\x02t",                                //   topic_name: "t" (v0-v1)
+        b"\x02",                                 //   partitions: compact array of 1
+        b"\x00\x00\x00\x00",                     //     partition_index: 0
+        b"\x00\x00\x00\x05",                     //     leader_epoch: 5
+        b"\x03\x00\x00\x00\x01\x00\x00\x00\x02", //     new_isr: [1, 2]
+        // leader_recovery_state is v1+: absent
+        b"\x00\x00\x00\x07", //     partition_epoch: 7
+        b"\x00",             //     tagged fields
+        b"\x00",             //   tagged fields
+        b"\x00",             // tagged fields
+    ]);
+    let req = AlterPartitionRequest::decode_body(body.clone(), 0).unwrap();
+    assert_eq!((req.broker_id, req.broker_epoch), (1, 42));
+    let t = &req.topics[0];
+    assert_eq!((t.topic_name.as_str(), t.topic_id), ("t", Uuid::ZERO));
+    let p = &t.partitions[0];
+    assert_eq!(
+        (p.partition_index, p.leader_epoch, p.partition_epoch),
+        (0, 5, 7)
+    );
+    assert_eq!(p.new_isr, vec![1, 2]);
+    assert!(p.new_isr_with_epochs.is_empty());
+    assert_eq!(encode(&req, 0), body);
+}
+
+#[test]
+fn alter_partition_v3_request_sends_isr_members_with_epochs() {
+    let body = concat(&[
+        b"\x00\x00\x00\x01",                 // broker_id: 1
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a", // broker_epoch: 42
+        b"\x02",                             // topics: compact array of 1
+        &TOPIC_ID,                           //   topic_id (v2+)
+        b"\x02",                             //   partitions: compact array of 1
+        b"\x00\x00\x00\x03",                 //     partition_index: 3
+        b"\x00\x00\x00\x05",                 //     leader_epoch: 5
+        // new_isr is v0-v2: absent
+        b"\x03",                             //     new_isr_with_epochs: compact array of 2
+        b"\x00\x00\x00\x01",                 //       broker_id: 1
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a", //       broker_epoch: 42
+        b"\x00",                             //       tagged fields
+        b"\x00\x00\x00\x02",                 //       broker_id: 2
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", //       broker_epoch: -1 (unknown)
+        b"\x00",                             //       tagged fields
+        b"\x01",                             //     leader_recovery_state: recovering
+        b"\x00\x00\x00\x07",                 //     partition_epoch: 7
+        b"\x00",                             //     tagged fields
+        b"\x00",                             //   tagged fields
+        b"\x00",                             // tagged fields
+    ]);
+    let req = AlterPartitionRequest::decode_body(body.clone(), 3).unwrap();
+    let t = &req.topics[0];
+    assert_eq!(t.topic_id, Uuid(TOPIC_ID));
+    assert_eq!(t.topic_name, "");
+    let p = &t.partitions[0];
+    assert!(p.new_isr.is_empty());
+    let members: Vec<(i32, i64)> = p
+        .new_isr_with_epochs
+        .iter()
+        .map(|b| (b.broker_id, b.broker_epoch))
+        .collect();
+    assert_eq!(members, vec![(1, 42), (2, -1)]);
+    assert_eq!(p.leader_recovery_state, 1);
+    assert_eq!(encode(&req, 3), body);
+}
+
+fn alter_partition_answer(topic_name: &str, topic_id: Uuid) -> AlterPartitionResponse {
+    AlterPartitionResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        topics: vec![AlterPartitionResponseTopic {
+            topic_name: topic_name.into(),
+            topic_id,
+            partitions: vec![AlterPartitionResponsePartition {
+                partition_index: 0,
+                error_code: 0,
+                leader_id: 1,
+                leader_epoch: 5,
+                isr: vec![1, 2],
+                leader_recovery_state: 0,
+                partition_epoch: 8,
+            }],
+        }],
+    }
+}
+
+#[test]
+fn alter_partition_v1_and_v3_responses() {
+    let partition: &[u8] = &[
+        0, 0, 0, 0, //           partition_index: 0
+        0, 0, //                 error_code
+        0, 0, 0, 1, //           leader_id: 1
+        0, 0, 0, 5, //           leader_epoch: 5
+        3, 0, 0, 0, 1, 0, 0, 0, 2, // isr: [1, 2]
+        0, //                    leader_recovery_state (v1+)
+        0, 0, 0, 8, //           partition_epoch: 8
+        0, //                    tagged fields
+    ];
+    let v1 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x00",         // error_code
+        b"\x02",             // topics: compact array of 1
+        b"\x02t",            //   topic_name: "t" (v0-v1)
+        b"\x02",             //   partitions: compact array of 1
+        partition,
+        b"\x00", //   tagged fields
+        b"\x00", // tagged fields
+    ]);
+    let resp = alter_partition_answer("t", Uuid::ZERO);
+    assert_eq!(encode(&resp, 1), v1);
+    assert_eq!(AlterPartitionResponse::decode_body(v1, 1).unwrap(), resp);
+    let v3 = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x00",         // error_code
+        b"\x02",             // topics: compact array of 1
+        &TOPIC_ID,           //   topic_id (v2+)
+        b"\x02",             //   partitions: compact array of 1
+        partition,
+        b"\x00", //   tagged fields
+        b"\x00", // tagged fields
+    ]);
+    let resp = alter_partition_answer("", Uuid(TOPIC_ID));
+    assert_eq!(encode(&resp, 3), v3);
+    assert_eq!(AlterPartitionResponse::decode_body(v3, 3).unwrap(), resp);
+    // v0 is v1 without the recovery state byte (after 10 bytes of header and 23 of partition).
+    let mut v0 = encode(&alter_partition_answer("t", Uuid::ZERO), 1).to_vec();
+    assert_eq!(v0.remove(33), 0);
+    let v0 = Bytes::from(v0);
+    assert_eq!(encode(&alter_partition_answer("t", Uuid::ZERO), 0), v0);
+    assert_eq!(
+        AlterPartitionResponse::decode_body(v0, 0).unwrap(),
+        alter_partition_answer("t", Uuid::ZERO)
+    );
+}
+
+// ---- BrokerRegistration -------------------------------------------------------------------
+
+const INCARNATION: [u8; 16] = *b"\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf";
+
+fn registration_head() -> Vec<u8> {
+    concat(&[
+        b"\x00\x00\x00\x01",     // broker_id: 1
+        b"\x02c",                // cluster_id: "c"
+        &INCARNATION,            // incarnation_id
+        b"\x02",                 // listeners: compact array of 1
+        b"\x0aPLAINTEXT",        //   name: "PLAINTEXT"
+        b"\x02h",                //   host: "h"
+        b"\x23\x84",             //   port: uint16 9092
+        b"\x00\x00",             //   security_protocol: 0 (PLAINTEXT)
+        b"\x00",                 //   tagged fields
+        b"\x02",                 // features: compact array of 1
+        b"\x11metadata.version", //   name: "metadata.version"
+        b"\x00\x01",             //   min_supported_version: 1
+        b"\x00\x15",             //   max_supported_version: 21
+        b"\x00",                 //   tagged fields
+    ])
+    .to_vec()
+}
+
+#[test]
+fn broker_registration_v0_request() {
+    assert!(BrokerRegistrationRequest::ctx(0).flexible);
+    assert_eq!(crate::api::request_header_version(62, 0), 2);
+    let mut body = registration_head();
+    body.extend_from_slice(&concat(&[
+        b"\x00", // rack: null
+        b"\x00", // tagged fields
+    ]));
+    let body = Bytes::from(body);
+    let req = BrokerRegistrationRequest::decode_body(body.clone(), 0).unwrap();
+    assert_eq!(req.broker_id, 1);
+    assert_eq!(req.cluster_id, "c");
+    assert_eq!(req.incarnation_id, Uuid(INCARNATION));
+    let l = &req.listeners[0];
+    assert_eq!(
+        (
+            l.name.as_str(),
+            l.host.as_str(),
+            l.port,
+            l.security_protocol
+        ),
+        ("PLAINTEXT", "h", 9092, 0)
+    );
+    let f = &req.features[0];
+    assert_eq!(
+        (
+            f.name.as_str(),
+            f.min_supported_version,
+            f.max_supported_version
+        ),
+        ("metadata.version", 1, 21)
+    );
+    assert_eq!(req.rack, None);
+    // Fields of later versions keep their spec defaults.
+    assert!(!req.is_migrating_zk_broker);
+    assert!(req.log_dirs.is_empty());
+    assert_eq!(req.previous_broker_epoch, -1);
+    assert_eq!(encode(&req, 0), body);
+}
+
+#[test]
+fn broker_registration_v4_request() {
+    let mut body = registration_head();
+    body.extend_from_slice(&concat(&[
+        b"\x03r1",                           // rack: "r1"
+        b"\x00",                             // is_migrating_zk_broker: false (v1+)
+        b"\x02",                             // log_dirs: compact array of 1 (v2+)
+        &DIR_ID,                             //   uuid
+        b"\x00\x00\x00\x00\x00\x00\x00\x07", // previous_broker_epoch: 7 (v3+)
+        b"\x00",                             // tagged fields
+    ]));
+    let body = Bytes::from(body);
+    let req = BrokerRegistrationRequest::decode_body(body.clone(), 4).unwrap();
+    assert_eq!(req.rack.as_deref(), Some("r1"));
+    assert_eq!(req.log_dirs, vec![Uuid(DIR_ID)]);
+    assert_eq!(req.previous_broker_epoch, 7);
+    assert_eq!(encode(&req, 4), body);
+    // The same bytes are v3's too: v4 changed what a feature's minimum may be, not the layout.
+    assert_eq!(
+        BrokerRegistrationRequest::decode_body(body, 3).unwrap(),
+        req
+    );
+}
+
+#[test]
+fn broker_registration_response_layout() {
+    let resp = BrokerRegistrationResponse {
+        throttle_time_ms: 0,
+        error_code: 101, // DUPLICATE_BROKER_REGISTRATION
+        broker_epoch: -1,
+    };
+    let expected = concat(&[
+        b"\x00\x00\x00\x00",                 // throttle_time_ms
+        b"\x00\x65",                         // error_code: 101
+        b"\xff\xff\xff\xff\xff\xff\xff\xff", // broker_epoch: -1
+        b"\x00",                             // tagged fields
+    ]);
+    for version in [0, 4] {
+        assert_eq!(encode(&resp, version), expected);
+        assert_eq!(
+            BrokerRegistrationResponse::decode_body(expected.clone(), version).unwrap(),
+            resp
+        );
+    }
+}
+
+// ---- BrokerHeartbeat ----------------------------------------------------------------------
+
+fn heartbeat() -> BrokerHeartbeatRequest {
+    BrokerHeartbeatRequest {
+        broker_id: 1,
+        broker_epoch: 42,
+        current_metadata_offset: 1000,
+        want_fence: false,
+        want_shut_down: true,
+        offline_log_dirs: vec![Uuid(DIR_ID)],
+    }
+}
+
+#[test]
+fn broker_heartbeat_v0_request_has_no_offline_dirs() {
+    let v0 = concat(&[
+        b"\x00\x00\x00\x01",                 // broker_id: 1
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a", // broker_epoch: 42
+        b"\x00\x00\x00\x00\x00\x00\x03\xe8", // current_metadata_offset: 1000
+        b"\x00",                             // want_fence: false
+        b"\x01",                             // want_shut_down: true
+        b"\x00",                             // tagged fields: offline_log_dirs is v1+
+    ]);
+    assert_eq!(encode(&heartbeat(), 0), v0);
+    let req = BrokerHeartbeatRequest::decode_body(v0, 0).unwrap();
+    assert!(req.offline_log_dirs.is_empty());
+    assert!(req.want_shut_down);
+}
+
+#[test]
+fn broker_heartbeat_v1_request_tags_offline_dirs() {
+    let v1 = concat(&[
+        b"\x00\x00\x00\x01",                 // broker_id: 1
+        b"\x00\x00\x00\x00\x00\x00\x00\x2a", // broker_epoch: 42
+        b"\x00\x00\x00\x00\x00\x00\x03\xe8", // current_metadata_offset: 1000
+        b"\x00",                             // want_fence: false
+        b"\x01",                             // want_shut_down: true
+        b"\x01",                             // tagged fields: 1
+        b"\x00\x11",                         //   tag 0 (offline_log_dirs), 17 bytes
+        b"\x02",                             //   compact array of 1
+        &DIR_ID,                             //     uuid
+    ]);
+    assert_eq!(encode(&heartbeat(), 1), v1);
+    assert_eq!(
+        BrokerHeartbeatRequest::decode_body(v1, 1).unwrap(),
+        heartbeat()
+    );
+    // With no offline dirs the tag is left out altogether.
+    let healthy = BrokerHeartbeatRequest {
+        offline_log_dirs: vec![],
+        ..heartbeat()
+    };
+    assert_eq!(encode(&healthy, 1), encode(&heartbeat(), 0));
+}
+
+#[test]
+fn broker_heartbeat_response_layout() {
+    let body = concat(&[
+        b"\x00\x00\x00\x00", // throttle_time_ms
+        b"\x00\x00",         // error_code
+        b"\x01",             // is_caught_up: true
+        b"\x00",             // is_fenced: false
+        b"\x00",             // should_shut_down: false
+        b"\x00",             // tagged fields
+    ]);
+    let resp = BrokerHeartbeatResponse::decode_body(body.clone(), 1).unwrap();
+    assert!(resp.is_caught_up);
+    assert!(!resp.is_fenced);
+    assert!(!resp.should_shut_down);
+    assert_eq!(encode(&resp, 0), body);
+    // Until the controller says otherwise, a broker is fenced.
+    assert!(BrokerHeartbeatResponse::default().is_fenced);
 }

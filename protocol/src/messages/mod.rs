@@ -1,7 +1,10 @@
 //! Request and response messages of every API Sluice implements, one module per API.
 //! Field names follow the Kafka message specs in snake_case so they can be checked against them.
 
+mod alter_partition;
 mod api_versions;
+mod broker_heartbeat;
+mod broker_registration;
 mod common;
 mod create_partitions;
 mod create_topics;
@@ -23,10 +26,14 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
+pub use alter_partition::*;
 pub use api_versions::*;
+pub use broker_heartbeat::*;
+pub use broker_registration::*;
 pub use common::*;
 pub use create_partitions::*;
 pub use create_topics::*;
@@ -48,6 +55,7 @@ pub use metadata::*;
 pub use offset_commit::*;
 pub use offset_delete::*;
 pub use offset_fetch::*;
+pub use offset_for_leader_epoch::*;
 pub use produce::*;
 pub use sync_group::*;
 
@@ -117,6 +125,11 @@ mod tests {
             IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
         create_partitions_round_trip: CreatePartitionsRequest, CreatePartitionsResponse;
         describe_cluster_round_trip: DescribeClusterRequest, DescribeClusterResponse;
+        offset_for_leader_epoch_round_trip:
+            OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
+        alter_partition_round_trip: AlterPartitionRequest, AlterPartitionResponse;
+        broker_registration_round_trip: BrokerRegistrationRequest, BrokerRegistrationResponse;
+        broker_heartbeat_round_trip: BrokerHeartbeatRequest, BrokerHeartbeatResponse;
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Shared by the protocol's integration tests: decode a request body of any supported API by key.
+//! Shared by the protocol's integration tests: decode a request body of any API the codec knows,
+//! by key.
 
 use bytes::{Bytes, BytesMut};
 use sluice_protocol::api::ApiMessage;
@@ -36,12 +37,16 @@ pub fn reencode_request(
         19 => round::<CreateTopicsRequest>(body, version),
         20 => round::<DeleteTopicsRequest>(body, version),
         22 => round::<InitProducerIdRequest>(body, version),
+        23 => round::<OffsetForLeaderEpochRequest>(body, version),
         32 => round::<DescribeConfigsRequest>(body, version),
         37 => round::<CreatePartitionsRequest>(body, version),
         42 => round::<DeleteGroupsRequest>(body, version),
         44 => round::<IncrementalAlterConfigsRequest>(body, version),
         47 => round::<OffsetDeleteRequest>(body, version),
+        56 => round::<AlterPartitionRequest>(body, version),
         60 => round::<DescribeClusterRequest>(body, version),
+        62 => round::<BrokerRegistrationRequest>(body, version),
+        63 => round::<BrokerHeartbeatRequest>(body, version),
         _ => return None,
     })
 }

@@ -11,7 +11,7 @@ use crate::log::test_util::{batch, producer_batch, TestBatch};
 use crate::log::CleanupPolicy;
 
 /// 100-byte single-record batches; ten fill a segment, an index entry every other batch.
-fn small_config() -> LogConfig {
+pub(super) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 1000,
         segment_ms: None,
@@ -21,16 +21,16 @@ fn small_config() -> LogConfig {
     }
 }
 
-fn tp() -> TopicPartition {
+pub(super) fn tp() -> TopicPartition {
     TopicPartition::new("events", 0)
 }
 
-fn open(dir: &Path, config: LogConfig, recovery_point: i64, clean: bool) -> Log {
+pub(super) fn open(dir: &Path, config: LogConfig, recovery_point: i64, clean: bool) -> Log {
     Log::open(dir, tp(), config, recovery_point, clean).unwrap()
 }
 
 /// (base offset, last offset, leader epoch) of every batch, read the way a consumer would.
-fn read_all(log: &Log) -> Vec<(i64, i64, i32)> {
+pub(super) fn read_all(log: &Log) -> Vec<(i64, i64, i32)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
@@ -57,7 +57,7 @@ fn segment_files(dir: &Path, ext: &str) -> Vec<i64> {
     v
 }
 
-fn append_garbage(path: &Path, bytes: &[u8]) {
+pub(super) fn append_garbage(path: &Path, bytes: &[u8]) {
     let mut f = OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(bytes).unwrap();
 }
