@@ -1,8 +1,10 @@
 //! The Sluice broker: a Kafka-protocol server over a partitioned, segmented log on disk.
 //! `server` wires the pieces; `request` routes frames to `handlers`; `replica_manager` owns the
-//! partitions; `log` is the storage; `metadata` keeps the topics of a standalone cluster.
+//! partitions; `log` is the storage; `metadata` keeps the topics of a standalone cluster;
+//! `controller` is the quorum that keeps the metadata of a multi-broker cluster.
 
 pub mod config;
+pub mod controller;
 pub mod error;
 pub mod group;
 pub mod handlers;

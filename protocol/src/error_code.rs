@@ -79,8 +79,12 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnstableOffsetCommit = 88,
+    InvalidUpdateVersion = 95,
     UnknownTopicId = 100,
+    DuplicateBrokerRegistration = 101,
+    BrokerIdNotRegistered = 102,
     InconsistentTopicId = 103,
+    IneligibleReplica = 107,
     MismatchedEndpointType = 114,
     UnsupportedEndpointType = 115,
 }
@@ -171,8 +175,12 @@ impl ErrorCode {
             86 => ErrorCode::GroupSubscribedToTopic,
             87 => ErrorCode::InvalidRecord,
             88 => ErrorCode::UnstableOffsetCommit,
+            95 => ErrorCode::InvalidUpdateVersion,
             100 => ErrorCode::UnknownTopicId,
+            101 => ErrorCode::DuplicateBrokerRegistration,
+            102 => ErrorCode::BrokerIdNotRegistered,
             103 => ErrorCode::InconsistentTopicId,
+            107 => ErrorCode::IneligibleReplica,
             _ => ErrorCode::UnknownServerError,
         }
     }
