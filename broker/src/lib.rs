@@ -17,6 +17,8 @@ pub mod server;
 pub mod shutdown;
 pub mod topic_config;
 
-pub use config::{BrokerConfig, CoordinatorConfig, Endpoint, OffsetsTopicConfig};
+pub use config::{
+    BrokerConfig, ControllerConfig, CoordinatorConfig, Endpoint, OffsetsTopicConfig, QuorumVoter,
+};
 pub use error::BrokerError;
 pub use server::Broker;

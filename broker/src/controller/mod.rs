@@ -4,6 +4,7 @@
 pub mod image;
 pub mod placement;
 pub mod quorum_controller;
+pub mod raft;
 pub mod records;
 
 pub use image::{BrokerRegistration, ClusterImage, PartitionRef, PartitionState, TopicImage};
@@ -13,6 +14,7 @@ pub use quorum_controller::{
     ControllerSettings, CreatedTopic, ElectedLeader, HeartbeatReply, IsrUpdate, NewPartitions,
     NewTopic, Outcome, PartitionResult, QuorumController, TopicResult, PRODUCER_ID_BLOCK_SIZE,
 };
+pub use raft::{ControllerHandle, ControllerNode, MetadataBatch};
 pub use records::{
     BrokerEndpoint, ConfigRecord, ConfigResourceType, MetadataRecord, NodeId,
     PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, NO_LEADER,
