@@ -1,6 +1,5 @@
-//! `QuorumController`: the active controller's decisions. A request and the time go in; the
-//! records to append to the metadata log and the reply come out. It reads a `ClusterImage` and
-//! never changes one: the image moves only when the records are committed and applied.
+//! `QuorumController`: the active controller's decisions. A request and the time go in; records
+//! for the metadata log and a reply come out. It reads a `ClusterImage`, never changes one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

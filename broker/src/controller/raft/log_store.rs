@@ -1,6 +1,5 @@
-//! The durable metadata log in `<metadata.log.dir>/__cluster_metadata-0/`: entries framed with a
-//! length and CRC and fsynced before openraft hears they are stored, plus the vote and the purge
-//! point; a torn tail left by a crash is cut off when the log is opened again.
+//! The durable metadata log in `<metadata.log.dir>/__cluster_metadata-0/`: CRC-framed entries
+//! fsynced before openraft hears of them, the vote and purge point, recovery of a torn tail.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

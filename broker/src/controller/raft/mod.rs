@@ -1,6 +1,5 @@
-//! The controller quorum on openraft: the type config, the durable metadata log, the state
-//! machine that turns committed records into a `ClusterImage`, the TCP transport, and the node.
-//! Elections, replication and commitment are openraft's; this module only stores and ships.
+//! The controller quorum on openraft: type config, durable metadata log, image state machine,
+//! TCP transport and node. Elections, replication and commitment are openraft's, not ours.
 
 use std::io::Cursor;
 

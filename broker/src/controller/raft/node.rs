@@ -100,8 +100,12 @@ impl ControllerNode {
             election_timeout_min: election,
             election_timeout_max: election * 2,
             heartbeat_interval: (election / 4).max(1),
+            // A snapshot chunk crosses the network and is fsynced; short election timeouts
+            // (tests) must not make that time out.
             install_snapshot_timeout: election.max(1000),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_interval_entries.max(1)),
+            // A follower that fell a little behind catches up from the log rather than needing
+            // the whole image sent again.
             max_in_snapshot_log_to_keep: config.snapshot_interval_entries,
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             ..Default::default()
@@ -120,25 +124,10 @@ impl ControllerNode {
         .map_err(quorum_err)?;
         let server = tokio::spawn(serve(listener, raft.clone()));
 
-        if !raft.is_initialized().await.map_err(quorum_err)? {
-            let members: BTreeMap<u64, BasicNode> = config
-                .voters
-                .iter()
-                .map(|v| (v.id as u64, BasicNode::new(v.address())))
-                .collect();
-            match raft.initialize(members).await {
-                Ok(()) => info!(
-                    node = config.node_id,
-                    "proposed the initial controller quorum"
-                ),
-                // Someone else's vote or entries got here first: already part of a quorum.
-                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => {
-                    server.abort();
-                    let _ = raft.shutdown().await;
-                    return Err(quorum_err(e));
-                }
-            }
+        if let Err(e) = initialize(&raft, &config).await {
+            server.abort();
+            let _ = raft.shutdown().await;
+            return Err(e);
         }
 
         let inner = Arc::new(Inner {
@@ -167,6 +156,29 @@ impl ControllerNode {
             .unwrap_or_else(|p| p.into_inner())
             .push(ticker);
         Ok(ControllerHandle { inner })
+    }
+}
+
+async fn initialize(raft: &Raft, config: &ControllerConfig) -> Result<()> {
+    if raft.is_initialized().await.map_err(quorum_err)? {
+        return Ok(());
+    }
+    let members: BTreeMap<u64, BasicNode> = config
+        .voters
+        .iter()
+        .map(|v| (v.id as u64, BasicNode::new(v.address())))
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => {
+            info!(
+                node = config.node_id,
+                "proposed the initial controller quorum"
+            );
+            Ok(())
+        }
+        // Another voter's vote or entries got here first: this node is already in the quorum.
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(quorum_err(e)),
     }
 }
 

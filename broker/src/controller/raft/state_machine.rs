@@ -79,6 +79,8 @@ async fn keep(dir: &Path, current: &Current, snapshot: StoredSnapshot) -> io::Re
     let path = dir.join(SNAPSHOT_FILE);
     let current = current.clone();
     blocking(move || {
+        // Held across the write so that two snapshots finishing together (a build and an
+        // install) leave the file and the memory agreeing on the newer one.
         let mut slot = current.lock().unwrap_or_else(|p| p.into_inner());
         let newer_kept = slot
             .as_ref()
