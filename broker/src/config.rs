@@ -84,3 +84,70 @@ impl BrokerConfig {
         }
     }
 }
+
+/// One `id@host:port` entry of `controller.quorum.voters`: a controller and its CONTROLLER
+/// listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumVoter {
+    pub id: i32,
+    /// Never bracketed; an IPv6 address is stored bare.
+    pub host: String,
+    pub port: u16,
+}
+
+impl QuorumVoter {
+    /// `host:port`, bracketing an IPv6 host, as a socket address string.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A controller node's settings (`process.roles` containing `controller`).
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// node.id; must be one of `voters`.
+    pub node_id: i32,
+    /// controller.quorum.voters: every controller, this one included.
+    pub voters: Vec<QuorumVoter>,
+    /// Where the CONTROLLER listener binds (the voters entry says where peers reach it).
+    pub listen: SocketAddr,
+    /// metadata.log.dir (Kafka falls back to the first log dir): the metadata log goes in its
+    /// `__cluster_metadata-0` subdirectory.
+    pub metadata_log_dir: PathBuf,
+    /// broker.session.timeout.ms, unclean.leader.election.enable, default.replication.factor
+    /// and num.partitions: what the active controller's decisions depend on.
+    pub settings: crate::controller::ControllerSettings,
+    /// controller.quorum.election.timeout.ms: how long a follower waits without hearing from a
+    /// leader before it stands for election (openraft waits a random time up to twice this).
+    pub election_timeout_ms: u64,
+    /// Committed entries between snapshots of the image; the log before a snapshot is purged.
+    pub snapshot_interval_entries: u64,
+    /// leader.imbalance.check.interval.seconds when auto.leader.rebalance.enable is true: how
+    /// often leadership moves back to preferred replicas. `None` never does it on its own.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
+}
+
+impl ControllerConfig {
+    /// Kafka's defaults for a controller `node_id` among `voters`.
+    pub fn new(
+        node_id: i32,
+        voters: Vec<QuorumVoter>,
+        listen: SocketAddr,
+        metadata_log_dir: PathBuf,
+    ) -> ControllerConfig {
+        ControllerConfig {
+            node_id,
+            voters,
+            listen,
+            metadata_log_dir,
+            settings: crate::controller::ControllerSettings::default(),
+            election_timeout_ms: 1000,
+            snapshot_interval_entries: 1000,
+            leader_imbalance_check_interval_ms: Some(300_000),
+        }
+    }
+}

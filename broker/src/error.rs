@@ -33,6 +33,29 @@ pub enum BrokerError {
     /// Talking to another broker failed (connect, timeout, a malformed answer).
     #[error("peer broker {0}")]
     Peer(String),
+    #[error("this node is not the active controller{}", .leader.map_or(String::new(), |l| format!("; the leader is node {l}")))]
+    NotController { leader: Option<i32> },
+    /// The quorum could not take a write: the node is shutting down or lost its log storage.
+    #[error("controller quorum: {0}")]
+    Quorum(String),
+    #[error("stale broker epoch: {0}")]
+    StaleBrokerEpoch(String),
+    #[error("broker not registered: {0}")]
+    BrokerIdNotRegistered(String),
+    #[error("duplicate broker registration: {0}")]
+    DuplicateBrokerRegistration(String),
+    #[error("fenced leader epoch: {0}")]
+    FencedLeaderEpoch(String),
+    #[error("invalid update version: {0}")]
+    InvalidUpdateVersion(String),
+    #[error("ineligible replica: {0}")]
+    IneligibleReplica(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("unknown topic id {0}")]
+    UnknownTopicId(String),
+    #[error("preferred leader not available: {0}")]
+    PreferredLeaderNotAvailable(String),
 }
 
 impl BrokerError {
@@ -54,6 +77,17 @@ impl BrokerError {
             BrokerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
             BrokerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             BrokerError::Peer(_) => ErrorCode::NetworkException,
+            // Either way the caller's remedy is the same: find the active controller again.
+            BrokerError::NotController { .. } | BrokerError::Quorum(_) => ErrorCode::NotController,
+            BrokerError::StaleBrokerEpoch(_) => ErrorCode::StaleBrokerEpoch,
+            BrokerError::BrokerIdNotRegistered(_) => ErrorCode::BrokerIdNotRegistered,
+            BrokerError::DuplicateBrokerRegistration(_) => ErrorCode::DuplicateBrokerRegistration,
+            BrokerError::FencedLeaderEpoch(_) => ErrorCode::FencedLeaderEpoch,
+            BrokerError::InvalidUpdateVersion(_) => ErrorCode::InvalidUpdateVersion,
+            BrokerError::IneligibleReplica(_) => ErrorCode::IneligibleReplica,
+            BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            BrokerError::UnknownTopicId(_) => ErrorCode::UnknownTopicId,
+            BrokerError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
         }
     }
 }

@@ -225,8 +225,9 @@ impl MetadataStore {
     }
 }
 
-/// Topic ids as 32 hex digits in the file, readable by a person.
-mod uuid_hex {
+/// Topic ids as 32 hex digits in the file, readable by a person; the controller's metadata log
+/// writes them the same way.
+pub(crate) mod uuid_hex {
     use serde::{Deserialize, Deserializer, Serializer};
     use sluice_protocol::wire::Uuid;
 

@@ -97,6 +97,25 @@ pub struct ServerConfig {
     pub offsets_retention_check_interval: Duration,
     pub offsets_topic_segment_bytes: u32,
     pub offset_metadata_max_bytes: u32,
+    /// `listener.security.protocol.map`, upper-cased, covering every listener. When the key is
+    /// absent, a listener named after a protocol uses it and any other listener (CONTROLLER
+    /// among them) is PLAINTEXT, so configs written before the key mattered keep working.
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    /// `metadata.log.dir`; Kafka puts the metadata log in the first of `log.dirs` without it.
+    pub metadata_log_dir: PathBuf,
+    /// `broker.session.timeout.ms`: a broker the controller has not heard from for this long is
+    /// fenced.
+    pub broker_session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats to the controller.
+    pub broker_heartbeat_interval: Duration,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election_enable: bool,
+    /// `controller.quorum.election.timeout.ms`.
+    pub controller_quorum_election_timeout: Duration,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: Duration,
     /// Every key/value the config was built from, overrides applied.
     pub raw: BTreeMap<String, String>,
     /// Human-readable notes about keys that were ignored (each also logged).
@@ -143,6 +162,14 @@ const USED_KEYS: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offsets.topic.segment.bytes",
+    "listener.security.protocol.map",
+    "metadata.log.dir",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "unclean.leader.election.enable",
+    "controller.quorum.election.timeout.ms",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
 ];
 
 /// Real Kafka broker keys that have no effect here yet. Accepting them quietly lets
@@ -169,7 +196,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "transaction.max.timeout.ms",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "listener.security.protocol.map",
     "inter.broker.listener.name",
     "security.inter.broker.protocol",
     "inter.broker.protocol.version",
@@ -184,9 +210,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "log.preallocate",
     "log.index.size.max.bytes",
     "min.insync.replicas",
-    "unclean.leader.election.enable",
-    "auto.leader.rebalance.enable",
-    "leader.imbalance.check.interval.seconds",
     "delete.topic.enable",
     "compression.type",
     "broker.rack",
@@ -196,11 +219,9 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "replica.fetch.wait.max.ms",
     "offsets.commit.timeout.ms",
     "offsets.load.buffer.size",
-    "metadata.log.dir",
     "metadata.log.segment.bytes",
     "metadata.max.retention.ms",
     "controller.quorum.bootstrap.servers",
-    "controller.quorum.election.timeout.ms",
     "controller.quorum.fetch.timeout.ms",
     "authorizer.class.name",
     "super.users",
@@ -377,6 +398,18 @@ impl ServerConfig {
         .collect();
         let advertised_listeners =
             advertised_listeners(&r, &listeners, &controller_listener_names)?;
+        let listener_security_protocol_map =
+            security_protocol_map(&r, &listeners, &controller_listener_names)?;
+        if let (Some(voters), Some(roles)) = (&controller_quorum_voters, &process_roles) {
+            quorum_membership(
+                &r,
+                node_id,
+                voters,
+                roles,
+                &listeners,
+                &controller_listener_names,
+            )?;
+        }
 
         let log_dirs = match r.first_present(&["log.dirs", "log.dir"]) {
             Some((key, _)) => {
@@ -391,6 +424,22 @@ impl ServerConfig {
 
         let i32_max = i32::MAX as i64;
         let i16_max = i16::MAX as i64;
+
+        let metadata_log_dir = match r.value("metadata.log.dir") {
+            Some("") => return Err(r.invalid("metadata.log.dir", "a directory")),
+            Some(dir) => PathBuf::from(dir),
+            None => log_dirs[0].clone(),
+        };
+        let broker_session_timeout_ms = r.int_or("broker.session.timeout.ms", 9000, 1, i32_max)?;
+        let broker_heartbeat_interval_ms =
+            r.int_or("broker.heartbeat.interval.ms", 2000, 1, i32_max)?;
+        if broker_heartbeat_interval_ms >= broker_session_timeout_ms {
+            // Every broker would be fenced between two of its own heartbeats.
+            return Err(r.invalid(
+                "broker.heartbeat.interval.ms",
+                format!("less than broker.session.timeout.ms ({broker_session_timeout_ms})"),
+            ));
+        }
 
         let log_roll = match r.first_present(&["log.roll.ms", "log.roll.hours"]) {
             Some((key @ "log.roll.ms", v)) => ms(r.int_in(key, v, 1, i64::MAX)?),
@@ -494,6 +543,24 @@ impl ServerConfig {
             )? as u32,
             offset_metadata_max_bytes: r.int_or("offset.metadata.max.bytes", 4096, 0, i32_max)?
                 as u32,
+            listener_security_protocol_map,
+            metadata_log_dir,
+            broker_session_timeout: ms(broker_session_timeout_ms),
+            broker_heartbeat_interval: ms(broker_heartbeat_interval_ms),
+            unclean_leader_election_enable: r.bool_or("unclean.leader.election.enable", false)?,
+            controller_quorum_election_timeout: ms(r.int_or(
+                "controller.quorum.election.timeout.ms",
+                1000,
+                1,
+                i32_max,
+            )?),
+            auto_leader_rebalance_enable: r.bool_or("auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval: ms(r.int_or(
+                "leader.imbalance.check.interval.seconds",
+                300,
+                1,
+                i32_max,
+            )? * 1000),
             warnings: unknown_key_warnings(props),
             raw: props.entries().clone(),
         })
@@ -661,6 +728,87 @@ fn advertised_listeners(
     Ok(parsed.iter().map(routable).collect())
 }
 
+const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+fn security_protocol_map(
+    r: &Reader,
+    listeners: &[Listener],
+    controller_names: &[String],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let Some(items) = r.list(KEY) else {
+        let mut map = BTreeMap::new();
+        for name in listeners.iter().map(|l| &l.name).chain(controller_names) {
+            let protocol = if SECURITY_PROTOCOLS.contains(&name.as_str()) {
+                name.clone()
+            } else {
+                "PLAINTEXT".to_string()
+            };
+            map.insert(name.clone(), protocol);
+        }
+        return Ok(map);
+    };
+    let mut map = BTreeMap::new();
+    for item in items {
+        let (name, protocol) = item
+            .split_once(':')
+            .map(|(n, p)| (n.trim().to_ascii_uppercase(), p.trim().to_ascii_uppercase()))
+            .filter(|(n, _)| !n.is_empty())
+            .ok_or_else(|| r.invalid(KEY, "a comma-separated list of LISTENER:PROTOCOL"))?;
+        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(r.invalid(
+                KEY,
+                format!("protocols among {}", SECURITY_PROTOCOLS.join(", ")),
+            ));
+        }
+        map.insert(name, protocol);
+    }
+    if let Some(missing) = listeners.iter().find(|l| !map.contains_key(&l.name)) {
+        return Err(r.invalid(
+            KEY,
+            format!("a protocol for every listener ({} has none)", missing.name),
+        ));
+    }
+    Ok(map)
+}
+
+/// What a node in a quorum must agree with: a controller is one of the voters and listens on a
+/// controller listener; a broker-only node is not a voter (it would be waited for in elections
+/// it never takes part in).
+fn quorum_membership(
+    r: &Reader,
+    node_id: i32,
+    voters: &[QuorumVoter],
+    roles: &[ProcessRole],
+    listeners: &[Listener],
+    controller_names: &[String],
+) -> Result<(), ConfigError> {
+    let is_voter = voters.iter().any(|v| v.id == node_id);
+    if roles.contains(&ProcessRole::Controller) {
+        if !is_voter {
+            return Err(r.invalid(
+                "controller.quorum.voters",
+                format!("an entry for this controller's node.id ({node_id})"),
+            ));
+        }
+        if !listeners.iter().any(|l| controller_names.contains(&l.name)) {
+            return Err(r.invalid(
+                "listeners",
+                format!(
+                    "a listener named in controller.listener.names ({})",
+                    controller_names.join(", ")
+                ),
+            ));
+        }
+    } else if is_voter {
+        return Err(r.invalid(
+            "controller.quorum.voters",
+            format!("no entry for node.id {node_id}, which has only the broker role"),
+        ));
+    }
+    Ok(())
+}
+
 /// Kafka's chain: `.ms` beats `.minutes` beats `.hours`, and -1 at the winning level
 /// means keep forever.
 fn log_retention(r: &Reader) -> Result<Option<Duration>, ConfigError> {
@@ -797,6 +945,23 @@ mod tests {
         assert_eq!(c.offsets_topic_replication_factor, 1);
         assert_eq!(c.offsets_topic_num_partitions, 50);
         assert_eq!(c.group_initial_rebalance_delay, Duration::from_millis(3000));
+        assert_eq!(
+            c.listener_security_protocol_map,
+            BTreeMap::from([("PLAINTEXT".to_string(), "PLAINTEXT".to_string())])
+        );
+        assert_eq!(
+            c.metadata_log_dir,
+            PathBuf::from("/tmp/kraft-combined-logs")
+        );
+        assert_eq!(c.broker_session_timeout, Duration::from_millis(9000));
+        assert_eq!(c.broker_heartbeat_interval, Duration::from_millis(2000));
+        assert!(!c.unclean_leader_election_enable);
+        assert_eq!(
+            c.controller_quorum_election_timeout,
+            Duration::from_millis(1000)
+        );
+        assert!(c.auto_leader_rebalance_enable);
+        assert_eq!(c.leader_imbalance_check_interval, Duration::from_secs(300));
         assert!(c.warnings.is_empty());
         assert!(c.raw.is_empty());
         assert_eq!(ServerConfig::default(), c);
@@ -1061,6 +1226,139 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    #[test]
+    fn controller_and_session_settings() {
+        let c = cfg(&[
+            ("log.dirs", "/a,/b"),
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "500"),
+            ("unclean.leader.election.enable", "true"),
+            ("controller.quorum.election.timeout.ms", "250"),
+            ("auto.leader.rebalance.enable", "false"),
+            ("leader.imbalance.check.interval.seconds", "10"),
+            ("default.replication.factor", "3"),
+        ])
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Without metadata.log.dir the metadata log shares the first log dir, as in Kafka.
+        assert_eq!(c.metadata_log_dir, PathBuf::from("/a"));
+        assert_eq!(c.broker_session_timeout, Duration::from_millis(3000));
+        assert_eq!(c.broker_heartbeat_interval, Duration::from_millis(500));
+        assert!(c.unclean_leader_election_enable);
+        assert_eq!(
+            c.controller_quorum_election_timeout,
+            Duration::from_millis(250)
+        );
+        assert!(!c.auto_leader_rebalance_enable);
+        assert_eq!(c.leader_imbalance_check_interval, Duration::from_secs(10));
+        assert_eq!(c.default_replication_factor, 3);
+        let c = cfg(&[("metadata.log.dir", "/meta"), ("log.dirs", "/a")]).unwrap();
+        assert_eq!(c.metadata_log_dir, PathBuf::from("/meta"));
+
+        let err = cfg(&[
+            ("broker.session.timeout.ms", "1000"),
+            ("broker.heartbeat.interval.ms", "1000"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"1000\" for broker.heartbeat.interval.ms in test.properties: \
+             expected less than broker.session.timeout.ms (1000)"
+        );
+        for (key, bad) in [
+            ("unclean.leader.election.enable", "maybe"),
+            ("broker.session.timeout.ms", "0"),
+            ("controller.quorum.election.timeout.ms", "-5"),
+            ("leader.imbalance.check.interval.seconds", "x"),
+            ("metadata.log.dir", " "),
+        ] {
+            assert_eq!(invalid_key(cfg(&[(key, bad)]).unwrap_err()), key, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn security_protocol_map_covers_every_listener() {
+        let listeners = (
+            "listeners",
+            "PLAINTEXT://:9092,CONTROLLER://:9093,INTERNAL://:9094",
+        );
+        let c = cfg(&[
+            listeners,
+            (
+                "listener.security.protocol.map",
+                "controller:PLAINTEXT, PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.listener_security_protocol_map["CONTROLLER"], "PLAINTEXT");
+        assert_eq!(c.listener_security_protocol_map["INTERNAL"], "SASL_SSL");
+
+        // Absent, listeners named after a protocol use it and the rest are plaintext.
+        let c = cfg(&[("listeners", "SSL://:9093,INTERNAL://:9094")]).unwrap();
+        assert_eq!(c.listener_security_protocol_map["SSL"], "SSL");
+        assert_eq!(c.listener_security_protocol_map["INTERNAL"], "PLAINTEXT");
+
+        for bad in [
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,INTERNAL:TLS",
+            "PLAINTEXT,CONTROLLER:PLAINTEXT,INTERNAL:SSL",
+            ":SSL",
+        ] {
+            let err = cfg(&[listeners, ("listener.security.protocol.map", bad)]).unwrap_err();
+            assert_eq!(
+                invalid_key(err),
+                "listener.security.protocol.map",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quorum_members_must_match_their_roles() {
+        let controller = |node: &str, listeners: &str| {
+            cfg(&[
+                ("node.id", node),
+                ("process.roles", "broker,controller"),
+                (
+                    "controller.quorum.voters",
+                    "1@localhost:9093,2@localhost:9094",
+                ),
+                ("controller.listener.names", "CONTROLLER"),
+                ("listeners", listeners),
+            ])
+        };
+        let both = "PLAINTEXT://:9092,CONTROLLER://:9093";
+        assert!(controller("2", both).is_ok());
+        let err = controller("3", both).unwrap_err();
+        assert_eq!(invalid_key(err), "controller.quorum.voters");
+        let err = controller("1", "PLAINTEXT://:9092").unwrap_err();
+        assert_eq!(invalid_key(err), "listeners");
+
+        let broker = |node: &str| {
+            cfg(&[
+                ("node.id", node),
+                ("process.roles", "broker"),
+                ("controller.quorum.voters", "1@localhost:9093"),
+            ])
+        };
+        assert!(broker("4").is_ok());
+        assert_eq!(
+            invalid_key(broker("1").unwrap_err()),
+            "controller.quorum.voters"
+        );
+
+        // Kafka 4's sample names its quorum by bootstrap servers only; that still runs
+        // standalone, as before.
+        let c = cfg(&[
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", both),
+        ])
+        .unwrap();
+        assert!(c.is_standalone());
     }
 
     #[test]
