@@ -33,7 +33,7 @@ impl SourceConnector for TickerConnector {
     }
 
     fn validate(&self, props: &Props) -> Result<()> {
-        if props.get("topic").is_none_or(|t| t.trim().is_empty()) {
+        if props.get("topic").map_or(true, |t| t.trim().is_empty()) {
             return Err(ConnectError::Config("topic: required".into()));
         }
         Ok(())

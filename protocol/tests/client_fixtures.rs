@@ -16,7 +16,7 @@ fn captured_client_requests_decode_and_encode_byte_for_byte() {
     let mut clients = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "bin") {
+        if path.extension().map_or(true, |e| e != "bin") {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().to_string();

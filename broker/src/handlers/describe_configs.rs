@@ -72,7 +72,7 @@ pub async fn handle(
                 .filter(|(k, _, _)| {
                     r.configuration_keys
                         .as_ref()
-                        .is_none_or(|keys| keys.is_empty() || keys.contains(k))
+                        .map_or(true, |keys| keys.is_empty() || keys.contains(k))
                 })
                 .map(|(name, value, source)| DescribeConfigsResponseConfig {
                     name,

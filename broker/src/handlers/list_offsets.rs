@@ -91,7 +91,7 @@ fn max_timestamp(log: &Log) -> Option<(i64, i64)> {
         }
         for batch in Batches::new(read.records) {
             let (h, bytes) = batch.ok()?;
-            if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
+            if best.as_ref().map_or(true, |(ts, _)| h.max_timestamp > *ts) {
                 best = Some((h.max_timestamp, bytes));
             }
             offset = h.last_offset() + 1;

@@ -233,7 +233,7 @@ impl Fetcher {
             let mut topics: Vec<FetchRequestTopic> = Vec::new();
             let mut requested = Vec::with_capacity(parts.len());
             for (tp, fetch_offset, epoch, _) in parts {
-                if topics.last().is_none_or(|t| t.topic != tp.topic) {
+                if topics.last().map_or(true, |t| t.topic != tp.topic) {
                     topics.push(FetchRequestTopic {
                         topic: tp.topic.clone(),
                         partitions: Vec::new(),
@@ -532,7 +532,7 @@ pub(crate) async fn reset_positions(
     for (node, parts) in by_node {
         let mut topics: Vec<ListOffsetsRequestTopic> = Vec::new();
         for (tp, timestamp) in &parts {
-            if topics.last().is_none_or(|t| t.name != tp.topic) {
+            if topics.last().map_or(true, |t| t.name != tp.topic) {
                 topics.push(ListOffsetsRequestTopic {
                     name: tp.topic.clone(),
                     partitions: Vec::new(),

@@ -72,7 +72,7 @@ impl PartitionState {
             && !self.paused
             && !self.in_flight
             && self.buffered < 2
-            && self.backoff_until.is_none_or(|t| t <= now)
+            && self.backoff_until.map_or(true, |t| t <= now)
     }
 }
 
@@ -193,7 +193,7 @@ impl SubscriptionState {
     pub fn needing_reset(&self, now: Instant) -> Vec<(TopicPartition, OffsetReset)> {
         self.assignment
             .iter()
-            .filter(|(_, s)| s.backoff_until.is_none_or(|t| t <= now))
+            .filter(|(_, s)| s.backoff_until.map_or(true, |t| t <= now))
             .filter_map(|(tp, s)| s.reset.map(|r| (tp.clone(), r)))
             .collect()
     }
@@ -205,7 +205,7 @@ impl SubscriptionState {
     ) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
         self.assignment
             .iter()
-            .filter(|(tp, _)| only.is_none_or(|o| o.contains(tp)))
+            .filter(|(tp, _)| only.map_or(true, |o| o.contains(tp)))
             .filter_map(|(tp, s)| {
                 s.position.map(|p| {
                     (

@@ -233,7 +233,7 @@ async fn describe(admin: &Admin, group: &str) -> Result<(), String> {
     }
     // Members without partitions still show who is in the group.
     for m in &g.members {
-        if m.assignment.as_ref().is_none_or(|a| a.is_empty()) {
+        if m.assignment.as_ref().map_or(true, |a| a.is_empty()) {
             let mut row = vec![group.to_string()];
             row.extend(vec!["-".to_string(); 5]);
             row.extend([m.member_id.clone(), m.host.clone(), m.client_id.clone()]);

@@ -824,7 +824,7 @@ fn reads_and_appends_run_while_a_pass_cleans() {
                     let v: usize = r.value.as_deref().unwrap().parse().unwrap();
                     assert_eq!(r.key.as_deref(), Some(format!("k{}", v % KEYS).as_str()));
                     let prev = last_value.insert(r.key.clone().unwrap(), v);
-                    assert!(prev.is_none_or(|p| p < v));
+                    assert!(prev.map_or(true, |p| p < v));
                 }
                 passes += 1;
             }
