@@ -392,6 +392,13 @@ impl Harness {
         );
     }
 
+    /// Resumes `name` and waits until the collecting sink holds at least `count` records.
+    async fn resume_until_received(&self, name: &str, count: usize, what: &str) {
+        let path = format!("/connectors/{name}/resume");
+        assert_eq!(self.call("PUT", &path, None).await.0, 202);
+        wait_for(what, || self.received.lock().unwrap().len() >= count).await;
+    }
+
     async fn stop(self) {
         let _ = self.stop_rest.send(());
         self.worker.stop().await;
@@ -863,14 +870,8 @@ async fn sink_offsets_are_the_groups_and_change_while_stopped() {
 
     // Resumed at offset 10: the last two records come again.
     h.received.lock().unwrap().clear();
-    assert_eq!(
-        h.call("PUT", "/connectors/collector/resume", None).await.0,
-        202
-    );
-    wait_for("the rewound records", || {
-        h.received.lock().unwrap().len() >= 2
-    })
-    .await;
+    h.resume_until_received("collector", 2, "the rewound records")
+        .await;
     h.wait_body("/connectors/collector/offsets", |b| *b == at(12))
         .await;
     assert_eq!(received_values(&h.received), records(11..=12));
@@ -895,14 +896,8 @@ async fn sink_offsets_are_the_groups_and_change_while_stopped() {
         .await;
     assert_eq!(code, 200, "{done}");
     h.received.lock().unwrap().clear();
-    assert_eq!(
-        h.call("PUT", "/connectors/collector/resume", None).await.0,
-        202
-    );
-    wait_for("the whole topic again", || {
-        h.received.lock().unwrap().len() >= 12
-    })
-    .await;
+    h.resume_until_received("collector", 12, "the whole topic again")
+        .await;
     assert_eq!(received_values(&h.received), records(1..=12));
     h.stop().await;
 }
@@ -930,14 +925,8 @@ async fn a_paused_sink_receives_nothing_until_resumed() {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(received_values(&h.received), records(1..=5));
 
-    assert_eq!(
-        h.call("PUT", "/connectors/collector/resume", None).await.0,
-        202
-    );
-    wait_for("the records produced while paused", || {
-        h.received.lock().unwrap().len() >= 10
-    })
-    .await;
+    h.resume_until_received("collector", 10, "the records produced while paused")
+        .await;
     assert_eq!(received_values(&h.received), records(1..=10));
     h.stop().await;
 }
