@@ -109,6 +109,16 @@ pub struct AcksAllWait {
     min_insync_replicas: usize,
 }
 
+impl std::fmt::Debug for AcksAllWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcksAllWait")
+            .field("partition", &self.cell.tp)
+            .field("required_offset", &self.required_offset)
+            .field("min_insync_replicas", &self.min_insync_replicas)
+            .finish()
+    }
+}
+
 impl AcksAllWait {
     /// `None` while the write is not yet committed; a leadership lost meanwhile answers
     /// NOT_LEADER_OR_FOLLOWER, as Kafka does for produce requests it can no longer complete.
@@ -957,6 +967,80 @@ mod tests {
             part.check_leader_epoch(4),
             Err(ErrorCode::UnknownLeaderEpoch)
         );
+    }
+
+    fn replicated(
+        leader: i32,
+        leader_epoch: i32,
+        isr: &[i32],
+        partition_epoch: i32,
+    ) -> PartitionState {
+        PartitionState {
+            topic: "r".into(),
+            partition: 0,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+        }
+    }
+
+    #[test]
+    fn a_shrunk_isr_answers_acks_all_writes_already_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let rm = replica_manager(dir.path());
+        let min_two: BTreeMap<String, String> =
+            [("min.insync.replicas".to_string(), "2".to_string())].into();
+        rm.create_topic("r", 1, 1, min_two, false).unwrap();
+        let none = BTreeMap::new();
+        rm.apply_partition_states(1, &[replicated(1, 4, &[1, 2, 3], 7)], &none)
+            .unwrap();
+        let batch = || keyed_batch(&[(Some("k"), Some("v"))], 0, Compression::None);
+        let (info, wait) = rm.append_records("r", 0, Some(batch()), -1).unwrap();
+        let wait = wait.expect("acks=all on a replicated partition waits");
+        assert_eq!(wait.outcome(), None, "followers have not fetched");
+        let part = rm.partition("r", 0).unwrap();
+        assert_eq!(part.log.high_watermark(), 0);
+        assert_eq!(part.log.leader_epochs()[0].epoch, 4);
+
+        // The same leadership with a newer ISR: the leader alone is left, so the write is
+        // committed, but with fewer replicas than min.insync.replicas.
+        rm.apply_partition_states(1, &[replicated(1, 4, &[1], 8)], &none)
+            .unwrap();
+        assert_eq!(
+            wait.outcome(),
+            Some(Err(ErrorCode::NotEnoughReplicasAfterAppend))
+        );
+        assert_eq!(part.log.high_watermark(), info.last_offset + 1);
+        let e = rm.append_records("r", 0, Some(batch()), -1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotEnoughReplicas);
+        assert!(rm.append_records("r", 0, Some(batch()), 1).is_ok());
+
+        // The followers are back in the ISR; a new write waits for them again. A stale state
+        // is ignored; a newer one without a leader makes this a follower, and the write still
+        // waiting hears that its leader is gone.
+        rm.apply_partition_states(1, &[replicated(1, 4, &[1, 2, 3], 9)], &none)
+            .unwrap();
+        let (_, wait) = rm.append_records("r", 0, Some(batch()), -1).unwrap();
+        let wait = wait.unwrap();
+        assert_eq!(wait.outcome(), None);
+        rm.apply_partition_states(1, &[replicated(2, 3, &[1, 2], 10)], &none)
+            .unwrap();
+        assert!(matches!(
+            rm.partition("r", 0).unwrap().role,
+            Role::Leader(_)
+        ));
+        assert_eq!(wait.outcome(), None);
+        rm.apply_partition_states(1, &[replicated(-1, 5, &[1], 10)], &none)
+            .unwrap();
+        assert!(matches!(
+            rm.partition("r", 0).unwrap().role,
+            Role::Follower { leader_id: -1 }
+        ));
+        assert_eq!(wait.outcome(), Some(Err(ErrorCode::NotLeaderOrFollower)));
+        let e = rm.append("r", 0, Some(batch())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotLeaderOrFollower);
     }
 
     #[test]
