@@ -145,6 +145,32 @@ impl Partition {
             Err(ErrorCode::UnknownLeaderEpoch)
         }
     }
+
+    /// Where epoch `requested` ends in this partition's log, as Kafka's leader answers (Fetch's
+    /// divergence check, OffsetForLeaderEpoch). Kafka records a new leader's epoch at the log
+    /// end when it takes over; this log records it only with the first batch, so an epoch past
+    /// the log's newest but not past the partition's own is placed as if it had been. Only a
+    /// replicated leader does this; a standalone log answers from its batches alone.
+    pub fn leader_end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let log = &self.log;
+        let found = log.end_offset_for_epoch(requested);
+        let led = matches!(self.role, Role::Leader(_));
+        if !led || found.0 >= 0 || requested < 0 || requested > self.leader_epoch {
+            return found;
+        }
+        let log_end = log.log_end_offset();
+        match log.latest_epoch() {
+            Some(latest) if latest < requested && requested < self.leader_epoch => {
+                (latest, log_end)
+            }
+            _ => (requested, log_end),
+        }
+    }
+
+    /// Clients (and other replicas) are served by the leader only.
+    pub fn is_follower(&self) -> bool {
+        matches!(self.role, Role::Follower { .. })
+    }
 }
 
 /// Why a produced partition was refused, with the Kafka error code to answer.

@@ -341,6 +341,48 @@ async fn followers_refuse_clients_and_leaders_fence_stale_epochs() {
         fetch(&mut follower, 3, 3, 0, -1).await.error_code,
         ErrorCode::NotLeaderOrFollower.code()
     );
+    let listed = follower
+        .send(
+            7,
+            &ListOffsetsRequest {
+                replica_id: -1,
+                topics: vec![ListOffsetsRequestTopic {
+                    name: TOPIC.into(),
+                    partitions: vec![ListOffsetsRequestPartition {
+                        partition_index: 0,
+                        current_leader_epoch: -1,
+                        timestamp: -1,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        listed.topics[0].partitions[0].error_code,
+        ErrorCode::NotLeaderOrFollower.code()
+    );
+    for (replica_id, code) in [(-1, ErrorCode::NotLeaderOrFollower), (-2, ErrorCode::None)] {
+        let asked = follower
+            .send(
+                4,
+                &OffsetForLeaderEpochRequest {
+                    replica_id,
+                    topics: vec![OffsetForLeaderEpochRequestTopic {
+                        topic: TOPIC.into(),
+                        partitions: vec![OffsetForLeaderEpochRequestPartition {
+                            partition: 0,
+                            current_leader_epoch: 3,
+                            leader_epoch: 3,
+                        }],
+                    }],
+                },
+            )
+            .await;
+        let answer = &asked.topics[0].partitions[0];
+        assert_eq!(answer.error_code, code.code(), "replica id {replica_id}");
+    }
     // A replica that missed the leader change is fenced; one ahead of the leader is told so.
     assert_eq!(
         fetch(&mut leader, 2, 2, 0, -1).await.error_code,

@@ -120,22 +120,6 @@ fn read_once(
     (response, total, had_error)
 }
 
-/// The leader's end of `requested` as Kafka's leader computes it. Kafka records a new leader's
-/// epoch at the log end when it takes over; this log records it only with the first batch, so
-/// an epoch past the log's newest but not past the leader's own is placed here as if it had.
-fn end_offset_for_epoch(part: &Partition, requested: i32) -> (i32, i64) {
-    let log = &part.log;
-    let found = log.end_offset_for_epoch(requested);
-    if found.0 >= 0 || requested < 0 || requested > part.leader_epoch {
-        return found;
-    }
-    let log_end = log.log_end_offset();
-    match log.latest_epoch() {
-        Some(latest) if latest < requested && requested < part.leader_epoch => (latest, log_end),
-        _ => (requested, log_end),
-    }
-}
-
 /// What one pass reads with: the request's replica id and what is left of its byte budget.
 struct Reader<'a> {
     ctx: &'a Context,
@@ -205,7 +189,7 @@ impl Reader<'_> {
             return Some(ErrorCode::OffsetOutOfRange);
         }
         if p.last_fetched_epoch >= 0 {
-            let (epoch, end_offset) = end_offset_for_epoch(part, p.last_fetched_epoch);
+            let (epoch, end_offset) = part.leader_end_offset_for_epoch(p.last_fetched_epoch);
             if epoch >= 0 && (epoch < p.last_fetched_epoch || end_offset < p.fetch_offset) {
                 out.diverging_epoch = FetchResponseEpochEndOffset { epoch, end_offset };
             }
