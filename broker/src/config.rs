@@ -47,6 +47,13 @@ pub struct BrokerConfig {
     pub group_coordinator: CoordinatorConfig,
     /// How `__consumer_offsets` is created.
     pub offsets_topic: OffsetsTopicConfig,
+    /// replica.lag.time.max.ms: a follower in the ISR that has not caught up with its leader for
+    /// this long is proposed for removal.
+    pub replica_lag_time_max_ms: u64,
+    /// replica.fetch.wait.max.ms: how long a leader may hold a follower's fetch with nothing new.
+    pub replica_fetch_wait_max_ms: u64,
+    /// replica.fetch.backoff.ms: a follower's pause before fetching again after an error.
+    pub replica_fetch_backoff_ms: u64,
     /// Every property as given, reported by DescribeConfigs for the broker resource.
     pub raw: BTreeMap<String, String>,
 }
@@ -80,6 +87,9 @@ impl BrokerConfig {
                 partitions: 50,
                 segment_bytes: 100 << 20,
             },
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
             raw: BTreeMap::new(),
         }
     }

@@ -54,6 +54,8 @@ pub enum BrokerError {
     InvalidRequest(String),
     #[error("unknown topic id {0}")]
     UnknownTopicId(String),
+    #[error("not the leader: {0}")]
+    NotLeaderOrFollower(String),
     #[error("preferred leader not available: {0}")]
     PreferredLeaderNotAvailable(String),
 }
@@ -88,6 +90,7 @@ impl BrokerError {
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             BrokerError::UnknownTopicId(_) => ErrorCode::UnknownTopicId,
             BrokerError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
+            BrokerError::NotLeaderOrFollower(_) => ErrorCode::NotLeaderOrFollower,
         }
     }
 }

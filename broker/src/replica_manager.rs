@@ -1,11 +1,11 @@
 //! `ReplicaManager`: the partitions this broker hosts, topic creation, deletion and config
 //! changes, and the produce (append) and fetch (read) paths over their logs. On a single node
-//! every partition's only replica is the leader; the replication issue grows followers and the
-//! ISR here.
+//! every partition's only replica is the leader; partition states applied through
+//! `apply_partition_states` make this broker a replicated partition's leader or follower.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -13,24 +13,120 @@ use sluice_protocol::records::{Batches, RecordBatch};
 use sluice_protocol::wire::Uuid;
 use sluice_protocol::ErrorCode;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::log::{AppendInfo, Log, LogConfig, LogManager, ReadResult, TopicPartition};
 use crate::metadata::{random_bytes, MetadataStore, TopicMetadata};
+use crate::replication::fetcher::{FetcherConfig, ReplicaFetcherManager};
+use crate::replication::{
+    IsrChannel, IsrProposal, LeaderUpdate, Leadership, PartitionFollower, PartitionLeader,
+    PartitionState,
+};
 use crate::topic_config::{self, AlterOp};
 
 /// The least a compressed produced batch may expand to during validation.
 const MIN_DECOMPRESSION_LIMIT: usize = 64 << 20;
 
-/// One hosted partition: its log and what the produce path needs to check against.
+/// One hosted partition: its log, its part in replication, and what the produce path needs to
+/// check against.
 pub struct Partition {
     pub log: Arc<Log>,
     pub leader_epoch: i32,
     pub max_message_bytes: usize,
     /// cleanup.policy includes compact: every record needs a key.
     pub compacted: bool,
+    /// min.insync.replicas: what an acks=all write to a replicated partition needs.
+    pub min_insync_replicas: usize,
+    pub role: Role,
+}
+
+/// A partition's part in replication.
+#[derive(Clone)]
+pub enum Role {
+    /// A standalone broker's partition: its only replica, leader at epoch 0, with the high
+    /// watermark following the log end.
+    Standalone,
+    /// Led by this broker under a controller's partition state.
+    Leader(Arc<LeaderCell>),
+    /// Followed from `leader_id` (-1 when no replica leads): its log only takes fetched batches,
+    /// and produce and consumer fetches are refused.
+    Follower { leader_id: i32 },
+}
+
+/// A led partition's `PartitionLeader`, shared by the produce and fetch paths, the lag check
+/// and ISR proposals in flight.
+pub struct LeaderCell {
+    tp: TopicPartition,
+    log: Arc<Log>,
+    /// `None` once the partition has moved on (a newer epoch, or follower): answers and waits
+    /// that outlive the leadership find out here instead of moving the log's high watermark.
+    state: Mutex<Option<PartitionLeader>>,
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl LeaderCell {
+    fn lock(&self) -> MutexGuard<'_, Option<PartitionLeader>> {
+        // PartitionLeader's methods do not panic midway; a poisoned lock holds a whole state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the leader's state, puts a high-watermark move into the log and wakes the
+    /// requests waiting on one. Returns the ISR change to propose, if any.
+    fn update(&self, f: impl FnOnce(&mut PartitionLeader) -> LeaderUpdate) -> Option<IsrProposal> {
+        let mut guard = self.lock();
+        let leader = guard.as_mut()?;
+        let update = f(leader);
+        if let Some(hw) = update.high_watermark {
+            // Under the lock, so a retired leader can never move the high watermark after the
+            // partition's next role has taken it over.
+            self.log.set_high_watermark(hw);
+            drop(guard);
+            bump(&self.changed);
+        }
+        update.propose
+    }
+
+    /// Reads the leader's state; `None` once it is retired.
+    pub fn with<T>(&self, f: impl FnOnce(&PartitionLeader) -> T) -> Option<T> {
+        self.lock().as_ref().map(f)
+    }
+
+    fn retire(&self) {
+        *self.lock() = None;
+    }
+}
+
+fn bump(changed: &watch::Sender<u64>) {
+    changed.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// An acks=all write appended to a led partition, waiting for the high watermark to pass it.
+pub struct AcksAllWait {
+    cell: Arc<LeaderCell>,
+    required_offset: i64,
+    min_insync_replicas: usize,
+}
+
+impl std::fmt::Debug for AcksAllWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcksAllWait")
+            .field("partition", &self.cell.tp)
+            .field("required_offset", &self.required_offset)
+            .field("min_insync_replicas", &self.min_insync_replicas)
+            .finish()
+    }
+}
+
+impl AcksAllWait {
+    /// `None` while the write is not yet committed; a leadership lost meanwhile answers
+    /// NOT_LEADER_OR_FOLLOWER, as Kafka does for produce requests it can no longer complete.
+    pub fn outcome(&self) -> Option<std::result::Result<(), ErrorCode>> {
+        self.cell
+            .with(|l| l.acks_all_outcome(self.required_offset, self.min_insync_replicas))
+            .unwrap_or(Some(Err(ErrorCode::NotLeaderOrFollower)))
+    }
 }
 
 impl Partition {
@@ -48,6 +144,32 @@ impl Partition {
         } else {
             Err(ErrorCode::UnknownLeaderEpoch)
         }
+    }
+
+    /// Where epoch `requested` ends in this partition's log, as Kafka's leader answers (Fetch's
+    /// divergence check, OffsetForLeaderEpoch). Kafka records a new leader's epoch at the log
+    /// end when it takes over; this log records it only with the first batch, so an epoch past
+    /// the log's newest but not past the partition's own is placed as if it had been. Only a
+    /// replicated leader does this; a standalone log answers from its batches alone.
+    pub fn leader_end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let log = &self.log;
+        let found = log.end_offset_for_epoch(requested);
+        let led = matches!(self.role, Role::Leader(_));
+        if !led || found.0 >= 0 || requested < 0 || requested > self.leader_epoch {
+            return found;
+        }
+        let log_end = log.log_end_offset();
+        match log.latest_epoch() {
+            Some(latest) if latest < requested && requested < self.leader_epoch => {
+                (latest, log_end)
+            }
+            _ => (requested, log_end),
+        }
+    }
+
+    /// Clients (and other replicas) are served by the leader only.
+    pub fn is_follower(&self) -> bool {
+        matches!(self.role, Role::Follower { .. })
     }
 }
 
@@ -67,8 +189,12 @@ pub struct ReplicaManager {
     /// configs the previous one wrote, and the metadata and the running partitions always end up
     /// agreeing with the change that was persisted last.
     topic_changes: Mutex<()>,
-    /// Bumped after every append, so long-polling fetches re-check without a busy loop.
-    appended: watch::Sender<u64>,
+    /// Bumped after every append and high-watermark move, so long-polling fetches and acks=all
+    /// produces re-check without a busy loop.
+    appended: Arc<watch::Sender<u64>>,
+    /// Where leaders send ISR changes; `None` (standalone) refuses them all.
+    isr_channel: RwLock<Option<Arc<dyn IsrChannel>>>,
+    fetchers: ReplicaFetcherManager,
 }
 
 pub fn now_ms() -> i64 {
@@ -91,7 +217,9 @@ impl ReplicaManager {
             logs,
             partitions: DashMap::new(),
             topic_changes: Mutex::new(()),
-            appended,
+            appended: Arc::new(appended),
+            isr_channel: RwLock::new(None),
+            fetchers: ReplicaFetcherManager::default(),
         };
         let known: Vec<TopicMetadata> = rm.metadata.topics();
         for topic in &known {
@@ -108,11 +236,15 @@ impl ReplicaManager {
 
     /// What a topic's configs mean for its partitions: the log's settings, and the limits the
     /// produce path checks.
-    fn partition_settings(&self, configs: &BTreeMap<String, String>) -> (LogConfig, usize, bool) {
+    fn partition_settings(
+        &self,
+        configs: &BTreeMap<String, String>,
+    ) -> (LogConfig, usize, bool, usize) {
         (
             topic_config::log_config(&self.config, configs),
             topic_config::max_message_bytes(&self.config, configs),
             topic_config::is_compacted(configs),
+            topic_config::min_insync_replicas(configs),
         )
     }
 
@@ -130,7 +262,8 @@ impl ReplicaManager {
         topic: &TopicMetadata,
         range: Range<i32>,
     ) -> Result<Vec<(TopicPartition, Arc<Partition>)>> {
-        let (log_config, max_message_bytes, compacted) = self.partition_settings(&topic.configs);
+        let (log_config, max_message_bytes, compacted, min_insync_replicas) =
+            self.partition_settings(&topic.configs);
         range
             .map(|p| {
                 let tp = TopicPartition {
@@ -147,6 +280,8 @@ impl ReplicaManager {
                     leader_epoch: 0,
                     max_message_bytes,
                     compacted,
+                    min_insync_replicas,
+                    role: Role::Standalone,
                 });
                 Ok((tp, partition))
             })
@@ -232,7 +367,12 @@ impl ReplicaManager {
                 topic: name.to_string(),
                 partition: p,
             };
-            self.partitions.remove(&tp);
+            if let Some((_, gone)) = self.partitions.remove(&tp) {
+                self.fetchers.remove(&tp);
+                if let Role::Leader(cell) = &gone.role {
+                    cell.retire();
+                }
+            }
             self.logs.delete(&tp)?;
         }
         info!(topic = name, "deleted topic");
@@ -261,7 +401,8 @@ impl ReplicaManager {
         // Persisted first: if the write fails the partitions have not moved, and once it has
         // succeeded nothing below can fail.
         self.metadata.set_topic_configs(name, configs.clone())?;
-        let (log_config, max_message_bytes, compacted) = self.partition_settings(&configs);
+        let (log_config, max_message_bytes, compacted, min_insync_replicas) =
+            self.partition_settings(&configs);
         for p in 0..topic.partitions {
             let tp = TopicPartition {
                 topic: name.to_string(),
@@ -280,6 +421,8 @@ impl ReplicaManager {
                     leader_epoch: old.leader_epoch,
                     max_message_bytes,
                     compacted,
+                    min_insync_replicas,
+                    role: old.role.clone(),
                 }),
             );
         }
@@ -389,13 +532,28 @@ impl ReplicaManager {
         self.topic_changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Checks a producer's records for one partition and appends them.
+    /// Checks a producer's records for one partition and appends them, answering as acks=1
+    /// does: once they are in this leader's log.
     pub fn append(
         &self,
         topic: &str,
         partition: i32,
         records: Option<Bytes>,
     ) -> std::result::Result<AppendInfo, ProduceError> {
+        self.append_records(topic, partition, records, 1)
+            .map(|(info, _)| info)
+    }
+
+    /// Checks a producer's records for one partition and appends them. With acks=-1 on a
+    /// replicated partition, the ISR must hold min.insync.replicas members first, and the
+    /// returned wait tells when the write is committed.
+    pub fn append_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Option<Bytes>,
+        acks: i16,
+    ) -> std::result::Result<(AppendInfo, Option<AcksAllWait>), ProduceError> {
         let refuse = |code: ErrorCode, message: String| ProduceError { code, message };
         let part = self.partition(topic, partition).ok_or_else(|| {
             refuse(
@@ -403,6 +561,35 @@ impl ReplicaManager {
                 format!("this broker hosts no partition {topic}-{partition}"),
             )
         })?;
+        let cell = match &part.role {
+            Role::Standalone => None,
+            Role::Leader(cell) => Some(cell.clone()),
+            Role::Follower { leader_id } => {
+                return Err(refuse(
+                    ErrorCode::NotLeaderOrFollower,
+                    format!(
+                        "broker {} only follows {topic}-{partition}; its leader is {leader_id}",
+                        self.config.node_id
+                    ),
+                ))
+            }
+        };
+        if let (Some(cell), -1) = (&cell, acks) {
+            let checked = cell
+                .with(|l| l.check_min_isr(part.min_insync_replicas))
+                .unwrap_or(Err(ErrorCode::NotLeaderOrFollower));
+            if let Err(code) = checked {
+                let isr = cell.with(|l| l.isr().committed.len()).unwrap_or(0);
+                return Err(refuse(
+                    code,
+                    format!(
+                        "the ISR of {topic}-{partition} has {isr} member(s), fewer than \
+                         min.insync.replicas {}",
+                        part.min_insync_replicas
+                    ),
+                ));
+            }
+        }
         let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
             refuse(
                 ErrorCode::CorruptMessage,
@@ -467,8 +654,18 @@ impl ReplicaManager {
             .log
             .append(records, part.leader_epoch, now_ms())
             .map_err(|e| refuse(e.code(), e.to_string()))?;
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(info)
+        bump(&self.appended);
+        let Some(cell) = cell else {
+            return Ok((info, None));
+        };
+        let end = part.log.log_end_offset();
+        cell.update(|l| l.on_leader_append(end));
+        let wait = (acks == -1).then(|| AcksAllWait {
+            cell,
+            required_offset: info.last_offset + 1,
+            min_insync_replicas: part.min_insync_replicas,
+        });
+        Ok((info, wait))
     }
 
     pub fn read(
@@ -482,13 +679,276 @@ impl ReplicaManager {
         let part = self
             .partition(topic, partition)
             .ok_or_else(|| BrokerError::UnknownTopicOrPartition(format!("{topic}-{partition}")))?;
+        if let Role::Follower { leader_id } = part.role {
+            return Err(BrokerError::NotLeaderOrFollower(format!(
+                "{topic}-{partition} is read from its leader, broker {leader_id}"
+            )));
+        }
         let hw = part.log.high_watermark();
         Ok(part.log.read(offset, max_bytes, hw, min_one)?)
     }
 
-    /// A receiver that changes after every append; long-polling fetches wait on it.
+    /// A receiver that changes after every append and high-watermark move; long-polling
+    /// fetches and acks=all produces wait on it.
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// Where ISR proposals go from now on; `None` refuses them.
+    pub fn set_isr_channel(&self, channel: Option<Arc<dyn IsrChannel>>) {
+        *self.isr_channel.write().unwrap_or_else(|e| e.into_inner()) = channel;
+    }
+
+    /// Makes this broker (`local_id`) leader or follower of each partition it is a replica of,
+    /// as the states say; `broker_addresses` (`host:port` by broker id) tells followers where
+    /// their leaders are. A state whose leader epoch is older than the partition's is stale and
+    /// ignored; one with the same epoch only brings a leader its newer ISR. A standalone
+    /// partition takes any state. States for partitions without a local replica are skipped:
+    /// removing replicas comes with reassignment. Must run inside a tokio runtime (followers
+    /// fetch from tasks, leaders propose ISR changes from them).
+    pub fn apply_partition_states(
+        &self,
+        local_id: i32,
+        states: &[PartitionState],
+        broker_addresses: &BTreeMap<i32, String>,
+    ) -> Result<()> {
+        let _changing = self.lock_topic_changes();
+        for state in states {
+            if !state.replicas.contains(&local_id) {
+                continue;
+            }
+            let tp = state.topic_partition();
+            let existing = self.partitions.get(&tp).map(|p| p.clone());
+            if let Some(part) = &existing {
+                let replicated = !matches!(part.role, Role::Standalone);
+                if replicated && state.leader_epoch < part.leader_epoch {
+                    continue;
+                }
+                if replicated && state.leader_epoch == part.leader_epoch {
+                    if let Role::Leader(cell) = &part.role {
+                        let isr: BTreeSet<i32> = state.isr.iter().copied().collect();
+                        let end = part.log.log_end_offset();
+                        cell.update(|l| l.on_isr_committed(isr, state.partition_epoch, end));
+                    }
+                    continue;
+                }
+                if let Role::Leader(cell) = &part.role {
+                    cell.retire();
+                }
+            }
+            // Replication owns this log from here on; the fetcher must let go of it before
+            // anything else may write to it.
+            self.fetchers.remove(&tp);
+            let part = match existing {
+                Some(part) => Partition {
+                    log: part.log.clone(),
+                    leader_epoch: state.leader_epoch,
+                    max_message_bytes: part.max_message_bytes,
+                    compacted: part.compacted,
+                    min_insync_replicas: part.min_insync_replicas,
+                    role: Role::Follower { leader_id: -1 },
+                },
+                None => self.new_replicated_partition(&tp, state.leader_epoch)?,
+            };
+            if state.leader == local_id {
+                self.become_leader(local_id, tp, state, part);
+            } else {
+                self.become_follower(local_id, tp, state, part, broker_addresses);
+            }
+        }
+        Ok(())
+    }
+
+    /// A partition the metadata store may not know (its topic was created through the
+    /// controller): the topic's configs when known here, else the broker defaults.
+    fn new_replicated_partition(
+        &self,
+        tp: &TopicPartition,
+        leader_epoch: i32,
+    ) -> Result<Partition> {
+        let configs = self
+            .metadata
+            .topic(&tp.topic)
+            .map(|t| t.configs)
+            .unwrap_or_default();
+        let (log_config, max_message_bytes, compacted, min_insync_replicas) =
+            self.partition_settings(&configs);
+        let log = self.logs.get_or_create(tp, log_config.clone())?;
+        log.update_config(log_config);
+        Ok(Partition {
+            log,
+            leader_epoch,
+            max_message_bytes,
+            compacted,
+            min_insync_replicas,
+            role: Role::Follower { leader_id: -1 },
+        })
+    }
+
+    fn become_leader(
+        &self,
+        local_id: i32,
+        tp: TopicPartition,
+        state: &PartitionState,
+        mut part: Partition,
+    ) {
+        let log = part.log.clone();
+        let leader = PartitionLeader::new(
+            Leadership {
+                local_id,
+                leader_epoch: state.leader_epoch,
+                partition_epoch: state.partition_epoch,
+                replicas: state.replicas.clone(),
+                isr: state.isr.iter().copied().collect(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: log.high_watermark(),
+                max_lag_ms: self.config.replica_lag_time_max_ms as i64,
+            },
+            now_ms(),
+        );
+        // The high watermark carries over from the previous role and from now on moves only
+        // when the ISR has the records.
+        log.set_high_watermark(leader.high_watermark());
+        let cell = Arc::new(LeaderCell {
+            tp: tp.clone(),
+            log: log.clone(),
+            state: Mutex::new(Some(leader)),
+            changed: self.appended.clone(),
+        });
+        // A leader alone in its ISR has everything committed at once.
+        cell.update(|l| l.on_leader_append(log.log_end_offset()));
+        part.role = Role::Leader(cell);
+        self.partitions.insert(tp.clone(), Arc::new(part));
+        bump(&self.appended);
+        info!(
+            partition = %tp,
+            leader_epoch = state.leader_epoch,
+            isr = ?state.isr,
+            log_end = log.log_end_offset(),
+            "became leader"
+        );
+    }
+
+    fn become_follower(
+        &self,
+        local_id: i32,
+        tp: TopicPartition,
+        state: &PartitionState,
+        mut part: Partition,
+        broker_addresses: &BTreeMap<i32, String>,
+    ) {
+        let log = part.log.clone();
+        // Taken over from a leader or a standalone log, where it may have followed the log end:
+        // from now on only the leader's answers move it.
+        log.set_high_watermark(log.high_watermark());
+        part.role = Role::Follower {
+            leader_id: state.leader,
+        };
+        self.partitions.insert(tp.clone(), Arc::new(part));
+        bump(&self.appended);
+        info!(
+            partition = %tp,
+            leader = state.leader,
+            leader_epoch = state.leader_epoch,
+            log_end = log.log_end_offset(),
+            "became follower"
+        );
+        if state.leader < 0 {
+            return;
+        }
+        let Some(addr) = broker_addresses.get(&state.leader) else {
+            warn!(partition = %tp, leader = state.leader, "no address for the leader; not fetching");
+            return;
+        };
+        let follower = PartitionFollower::new(
+            state.leader,
+            state.leader_epoch,
+            log.log_end_offset(),
+            log.latest_epoch(),
+            log.high_watermark(),
+        );
+        let config = FetcherConfig {
+            local_id,
+            max_wait_ms: self.config.replica_fetch_wait_max_ms.min(i32::MAX as u64) as i32,
+            backoff: std::time::Duration::from_millis(self.config.replica_fetch_backoff_ms),
+        };
+        self.fetchers
+            .add(config, state.leader, addr, tp, follower, log);
+    }
+
+    /// A follower fetched a partition this broker leads at `fetch_offset`, its log end.
+    pub fn record_follower_fetch(
+        &self,
+        cell: &Arc<LeaderCell>,
+        replica_id: i32,
+        fetch_offset: i64,
+    ) {
+        let end = cell.log.log_end_offset();
+        let now = now_ms();
+        if let Some(proposal) =
+            cell.update(|l| l.on_follower_fetch(replica_id, fetch_offset, end, now))
+        {
+            self.propose_isr(cell.clone(), proposal);
+        }
+    }
+
+    /// Proposes removing the followers of every led partition that stopped keeping up.
+    pub fn check_lagging(&self, now_ms: i64) {
+        let cells: Vec<Arc<LeaderCell>> = self
+            .partitions
+            .iter()
+            .filter_map(|p| match &p.role {
+                Role::Leader(cell) => Some(cell.clone()),
+                _ => None,
+            })
+            .collect();
+        for cell in cells {
+            if let Some(proposal) = cell.update(|l| l.check_lagging(now_ms)) {
+                self.propose_isr(cell, proposal);
+            }
+        }
+    }
+
+    fn propose_isr(&self, cell: Arc<LeaderCell>, proposal: IsrProposal) {
+        let channel = self
+            .isr_channel
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(channel) = channel else {
+            debug!(partition = %cell.tp, isr = ?proposal.isr, "no ISR channel; change dropped");
+            cell.update(|l| {
+                l.on_isr_rejected();
+                LeaderUpdate::default()
+            });
+            return;
+        };
+        info!(partition = %cell.tp, isr = ?proposal.isr, "proposing an ISR change");
+        tokio::spawn(async move {
+            match channel.alter_partition(cell.tp.clone(), proposal).await {
+                Ok((isr, partition_epoch)) => {
+                    let end = cell.log.log_end_offset();
+                    cell.update(|l| l.on_isr_committed(isr, partition_epoch, end));
+                }
+                Err(e) => {
+                    warn!(partition = %cell.tp, error = %e, "ISR change refused");
+                    cell.update(|l| {
+                        l.on_isr_rejected();
+                        LeaderUpdate::default()
+                    });
+                }
+            }
+        });
+    }
+
+    /// The partitions being fetched from leaders, with the leader of each.
+    pub fn fetching(&self) -> BTreeMap<TopicPartition, i32> {
+        self.fetchers.fetching()
+    }
+
+    /// Stops every fetcher (broker shutdown, before the logs close).
+    pub fn stop_replication(&self) {
+        self.fetchers.shutdown();
     }
 }
 
@@ -520,6 +980,8 @@ mod tests {
             leader_epoch: 3,
             max_message_bytes: standalone.max_message_bytes,
             compacted: false,
+            min_insync_replicas: 1,
+            role: Role::Standalone,
         };
         assert_eq!(part.check_leader_epoch(-1), Ok(()));
         assert_eq!(part.check_leader_epoch(3), Ok(()));
@@ -531,6 +993,80 @@ mod tests {
             part.check_leader_epoch(4),
             Err(ErrorCode::UnknownLeaderEpoch)
         );
+    }
+
+    fn replicated(
+        leader: i32,
+        leader_epoch: i32,
+        isr: &[i32],
+        partition_epoch: i32,
+    ) -> PartitionState {
+        PartitionState {
+            topic: "r".into(),
+            partition: 0,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+        }
+    }
+
+    #[test]
+    fn a_shrunk_isr_answers_acks_all_writes_already_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let rm = replica_manager(dir.path());
+        let min_two: BTreeMap<String, String> =
+            [("min.insync.replicas".to_string(), "2".to_string())].into();
+        rm.create_topic("r", 1, 1, min_two, false).unwrap();
+        let none = BTreeMap::new();
+        rm.apply_partition_states(1, &[replicated(1, 4, &[1, 2, 3], 7)], &none)
+            .unwrap();
+        let batch = || keyed_batch(&[(Some("k"), Some("v"))], 0, Compression::None);
+        let (info, wait) = rm.append_records("r", 0, Some(batch()), -1).unwrap();
+        let wait = wait.expect("acks=all on a replicated partition waits");
+        assert_eq!(wait.outcome(), None, "followers have not fetched");
+        let part = rm.partition("r", 0).unwrap();
+        assert_eq!(part.log.high_watermark(), 0);
+        assert_eq!(part.log.leader_epochs()[0].epoch, 4);
+
+        // The same leadership with a newer ISR: the leader alone is left, so the write is
+        // committed, but with fewer replicas than min.insync.replicas.
+        rm.apply_partition_states(1, &[replicated(1, 4, &[1], 8)], &none)
+            .unwrap();
+        assert_eq!(
+            wait.outcome(),
+            Some(Err(ErrorCode::NotEnoughReplicasAfterAppend))
+        );
+        assert_eq!(part.log.high_watermark(), info.last_offset + 1);
+        let e = rm.append_records("r", 0, Some(batch()), -1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotEnoughReplicas);
+        assert!(rm.append_records("r", 0, Some(batch()), 1).is_ok());
+
+        // The followers are back in the ISR; a new write waits for them again. A stale state
+        // is ignored; a newer one without a leader makes this a follower, and the write still
+        // waiting hears that its leader is gone.
+        rm.apply_partition_states(1, &[replicated(1, 4, &[1, 2, 3], 9)], &none)
+            .unwrap();
+        let (_, wait) = rm.append_records("r", 0, Some(batch()), -1).unwrap();
+        let wait = wait.unwrap();
+        assert_eq!(wait.outcome(), None);
+        rm.apply_partition_states(1, &[replicated(2, 3, &[1, 2], 10)], &none)
+            .unwrap();
+        assert!(matches!(
+            rm.partition("r", 0).unwrap().role,
+            Role::Leader(_)
+        ));
+        assert_eq!(wait.outcome(), None);
+        rm.apply_partition_states(1, &[replicated(-1, 5, &[1], 10)], &none)
+            .unwrap();
+        assert!(matches!(
+            rm.partition("r", 0).unwrap().role,
+            Role::Follower { leader_id: -1 }
+        ));
+        assert_eq!(wait.outcome(), Some(Err(ErrorCode::NotLeaderOrFollower)));
+        let e = rm.append("r", 0, Some(batch())).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotLeaderOrFollower);
     }
 
     #[test]

@@ -112,11 +112,17 @@ impl Broker {
         self.local_addr
     }
 
+    /// The partitions this broker hosts; replication is driven through it.
+    pub fn replicas(&self) -> Arc<ReplicaManager> {
+        self.ctx.replicas.clone()
+    }
+
     /// Serves until `signal` resolves, then shuts down cleanly.
     pub async fn run(self, signal: impl Future<Output = ()>) -> Result<()> {
         let mut connections = JoinSet::new();
         let maintenance = tokio::spawn(maintain(self.ctx.clone(), self.logs.clone()));
         let coordinator = tokio::spawn(self.ctx.groups.clone().run(self.ctx.shutdown.clone()));
+        let lag_check = tokio::spawn(check_isr_lag(self.ctx.clone()));
         let cleaner = self
             .ctx
             .config
@@ -154,6 +160,9 @@ impl Broker {
             connections.shutdown().await;
         }
         let _ = maintenance.await;
+        let _ = lag_check.await;
+        // Fetchers write to the logs; they stop before the logs close.
+        self.ctx.replicas.stop_replication();
         let logs = self.logs.clone();
         // Closing the logs also stops a cleaner pass that is under way, at its next batch.
         let closed = tokio::task::spawn_blocking(move || logs.shutdown()).await;
@@ -238,6 +247,20 @@ async fn maintain(ctx: Arc<Context>, logs: Arc<LogManager>) {
             Ok(Err(e)) => error!(error = %e, "log maintenance failed"),
             Err(e) => error!(error = %e, "log maintenance task panicked"),
         }
+    }
+}
+
+/// Kafka's ISR shrink check: every half replica.lag.time.max.ms, each led partition proposes
+/// dropping followers that have not caught up within the lag time.
+async fn check_isr_lag(ctx: Arc<Context>) {
+    let mut shutdown = ctx.shutdown.clone();
+    let every = Duration::from_millis((ctx.config.replica_lag_time_max_ms / 2).max(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.recv() => return,
+        }
+        ctx.replicas.check_lagging(now_ms());
     }
 }
 

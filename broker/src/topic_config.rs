@@ -293,6 +293,16 @@ pub fn max_message_bytes(broker: &BrokerConfig, overrides: &BTreeMap<String, Str
         .unwrap_or(broker.message_max_bytes)
 }
 
+/// min.insync.replicas: how many ISR members an acks=all write needs. Validation keeps it at
+/// least 1; a broker-wide default is not configurable yet, so Kafka's default of 1 applies.
+pub fn min_insync_replicas(overrides: &BTreeMap<String, String>) -> usize {
+    overrides
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Kafka's topic name rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<()> {
     let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');

@@ -58,6 +58,12 @@ fn lookup(
         out.error_code = code.code();
         return out;
     }
+    // A follower's high watermark trails the leader's and its log may hold uncommitted
+    // records: consumers ask the leader.
+    if part.is_follower() {
+        out.error_code = ErrorCode::NotLeaderOrFollower.code();
+        return out;
+    }
     out.leader_epoch = part.leader_epoch;
     let log = &part.log;
     let found = match p.timestamp {

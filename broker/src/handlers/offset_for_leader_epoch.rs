@@ -10,10 +10,12 @@ use sluice_protocol::ErrorCode;
 use crate::log::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 use crate::server::Context;
 
-/// The replica id is read but changes nothing yet: every partition here is led by this broker,
-/// so consumers (-1), followers (their broker id) and the pre-v3 debug id (-2) all get the
-/// leader's answer. Once followers exist, a partition this broker only follows must answer
-/// NOT_LEADER_OR_FOLLOWER to all but the debug id.
+/// The replica id of debugging tools, which may ask any replica.
+const DEBUG_REPLICA_ID: i32 = -2;
+
+/// Consumers (-1) and followers (their broker id) get the leader's answer, so a partition this
+/// broker only follows answers them NOT_LEADER_OR_FOLLOWER; the pre-v3 debug id (-2) is
+/// answered from any replica, as Kafka does.
 pub async fn handle(
     ctx: &Arc<Context>,
     _header: &RequestHeader,
@@ -26,7 +28,7 @@ pub async fn handle(
             partitions: t
                 .partitions
                 .iter()
-                .map(|p| end_offset(ctx, &t.topic, p))
+                .map(|p| end_offset(ctx, request.replica_id, &t.topic, p))
                 .collect(),
             topic: t.topic,
         })
@@ -39,6 +41,7 @@ pub async fn handle(
 
 fn end_offset(
     ctx: &Context,
+    replica_id: i32,
     topic: &str,
     p: &OffsetForLeaderEpochRequestPartition,
 ) -> OffsetForLeaderEpochResponsePartition {
@@ -57,10 +60,13 @@ fn end_offset(
     if let Err(code) = part.check_leader_epoch(p.current_leader_epoch) {
         return answer(code, undefined);
     }
+    if part.is_follower() && replica_id != DEBUG_REPLICA_ID {
+        return answer(ErrorCode::NotLeaderOrFollower, undefined);
+    }
     // An epoch the log cannot place is no error: (-1, -1) tells the asker to fall back (a
     // follower to its high watermark, a consumer to its reset policy), as Kafka answers.
     answer(
         ErrorCode::None,
-        part.log.end_offset_for_epoch(p.leader_epoch),
+        part.leader_end_offset_for_epoch(p.leader_epoch),
     )
 }

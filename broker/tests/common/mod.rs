@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 
 pub struct TestBroker {
     pub addr: std::net::SocketAddr,
+    /// The broker's partitions, to drive replication directly.
+    pub replicas: std::sync::Arc<sluice_broker::replica_manager::ReplicaManager>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     pub dir: tempfile::TempDir,
@@ -25,6 +27,7 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConf
     tweak(&mut config);
     let broker = Broker::start(config).await.unwrap();
     let addr = broker.local_addr();
+    let replicas = broker.replicas();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         broker
@@ -36,6 +39,7 @@ pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConf
     });
     TestBroker {
         addr,
+        replicas,
         stop: Some(tx),
         task,
         dir,
@@ -46,6 +50,13 @@ impl TestBroker {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap();
+    }
+
+    /// A clean shutdown that keeps the log dir, for a restart with other settings.
+    pub async fn shut_down(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+        self.dir
     }
 
     /// A clean shutdown, then a new broker on the same log dir, with default settings.

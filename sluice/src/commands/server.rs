@@ -87,6 +87,21 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
             port: l.port,
         });
     let ms = |d: std::time::Duration| d.as_millis() as u64;
+    // The properties parser does not type the replica.* settings yet (it lists them as accepted
+    // or warns of them as unknown); they are read from the raw properties here, and a value
+    // that is not a number is an error rather than silently the default.
+    let replica_ms = |key: &str, default: u64| -> Result<u64, String> {
+        match s.raw.get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                format!(
+                    "{key} must be a whole number of milliseconds, got {v:?} in {}",
+                    file.display()
+                )
+            }),
+        }
+    };
+    let defaults = BrokerConfig::new(listen, PathBuf::new());
     Ok(BrokerConfig {
         node_id: s.node_id,
         listen,
@@ -121,6 +136,18 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
             partitions: s.offsets_topic_num_partitions,
             segment_bytes: s.offsets_topic_segment_bytes as u64,
         },
+        replica_lag_time_max_ms: replica_ms(
+            "replica.lag.time.max.ms",
+            defaults.replica_lag_time_max_ms,
+        )?,
+        replica_fetch_wait_max_ms: replica_ms(
+            "replica.fetch.wait.max.ms",
+            defaults.replica_fetch_wait_max_ms,
+        )?,
+        replica_fetch_backoff_ms: replica_ms(
+            "replica.fetch.backoff.ms",
+            defaults.replica_fetch_backoff_ms,
+        )?,
         raw: s.raw.clone(),
     })
 }
