@@ -1,6 +1,7 @@
 //! The broker's error type and its mapping to Kafka error codes at the protocol edge.
 //! Handlers return these; only the response encoders turn them into numbers.
 
+use serde::{Deserialize, Serialize};
 use sluice_protocol::{ErrorCode, ProtocolError};
 use thiserror::Error;
 
@@ -96,6 +97,118 @@ impl BrokerError {
 }
 
 pub type Result<T> = std::result::Result<T, BrokerError>;
+
+/// A `BrokerError` as it crosses the controller network in a forwarded submission's reply. The
+/// kinds a controller decision produces keep their kind (and so their Kafka code); local storage
+/// and transport failures on the leader arrive as their nearest equivalent with the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireError {
+    UnknownTopicOrPartition(String),
+    InvalidTopic(String),
+    TopicAlreadyExists(String),
+    InvalidPartitions(String),
+    InvalidReplicationFactor(String),
+    InvalidReplicaAssignment(String),
+    InvalidConfig(String),
+    /// Storage on the leader (its `Log`, `Io` and `Metadata` errors), all KAFKA_STORAGE_ERROR.
+    Storage(String),
+    Peer(String),
+    NotController {
+        leader: Option<i32>,
+    },
+    Quorum(String),
+    StaleBrokerEpoch(String),
+    BrokerIdNotRegistered(String),
+    DuplicateBrokerRegistration(String),
+    FencedLeaderEpoch(String),
+    InvalidUpdateVersion(String),
+    IneligibleReplica(String),
+    InvalidRequest(String),
+    UnknownTopicId(String),
+    NotLeaderOrFollower(String),
+    PreferredLeaderNotAvailable(String),
+}
+
+impl From<&BrokerError> for WireError {
+    fn from(e: &BrokerError) -> Self {
+        use BrokerError as B;
+        match e {
+            B::Log(_) | B::Io(_) | B::Metadata(_) => WireError::Storage(e.to_string()),
+            // A controller never decodes records; should one fail to, the request was bad.
+            B::Protocol(p) => WireError::InvalidRequest(p.to_string()),
+            B::UnknownTopicOrPartition(m) => WireError::UnknownTopicOrPartition(m.clone()),
+            B::InvalidTopic(m) => WireError::InvalidTopic(m.clone()),
+            B::TopicAlreadyExists(m) => WireError::TopicAlreadyExists(m.clone()),
+            B::InvalidPartitions(m) => WireError::InvalidPartitions(m.clone()),
+            B::InvalidReplicationFactor(m) => WireError::InvalidReplicationFactor(m.clone()),
+            B::InvalidReplicaAssignment(m) => WireError::InvalidReplicaAssignment(m.clone()),
+            B::InvalidConfig(m) => WireError::InvalidConfig(m.clone()),
+            B::Peer(m) => WireError::Peer(m.clone()),
+            B::NotController { leader } => WireError::NotController { leader: *leader },
+            B::Quorum(m) => WireError::Quorum(m.clone()),
+            B::StaleBrokerEpoch(m) => WireError::StaleBrokerEpoch(m.clone()),
+            B::BrokerIdNotRegistered(m) => WireError::BrokerIdNotRegistered(m.clone()),
+            B::DuplicateBrokerRegistration(m) => WireError::DuplicateBrokerRegistration(m.clone()),
+            B::FencedLeaderEpoch(m) => WireError::FencedLeaderEpoch(m.clone()),
+            B::InvalidUpdateVersion(m) => WireError::InvalidUpdateVersion(m.clone()),
+            B::IneligibleReplica(m) => WireError::IneligibleReplica(m.clone()),
+            B::InvalidRequest(m) => WireError::InvalidRequest(m.clone()),
+            B::UnknownTopicId(m) => WireError::UnknownTopicId(m.clone()),
+            B::NotLeaderOrFollower(m) => WireError::NotLeaderOrFollower(m.clone()),
+            B::PreferredLeaderNotAvailable(m) => WireError::PreferredLeaderNotAvailable(m.clone()),
+        }
+    }
+}
+
+impl From<WireError> for BrokerError {
+    fn from(e: WireError) -> Self {
+        use WireError as W;
+        match e {
+            W::UnknownTopicOrPartition(m) => BrokerError::UnknownTopicOrPartition(m),
+            W::InvalidTopic(m) => BrokerError::InvalidTopic(m),
+            W::TopicAlreadyExists(m) => BrokerError::TopicAlreadyExists(m),
+            W::InvalidPartitions(m) => BrokerError::InvalidPartitions(m),
+            W::InvalidReplicationFactor(m) => BrokerError::InvalidReplicationFactor(m),
+            W::InvalidReplicaAssignment(m) => BrokerError::InvalidReplicaAssignment(m),
+            W::InvalidConfig(m) => BrokerError::InvalidConfig(m),
+            W::Storage(m) => BrokerError::Metadata(m),
+            W::Peer(m) => BrokerError::Peer(m),
+            W::NotController { leader } => BrokerError::NotController { leader },
+            W::Quorum(m) => BrokerError::Quorum(m),
+            W::StaleBrokerEpoch(m) => BrokerError::StaleBrokerEpoch(m),
+            W::BrokerIdNotRegistered(m) => BrokerError::BrokerIdNotRegistered(m),
+            W::DuplicateBrokerRegistration(m) => BrokerError::DuplicateBrokerRegistration(m),
+            W::FencedLeaderEpoch(m) => BrokerError::FencedLeaderEpoch(m),
+            W::InvalidUpdateVersion(m) => BrokerError::InvalidUpdateVersion(m),
+            W::IneligibleReplica(m) => BrokerError::IneligibleReplica(m),
+            W::InvalidRequest(m) => BrokerError::InvalidRequest(m),
+            W::UnknownTopicId(m) => BrokerError::UnknownTopicId(m),
+            W::NotLeaderOrFollower(m) => BrokerError::NotLeaderOrFollower(m),
+            W::PreferredLeaderNotAvailable(m) => BrokerError::PreferredLeaderNotAvailable(m),
+        }
+    }
+}
+
+/// serde `with` for per-topic and per-partition results inside a forwarded reply.
+pub(crate) mod wire_result {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Result, WireError};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        r: &Result<T>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        r.as_ref().map_err(WireError::from).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> std::result::Result<Result<T>, D::Error> {
+        let wire = std::result::Result::<T, WireError>::deserialize(d)?;
+        Ok(wire.map_err(Into::into))
+    }
+}
 
 impl LogError {
     /// The Kafka error code a client gets for a storage failure.

@@ -259,25 +259,71 @@ async fn one_leader_is_elected_and_every_node_applies_what_it_commits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_answers_not_controller_naming_the_leader() {
+async fn a_follower_forwards_submissions_to_the_leader() {
     let cluster = Cluster::start(|_| {}).await;
     let leader = cluster.leader().await;
-    let follower = (1..=3).find(|id| *id != leader).unwrap();
-    let err = cluster
-        .node(follower)
-        .submit(register(1))
+    let follower = cluster.node((1..=3).find(|id| *id != leader).unwrap());
+    assert!(!follower.is_leader());
+
+    let reply = follower.submit(register(1)).await.unwrap();
+    let ControllerReply::BrokerRegistered { broker_epoch } = reply else {
+        panic!("{reply:?}")
+    };
+    cluster
+        .converge("broker 1 registered", |i| i.broker(1).is_some())
+        .await;
+    // The epoch the follower was told is the one the leader committed.
+    let registered = cluster.node(leader).image().borrow().broker(1).cloned();
+    assert_eq!(registered.map(|b| b.epoch), Some(broker_epoch));
+
+    let offset = follower.image().borrow().offset();
+    let reply = follower
+        .submit(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: 1,
+            broker_epoch,
+            metadata_offset: offset,
+        }))
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, BrokerError::NotController { leader: Some(l) } if l == leader),
-        "{err:?}"
-    );
-    assert!(err
-        .to_string()
-        .contains(&format!("the leader is node {leader}")));
-    assert_eq!(err.code(), sluice_protocol::ErrorCode::NotController);
-    // Nothing was written by the refused request.
-    assert!(cluster.node(follower).image().borrow().broker(1).is_none());
+        .unwrap();
+    let ControllerReply::Heartbeat(h) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(!h.is_fenced, "{h:?}");
+
+    let create = ControllerRequest::CreateTopics {
+        topics: vec![NewTopic {
+            name: "forwarded".into(),
+            num_partitions: 2,
+            replication_factor: 1,
+            assignments: None,
+            configs: BTreeMap::new(),
+        }],
+        validate_only: false,
+    };
+    let reply = follower.submit(create.clone()).await.unwrap();
+    let ControllerReply::TopicsCreated(results) = reply else {
+        panic!("{reply:?}")
+    };
+    let created = results[0].result.as_ref().expect("topic created");
+    assert_eq!(created.num_partitions, 2);
+    cluster
+        .converge("the forwarded topic", |i| has_topic(i, "forwarded", 2, 1))
+        .await;
+    let id_on_leader = cluster
+        .node(leader)
+        .image()
+        .borrow()
+        .topic("forwarded")
+        .map(|t| t.id);
+    assert_eq!(id_on_leader, Some(created.topic_id));
+
+    // A per-topic error decided by the leader keeps its kind across the network.
+    let reply = follower.submit(create).await.unwrap();
+    let ControllerReply::TopicsCreated(results) = reply else {
+        panic!("{reply:?}")
+    };
+    let err = results[0].result.as_ref().unwrap_err();
+    assert!(matches!(err, BrokerError::TopicAlreadyExists(_)), "{err:?}");
     cluster.shutdown_all().await;
 }
 

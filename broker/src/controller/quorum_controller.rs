@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::Uuid;
 
 use super::image::{ClusterImage, PartitionState};
@@ -43,16 +44,17 @@ impl Default for ControllerSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistrationRequest {
     pub broker_id: NodeId,
     /// Fresh for every start of the broker process; a retry of the same start repeats it.
+    #[serde(with = "crate::metadata::uuid_hex")]
     pub incarnation_id: Uuid,
     pub listeners: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerHeartbeatRequest {
     pub broker_id: NodeId,
     pub broker_epoch: i64,
@@ -60,7 +62,7 @@ pub struct BrokerHeartbeatRequest {
     pub metadata_offset: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// -1 takes `num.partitions`; ignored when `assignments` is given.
@@ -72,7 +74,7 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPartitions {
     pub topic: String,
     /// The partition count afterwards, not the number added.
@@ -82,8 +84,9 @@ pub struct NewPartitions {
 }
 
 /// A leader's proposed ISR for one partition, valid only against the state it was based on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsrUpdate {
+    #[serde(with = "crate::metadata::uuid_hex")]
     pub topic_id: Uuid,
     pub partition: i32,
     pub leader_epoch: i32,
@@ -91,7 +94,7 @@ pub struct IsrUpdate {
     pub new_isr: Vec<NodeId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerRequest {
     RegisterBroker(BrokerRegistrationRequest),
     BrokerHeartbeat(BrokerHeartbeatRequest),
@@ -127,7 +130,7 @@ pub enum ControllerRequest {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     /// Whether the broker has applied the metadata up to its own registration.
     pub is_caught_up: bool,
@@ -135,36 +138,42 @@ pub struct HeartbeatReply {
     pub is_fenced: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedTopic {
+    #[serde(with = "crate::metadata::uuid_hex")]
     pub topic_id: Uuid,
     pub num_partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
 pub struct TopicResult<T> {
     pub name: String,
+    #[serde(with = "crate::error::wire_result")]
     pub result: Result<T>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
 pub struct PartitionResult<T> {
     pub topic: String,
+    #[serde(with = "crate::metadata::uuid_hex")]
     pub topic_id: Uuid,
     pub partition: i32,
+    #[serde(with = "crate::error::wire_result")]
     pub result: Result<T>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElectedLeader {
     pub leader: NodeId,
     /// False when the preferred replica already led.
     pub changed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum ControllerReply {
     BrokerRegistered {
         broker_epoch: i64,
@@ -176,7 +185,7 @@ pub enum ControllerReply {
     },
     TopicsCreated(Vec<TopicResult<CreatedTopic>>),
     PartitionsCreated(Vec<TopicResult<()>>),
-    TopicsDeleted(Vec<TopicResult<Uuid>>),
+    TopicsDeleted(#[serde(with = "deleted_ids")] Vec<TopicResult<Uuid>>),
     /// Each accepted update answers with the partition's state once the change is applied.
     PartitionsAltered(Vec<PartitionResult<PartitionState>>),
     LeadersElected(Vec<PartitionResult<ElectedLeader>>),
@@ -184,6 +193,49 @@ pub enum ControllerReply {
         first_id: i64,
         count: i64,
     },
+}
+
+/// DeleteTopics' results as they cross the controller network: the protocol crate's `Uuid`
+/// has no serde form of its own, so ids travel as hex through a local wrapper.
+mod deleted_ids {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use sluice_protocol::wire::Uuid;
+
+    use super::TopicResult;
+
+    #[derive(Serialize, Deserialize)]
+    struct HexId(#[serde(with = "crate::metadata::uuid_hex")] Uuid);
+
+    pub fn serialize<S: Serializer>(
+        results: &[TopicResult<Uuid>],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let wire: Vec<(&str, std::result::Result<HexId, crate::error::WireError>)> = results
+            .iter()
+            .map(|r| {
+                let result = match &r.result {
+                    Ok(id) => Ok(HexId(*id)),
+                    Err(e) => Err(crate::error::WireError::from(e)),
+                };
+                (r.name.as_str(), result)
+            })
+            .collect();
+        wire.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<TopicResult<Uuid>>, D::Error> {
+        let wire: Vec<(String, std::result::Result<HexId, crate::error::WireError>)> =
+            Vec::deserialize(d)?;
+        Ok(wire
+            .into_iter()
+            .map(|(name, result)| TopicResult {
+                name,
+                result: result.map(|id| id.0).map_err(Into::into),
+            })
+            .collect())
+    }
 }
 
 /// What a request decided: append `records` (as one batch) and, once they are committed, answer

@@ -23,6 +23,8 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::{Raft, TypeConfig};
+use crate::controller::quorum_controller::{ControllerReply, ControllerRequest};
+use crate::error::WireError;
 
 /// The largest frame either side sends or accepts. Snapshot chunks are kept well below it (see
 /// `node`), and an append that would exceed it is split by openraft on request.
@@ -33,6 +35,8 @@ pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<u64>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A request a non-leader forwards for the active controller to decide and commit.
+    Submit(ControllerRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +44,17 @@ pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    Submit(Result<ControllerReply, WireError>),
+}
+
+/// Decides a forwarded submission on this node, without forwarding it again: a node that no
+/// longer leads answers NOT_CONTROLLER and the forwarding node looks for the leader itself, so
+/// a request never travels in circles while leadership moves.
+pub trait LocalSubmit: Clone + Send + Sync + 'static {
+    fn submit_here(
+        &self,
+        request: ControllerRequest,
+    ) -> impl std::future::Future<Output = crate::error::Result<ControllerReply>> + Send;
 }
 
 fn invalid(message: String) -> io::Error {
@@ -99,15 +114,16 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io
 
 /// Accepts controller connections and answers their RPCs through `raft` until the task is
 /// aborted (connection tasks end with it).
-pub async fn serve(listener: TcpListener, raft: Raft) {
+pub async fn serve<L: LocalSubmit>(listener: TcpListener, raft: Raft, local: L) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let raft = raft.clone();
+                    let local = local.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, &raft).await {
+                        if let Err(e) = serve_connection(stream, &raft, &local).await {
                             warn!(%peer, error = %e, "closing controller connection");
                         }
                     });
@@ -123,7 +139,11 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, raft: &Raft) -> io::Result<()> {
+async fn serve_connection<L: LocalSubmit>(
+    mut stream: TcpStream,
+    raft: &Raft,
+    local: &L,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     while let Some(frame) = read_frame(&mut stream).await? {
         let request: RaftRequest = decode(&frame)?;
@@ -135,10 +155,52 @@ async fn serve_connection(mut stream: TcpStream, raft: &Raft) -> io::Result<()> 
             RaftRequest::InstallSnapshot(rpc) => {
                 RaftResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
+            RaftRequest::Submit(request) => RaftResponse::Submit(
+                local
+                    .submit_here(request)
+                    .await
+                    .map_err(|e| WireError::from(&e)),
+            ),
         };
         write_frame(&mut stream, &encode(&response)?).await?;
     }
     Ok(())
+}
+
+/// Sends one forwarded submission to the controller at `addr` on a connection of its own (so a
+/// slow commit never holds up the raft RPCs on the shared peer connections) and waits up to
+/// `ttl` for the leader's answer.
+pub async fn forward_submit(
+    addr: &str,
+    request: ControllerRequest,
+    ttl: Duration,
+) -> crate::error::Result<ControllerReply> {
+    use crate::error::BrokerError;
+    let payload = encode(&RaftRequest::Submit(request))?;
+    let exchange = async {
+        let mut conn = TcpStream::connect(addr).await?;
+        conn.set_nodelay(true)?;
+        write_frame(&mut conn, &payload).await?;
+        match read_frame(&mut conn).await? {
+            Some(frame) => decode::<RaftResponse>(&frame),
+            None => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "controller closed the connection",
+            )),
+        }
+    };
+    match tokio::time::timeout(ttl, exchange).await {
+        Ok(Ok(RaftResponse::Submit(reply))) => reply.map_err(Into::into),
+        Ok(Ok(_)) => Err(BrokerError::Quorum(format!(
+            "controller at {addr} answered a submission with another kind of response"
+        ))),
+        Ok(Err(e)) => Err(BrokerError::Quorum(format!(
+            "forwarding to the controller at {addr}: {e}"
+        ))),
+        Err(_) => Err(BrokerError::Quorum(format!(
+            "no answer from the controller at {addr} within {ttl:?}"
+        ))),
+    }
 }
 
 /// Makes a `PeerClient` per peer from the address in the membership.

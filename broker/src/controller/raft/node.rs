@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::log_store::LogStore;
-use super::network::{serve, NetworkFactory};
+use super::network::{forward_submit, serve, LocalSubmit, NetworkFactory};
 use super::state_machine::StateMachineStore;
 use super::{MetadataBatch, Raft};
 use crate::config::ControllerConfig;
@@ -122,7 +122,10 @@ impl ControllerNode {
         )
         .await
         .map_err(quorum_err)?;
-        let server = tokio::spawn(serve(listener, raft.clone()));
+        // The listener answers raft RPCs from the start, but forwarded submissions need the
+        // node, which exists only once the quorum is joined; until then they are refused.
+        let local = LocalSubmitter(Arc::new(OnceLock::new()));
+        let server = tokio::spawn(serve(listener, raft.clone(), local.clone()));
 
         if let Err(e) = initialize(&raft, &config).await {
             server.abort();
@@ -145,6 +148,7 @@ impl ControllerNode {
             request_timeout: Duration::from_millis(election * 10),
             tasks: std::sync::Mutex::new(vec![server]),
         });
+        let _ = local.0.set(Arc::downgrade(&inner));
         let ticker = tokio::spawn(maintain(
             Arc::downgrade(&inner),
             config.settings.session_timeout_ms,
@@ -156,6 +160,26 @@ impl ControllerNode {
             .unwrap_or_else(|p| p.into_inner())
             .push(ticker);
         Ok(ControllerHandle { inner })
+    }
+}
+
+/// The listener's way to the node for forwarded submissions. Weak, so the listener task (owned
+/// by the node) does not keep the node alive.
+#[derive(Clone)]
+struct LocalSubmitter(Arc<OnceLock<Weak<Inner>>>);
+
+impl LocalSubmit for LocalSubmitter {
+    async fn submit_here(&self, request: ControllerRequest) -> Result<ControllerReply> {
+        let Some(inner) = self.0.get().and_then(Weak::upgrade) else {
+            return Err(BrokerError::Quorum(
+                "this controller is starting or stopping".into(),
+            ));
+        };
+        let handle = ControllerHandle { inner };
+        let timeout = handle.inner.request_timeout;
+        tokio::time::timeout(timeout, handle.decide_and_commit(request))
+            .await
+            .map_err(|_| BrokerError::Quorum(format!("no quorum answered within {timeout:?}")))?
     }
 }
 
@@ -259,14 +283,70 @@ impl ControllerHandle {
             .map_err(|_| BrokerError::Quorum(format!("no controller leader within {timeout:?}")))?
     }
 
-    /// Decides `request` as the active controller and commits its records; the reply comes once
-    /// they are applied here. A node that does not lead answers NOT_CONTROLLER naming the leader
-    /// it knows of.
+    /// Has the active controller decide `request` and commit its records; the reply comes once
+    /// they are committed. Any node may submit: one that does not lead forwards the request to
+    /// the leader over the controller listener. Should leadership move meanwhile, the request
+    /// is tried once more with the new leader; after that the caller gets NOT_CONTROLLER (or a
+    /// quorum error) and decides itself whether to retry.
     pub async fn submit(&self, request: ControllerRequest) -> Result<ControllerReply> {
         let timeout = self.inner.request_timeout;
-        tokio::time::timeout(timeout, self.decide_and_commit(request))
+        tokio::time::timeout(timeout, self.route(request))
             .await
             .map_err(|_| BrokerError::Quorum(format!("no quorum answered within {timeout:?}")))?
+    }
+
+    async fn route(&self, request: ControllerRequest) -> Result<ControllerReply> {
+        let mut hint = None;
+        let mut retried = false;
+        loop {
+            let leader = match hint.or_else(|| self.leader_id()) {
+                Some(leader) => leader,
+                None => self.wait_for_leader(self.inner.request_timeout).await?,
+            };
+            let result = if leader == self.inner.node_id {
+                self.decide_and_commit(request.clone()).await
+            } else {
+                match self.controller_addr(leader) {
+                    Some(addr) => {
+                        forward_submit(&addr, request.clone(), self.inner.request_timeout).await
+                    }
+                    None => Err(BrokerError::Quorum(format!(
+                        "controller {leader} is not in the quorum's membership"
+                    ))),
+                }
+            };
+            if retried {
+                return result;
+            }
+            match result {
+                // Refused without a commit: the node asked no longer leads.
+                Err(BrokerError::NotController { leader: next }) => {
+                    hint = next.filter(|n| *n != leader);
+                }
+                // The leader could not be reached or failed mid-request. Only worth repeating
+                // when another node now leads; the same leader would most likely fail again.
+                Err(BrokerError::Quorum(_))
+                    if leader != self.inner.node_id
+                        && self.leader_id().is_some_and(|now| now != leader) =>
+                {
+                    hint = None;
+                }
+                other => return other,
+            }
+            retried = true;
+        }
+    }
+
+    /// The CONTROLLER listener address of `id`, from the quorum's membership.
+    fn controller_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&(id as u64))
+            .map(|n| n.addr.clone());
+        addr
     }
 
     async fn decide_and_commit(&self, request: ControllerRequest) -> Result<ControllerReply> {
