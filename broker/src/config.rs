@@ -56,6 +56,8 @@ pub struct BrokerConfig {
     pub replica_fetch_backoff_ms: u64,
     /// Every property as given, reported by DescribeConfigs for the broker resource.
     pub raw: BTreeMap<String, String>,
+    /// Cluster mode (a combined broker and controller); `None` is the standalone broker.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl BrokerConfig {
@@ -91,6 +93,7 @@ impl BrokerConfig {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_backoff_ms: 1_000,
             raw: BTreeMap::new(),
+            cluster: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! partitions; `log` is the storage; `metadata` keeps the topics of a standalone cluster;
 //! `controller` is the quorum that keeps the metadata of a multi-broker cluster.
 
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod error;

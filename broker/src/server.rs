@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
+use crate::cluster::{ClusterMember, INTER_BROKER_LISTENER};
 use crate::config::{BrokerConfig, Endpoint};
+use crate::controller::{BrokerEndpoint, ControllerHandle, ControllerNode};
 use crate::error::{BrokerError, Result};
 use crate::group::service::GroupCoordinatorService;
 use crate::log::{CleanerConfig, LogManager};
@@ -30,6 +32,8 @@ pub struct Context {
     pub groups: Arc<GroupCoordinatorService>,
     pub advertised: Endpoint,
     pub shutdown: Shutdown,
+    /// This process's controller node in cluster mode; `None` for the standalone broker.
+    pub controller: Option<ControllerHandle>,
 }
 
 pub struct Broker {
@@ -38,6 +42,7 @@ pub struct Broker {
     listener: TcpListener,
     local_addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
+    member: Option<ClusterMember>,
 }
 
 impl Broker {
@@ -84,6 +89,26 @@ impl Broker {
                 },
                 port: local_addr.port(),
             });
+        let member = match &config.cluster {
+            None => None,
+            Some(cluster) => {
+                let handle = ControllerNode::start(cluster.controller.clone()).await?;
+                let member = ClusterMember {
+                    handle,
+                    broker_id: config.node_id,
+                    listener: BrokerEndpoint {
+                        name: INTER_BROKER_LISTENER.into(),
+                        host: advertised.host.clone(),
+                        port: advertised.port,
+                        security_protocol: "PLAINTEXT".into(),
+                    },
+                    heartbeat_interval: Duration::from_millis(cluster.heartbeat_interval_ms.max(1)),
+                    broker_epoch: Default::default(),
+                };
+                replicas.set_isr_channel(Some(Arc::new(member.isr_channel())));
+                Some(member)
+            }
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
             config,
@@ -91,6 +116,7 @@ impl Broker {
             groups,
             advertised,
             shutdown: Shutdown::new(shutdown_rx),
+            controller: member.as_ref().map(|m| m.handle.clone()),
         });
         info!(
             node_id = ctx.config.node_id,
@@ -105,6 +131,7 @@ impl Broker {
             listener,
             local_addr,
             shutdown_tx,
+            member,
         })
     }
 
@@ -117,8 +144,17 @@ impl Broker {
         self.ctx.replicas.clone()
     }
 
+    /// The controller node this broker runs in cluster mode.
+    pub fn controller(&self) -> Option<ControllerHandle> {
+        self.ctx.controller.clone()
+    }
+
     /// Serves until `signal` resolves, then shuts down cleanly.
-    pub async fn run(self, signal: impl Future<Output = ()>) -> Result<()> {
+    pub async fn run(mut self, signal: impl Future<Output = ()>) -> Result<()> {
+        let member = self
+            .member
+            .take()
+            .map(|m| tokio::spawn(m.run(self.ctx.replicas.clone(), self.ctx.shutdown.clone())));
         let mut connections = JoinSet::new();
         let maintenance = tokio::spawn(maintain(self.ctx.clone(), self.logs.clone()));
         let coordinator = tokio::spawn(self.ctx.groups.clone().run(self.ctx.shutdown.clone()));
@@ -161,8 +197,18 @@ impl Broker {
         }
         let _ = maintenance.await;
         let _ = lag_check.await;
+        // No image may start new fetchers once they are being stopped.
+        if let Some(member) = member {
+            let _ = member.await;
+        }
         // Fetchers write to the logs; they stop before the logs close.
         self.ctx.replicas.stop_replication();
+        self.ctx.replicas.set_isr_channel(None);
+        if let Some(controller) = &self.ctx.controller {
+            if let Err(e) = controller.shutdown().await {
+                warn!(error = %e, "controller did not stop cleanly");
+            }
+        }
         let logs = self.logs.clone();
         // Closing the logs also stops a cleaner pass that is under way, at its next batch.
         let closed = tokio::task::spawn_blocking(move || logs.shutdown()).await;

@@ -5,7 +5,13 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::Args;
-use sluice_broker::{Broker, BrokerConfig, CoordinatorConfig, Endpoint, OffsetsTopicConfig};
+use sluice_broker::cluster::ClusterConfig;
+use sluice_broker::controller::ControllerSettings;
+use sluice_broker::{
+    Broker, BrokerConfig, ControllerConfig, CoordinatorConfig, Endpoint, OffsetsTopicConfig,
+    QuorumVoter,
+};
+use sluice_config::server::ProcessRole;
 use sluice_config::{parse_override, ServerConfig};
 
 #[derive(Args)]
@@ -25,13 +31,8 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let server = ServerConfig::from_file(&args.config, &overrides).map_err(|e| e.to_string())?;
-    if server.controller_quorum_voters.is_some() {
-        return Err(format!(
-            "controller.quorum.voters is set in {}, but multi-node clusters are not implemented yet; remove it to run a standalone broker",
-            args.config.display()
-        ));
-    }
-    let config = broker_config(&server, &args.config)?;
+    let mut config = broker_config(&server, &args.config)?;
+    config.cluster = cluster_config(&server, &args.config)?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async move {
@@ -55,20 +56,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfig, String> {
-    // The broker listens on the first non-controller listener; more listeners (and security
-    // protocols) come with the replication and security issues.
-    let listener = s
-        .listeners
-        .iter()
-        .find(|l| !s.controller_listener_names.contains(&l.name))
-        .ok_or_else(|| format!("no broker listener in listeners of {}", file.display()))?;
-    let host = if listener.host.is_empty() {
-        "0.0.0.0"
-    } else {
-        listener.host.as_str()
-    };
-    let listen: SocketAddr = (host, listener.port)
+/// Resolves a listener's bind address; an empty host binds every interface.
+fn bind_address(host: &str, port: u16, file: &std::path::Path) -> Result<SocketAddr, String> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -77,7 +68,77 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
                 "cannot resolve listener host {host:?} in {}",
                 file.display()
             )
+        })
+}
+
+/// Cluster mode when controller.quorum.voters is set; `None` keeps the standalone broker.
+/// Only combined nodes (process.roles=broker,controller) run for now: a broker-only node needs
+/// to reach the quorum without being part of it, and a controller-only node must not serve
+/// clients, neither of which `Broker` does yet.
+fn cluster_config(
+    s: &ServerConfig,
+    file: &std::path::Path,
+) -> Result<Option<ClusterConfig>, String> {
+    let Some(voters) = &s.controller_quorum_voters else {
+        return Ok(None);
+    };
+    let roles = s.process_roles.clone().unwrap_or_default();
+    let combined = roles.contains(&ProcessRole::Broker) && roles.contains(&ProcessRole::Controller);
+    if !combined {
+        let given = s.raw.get("process.roles").map_or("", String::as_str);
+        return Err(format!(
+            "process.roles={given:?} in {}: only combined nodes (process.roles=broker,controller) can join a cluster for now",
+            file.display()
+        ));
+    }
+    let controller_listener = s
+        .listeners
+        .iter()
+        .find(|l| s.controller_listener_names.contains(&l.name))
+        .ok_or_else(|| {
+            format!(
+                "no listener named in controller.listener.names ({}) in listeners of {}",
+                s.controller_listener_names.join(","),
+                file.display()
+            )
         })?;
+    let listen = bind_address(&controller_listener.host, controller_listener.port, file)?;
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let voters = voters
+        .iter()
+        .map(|v| QuorumVoter {
+            id: v.id,
+            host: v.host.clone(),
+            port: v.port,
+        })
+        .collect();
+    let mut controller =
+        ControllerConfig::new(s.node_id, voters, listen, s.metadata_log_dir.clone());
+    controller.settings = ControllerSettings {
+        session_timeout_ms: ms(s.broker_session_timeout) as i64,
+        unclean_leader_election: s.unclean_leader_election_enable,
+        default_replication_factor: s.default_replication_factor,
+        default_num_partitions: s.num_partitions,
+    };
+    controller.election_timeout_ms = ms(s.controller_quorum_election_timeout);
+    controller.leader_imbalance_check_interval_ms = s
+        .auto_leader_rebalance_enable
+        .then(|| ms(s.leader_imbalance_check_interval));
+    Ok(Some(ClusterConfig {
+        controller,
+        heartbeat_interval_ms: ms(s.broker_heartbeat_interval),
+    }))
+}
+
+fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfig, String> {
+    // The broker listens on the first non-controller listener; more listeners (and security
+    // protocols) come with the replication and security issues.
+    let listener = s
+        .listeners
+        .iter()
+        .find(|l| !s.controller_listener_names.contains(&l.name))
+        .ok_or_else(|| format!("no broker listener in listeners of {}", file.display()))?;
+    let listen = bind_address(&listener.host, listener.port, file)?;
     let advertised = s
         .advertised_listeners
         .iter()
@@ -149,5 +210,71 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
             defaults.replica_fetch_backoff_ms,
         )?,
         raw: s.raw.clone(),
+        cluster: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+
+    fn server(extra: &[(&str, &str)]) -> ServerConfig {
+        let mut props: BTreeMap<String, String> = [
+            ("node.id", "2"),
+            ("controller.quorum.voters", "1@h1:9093,2@h2:9093,3@h3:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("advertised.listeners", "PLAINTEXT://h2:9092"),
+            ("log.dirs", "/tmp/sluice-test-logs"),
+            ("broker.heartbeat.interval.ms", "1500"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        props
+            .entry("process.roles".into())
+            .or_insert_with(|| "broker,controller".into());
+        ServerConfig::from_properties(props, "test.properties").unwrap()
+    }
+
+    #[test]
+    fn a_combined_node_runs_its_controller_on_the_controller_listener() {
+        let s = server(&[]);
+        let file = Path::new("test.properties");
+        let cluster = cluster_config(&s, file).unwrap().expect("cluster mode");
+        assert_eq!(cluster.heartbeat_interval_ms, 1500);
+        assert_eq!(cluster.controller.node_id, 2);
+        assert_eq!(cluster.controller.listen.port(), 9093);
+        let voters: Vec<String> = cluster
+            .controller
+            .voters
+            .iter()
+            .map(|v| v.address())
+            .collect();
+        assert_eq!(voters, ["h1:9093", "h2:9093", "h3:9093"]);
+        // The broker itself still serves clients on the other listener.
+        assert_eq!(broker_config(&s, file).unwrap().listen.port(), 9092);
+    }
+
+    #[test]
+    fn only_combined_nodes_join_a_cluster_and_standalone_stays_standalone() {
+        let file = Path::new("test.properties");
+        // A broker-only node is not a voter (the parser insists) and has no controller listener.
+        let broker_only = server(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+        ]);
+        let err = cluster_config(&broker_only, file).unwrap_err();
+        assert!(err.contains("only combined nodes"), "{err}");
+        let standalone = ServerConfig::from_properties(BTreeMap::new(), "empty").unwrap();
+        assert!(cluster_config(&standalone, file).unwrap().is_none());
+    }
 }

@@ -1,0 +1,220 @@
+//! Cluster mode of a broker process: its registration and heartbeats with the controller quorum,
+//! turning each committed image into replica roles, and ISR changes sent as AlterPartition.
+//! A standalone broker (no controller.quorum.voters) never starts any of it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_protocol::wire::Uuid;
+use tracing::{debug, info, warn};
+
+use crate::config::ControllerConfig;
+use crate::controller::{
+    BrokerEndpoint, BrokerHeartbeatRequest, BrokerRegistrationRequest, ClusterImage,
+    ControllerHandle, ControllerReply, ControllerRequest, IsrUpdate, NodeId,
+};
+use crate::error::BrokerError;
+use crate::log::TopicPartition;
+use crate::metadata::random_bytes;
+use crate::replica_manager::ReplicaManager;
+use crate::replication::{IsrChannel, IsrFuture, IsrProposal, PartitionState};
+use crate::shutdown::Shutdown;
+
+/// The listener other brokers fetch from. Kafka's default inter.broker.listener.name; this
+/// broker has one broker listener and registers it under this name.
+pub const INTER_BROKER_LISTENER: &str = "PLAINTEXT";
+
+/// What a combined broker+controller process needs beyond the standalone broker's settings.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub controller: ControllerConfig,
+    /// broker.heartbeat.interval.ms
+    pub heartbeat_interval_ms: u64,
+}
+
+/// The partitions of `image` with a replica on `local_id`, as the replica manager takes them.
+pub fn local_partition_states(image: &ClusterImage, local_id: NodeId) -> Vec<PartitionState> {
+    image
+        .partitions_replicated_on(local_id)
+        .into_iter()
+        .map(|p| PartitionState {
+            topic: p.topic.to_string(),
+            partition: p.partition,
+            replicas: p.state.replicas.clone(),
+            isr: p.state.isr.clone(),
+            leader: p.state.leader,
+            leader_epoch: p.state.leader_epoch,
+            partition_epoch: p.state.partition_epoch,
+        })
+        .collect()
+}
+
+/// `host:port` of every registered broker's inter-broker listener, for followers to fetch from.
+/// Fenced brokers are included: a follower keeps trying its leader until the image moves
+/// leadership away, rather than stopping when a heartbeat is late.
+pub fn broker_addresses(image: &ClusterImage) -> BTreeMap<NodeId, String> {
+    image
+        .brokers()
+        .filter_map(|b| {
+            let e = b.endpoint(INTER_BROKER_LISTENER)?;
+            let host = if e.host.contains(':') {
+                format!("[{}]", e.host)
+            } else {
+                e.host.clone()
+            };
+            Some((b.id, format!("{host}:{}", e.port)))
+        })
+        .collect()
+}
+
+/// Sends a leader's ISR proposals to the active controller as AlterPartition, under the broker
+/// epoch of the current registration (the controller refuses proposals from an older one).
+pub struct ControllerIsrChannel {
+    handle: ControllerHandle,
+    broker_id: NodeId,
+    broker_epoch: Arc<AtomicI64>,
+}
+
+impl IsrChannel for ControllerIsrChannel {
+    fn alter_partition(&self, partition: TopicPartition, proposal: IsrProposal) -> IsrFuture<'_> {
+        Box::pin(async move {
+            let topic_id = self
+                .handle
+                .image()
+                .borrow()
+                .topic(&partition.topic)
+                .map(|t| t.id)
+                .ok_or_else(|| BrokerError::UnknownTopicOrPartition(partition.to_string()))?;
+            let request = ControllerRequest::AlterPartition {
+                broker_id: self.broker_id,
+                broker_epoch: self.broker_epoch.load(Ordering::Acquire),
+                updates: vec![IsrUpdate {
+                    topic_id,
+                    partition: partition.partition,
+                    leader_epoch: proposal.leader_epoch,
+                    partition_epoch: proposal.partition_epoch,
+                    new_isr: proposal.isr.iter().copied().collect(),
+                }],
+            };
+            match self.handle.submit(request).await? {
+                ControllerReply::PartitionsAltered(mut results) if results.len() == 1 => {
+                    let state = results.remove(0).result?;
+                    let isr: BTreeSet<i32> = state.isr.iter().copied().collect();
+                    Ok((isr, state.partition_epoch))
+                }
+                other => Err(BrokerError::Quorum(format!(
+                    "AlterPartition answered with {other:?}"
+                ))),
+            }
+        })
+    }
+}
+
+/// The broker side of cluster mode, started by `Broker::start` and run until shutdown.
+pub struct ClusterMember {
+    pub handle: ControllerHandle,
+    pub broker_id: NodeId,
+    pub listener: BrokerEndpoint,
+    pub heartbeat_interval: Duration,
+    pub broker_epoch: Arc<AtomicI64>,
+}
+
+impl ClusterMember {
+    pub fn isr_channel(&self) -> ControllerIsrChannel {
+        ControllerIsrChannel {
+            handle: self.handle.clone(),
+            broker_id: self.broker_id,
+            broker_epoch: self.broker_epoch.clone(),
+        }
+    }
+
+    /// Registers, heartbeats, and applies every image to `replicas` until shutdown. Each start
+    /// of the process is a new incarnation; a registration the controller lost (or fenced with a
+    /// newer epoch) is made again.
+    pub async fn run(self, replicas: Arc<ReplicaManager>, mut shutdown: Shutdown) {
+        let incarnation_id = Uuid(random_bytes());
+        let mut image = self.handle.image();
+        let mut tick = tokio::time::interval(self.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut registered = false;
+        // The image at start (a restarted node's log) may already assign it partitions.
+        self.apply(&replicas, &image.borrow_and_update());
+        loop {
+            tokio::select! {
+                _ = shutdown.recv() => return,
+                changed = image.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let current = image.borrow_and_update().clone();
+                    self.apply(&replicas, &current);
+                }
+                _ = tick.tick() => {
+                    if !registered {
+                        registered = self.register(incarnation_id).await;
+                    } else if !self.heartbeat().await {
+                        registered = false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&self, replicas: &ReplicaManager, image: &ClusterImage) {
+        let states = local_partition_states(image, self.broker_id);
+        if let Err(e) =
+            replicas.apply_partition_states(self.broker_id, &states, &broker_addresses(image))
+        {
+            warn!(error = %e, offset = image.offset(), "could not apply the cluster image");
+        }
+    }
+
+    /// True once registered; failures are retried at the next tick.
+    async fn register(&self, incarnation_id: Uuid) -> bool {
+        let request = ControllerRequest::RegisterBroker(BrokerRegistrationRequest {
+            broker_id: self.broker_id,
+            incarnation_id,
+            listeners: vec![self.listener.clone()],
+            rack: None,
+        });
+        match self.handle.submit(request).await {
+            Ok(ControllerReply::BrokerRegistered { broker_epoch }) => {
+                self.broker_epoch.store(broker_epoch, Ordering::Release);
+                info!(broker_epoch, "registered with the controller quorum");
+                true
+            }
+            Ok(other) => {
+                warn!(reply = ?other, "unexpected answer to broker registration");
+                false
+            }
+            Err(e) => {
+                debug!(error = %e, "broker registration not accepted yet");
+                false
+            }
+        }
+    }
+
+    /// False when the registration has to be made again.
+    async fn heartbeat(&self) -> bool {
+        let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: self.broker_id,
+            broker_epoch: self.broker_epoch.load(Ordering::Acquire),
+            metadata_offset: self.handle.image().borrow().offset(),
+        });
+        match self.handle.submit(request).await {
+            Ok(_) => true,
+            Err(e @ (BrokerError::StaleBrokerEpoch(_) | BrokerError::BrokerIdNotRegistered(_))) => {
+                warn!(error = %e, "registration lost; registering again");
+                false
+            }
+            // No quorum for now: the session may expire and fence us, which the next
+            // successful heartbeat undoes.
+            Err(e) => {
+                debug!(error = %e, "heartbeat not accepted");
+                true
+            }
+        }
+    }
+}

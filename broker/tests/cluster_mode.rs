@@ -1,0 +1,212 @@
+//! Three in-process brokers in cluster mode (each also a controller): they register with the
+//! quorum, take replica roles from the committed image, and serve an acks=all produce.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_broker::cluster::ClusterConfig;
+use sluice_broker::controller::{ControllerHandle, ControllerReply, ControllerRequest, NewTopic};
+use sluice_broker::replica_manager::{ReplicaManager, Role};
+use sluice_broker::{Broker, BrokerConfig, BrokerError, ControllerConfig, QuorumVoter};
+use sluice_protocol::messages::*;
+use sluice_protocol::records::{Record, RecordBatch};
+use sluice_protocol::ErrorCode;
+
+mod common;
+use common::Client;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Ports that were free a moment ago; the voters must be known before any node starts.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Node {
+    addr: SocketAddr,
+    replicas: Arc<ReplicaManager>,
+    controller: ControllerHandle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_cluster() -> BTreeMap<i32, Node> {
+    let voters: Vec<QuorumVoter> = free_ports(3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, port)| QuorumVoter {
+            id: i as i32 + 1,
+            host: "127.0.0.1".into(),
+            port,
+        })
+        .collect();
+    let mut nodes = BTreeMap::new();
+    for v in &voters {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
+        config.node_id = v.id;
+        // Topics exist only through the controller here.
+        config.auto_create_topics = false;
+        config.replica_fetch_wait_max_ms = 200;
+        config.replica_fetch_backoff_ms = 100;
+        let mut controller = ControllerConfig::new(
+            v.id,
+            voters.clone(),
+            v.address().parse().unwrap(),
+            dir.path().join("metadata"),
+        );
+        controller.election_timeout_ms = 400;
+        config.cluster = Some(ClusterConfig {
+            controller,
+            heartbeat_interval_ms: 100,
+        });
+        let broker = Broker::start(config).await.unwrap();
+        let (stop, rx) = tokio::sync::oneshot::channel();
+        let node = Node {
+            addr: broker.local_addr(),
+            replicas: broker.replicas(),
+            controller: broker.controller().expect("cluster mode runs a controller"),
+            stop,
+            task: tokio::spawn(async move {
+                broker
+                    .run(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            }),
+            _dir: dir,
+        };
+        nodes.insert(v.id, node);
+    }
+    nodes
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn role(rm: &ReplicaManager) -> Option<(bool, i32)> {
+    let p = rm.partition("replicated", 0)?;
+    match &p.role {
+        Role::Leader(_) => Some((true, p.leader_epoch)),
+        Role::Follower { leader_id } if *leader_id >= 0 => Some((false, p.leader_epoch)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_combined_nodes_replicate_a_topic_created_through_the_controller() {
+    let nodes = start_cluster().await;
+    // Every broker registered and unfenced: placement of RF 3 needs all three.
+    let image_of_1 = nodes[&1].controller.image();
+    eventually("three unfenced brokers", || {
+        image_of_1.borrow().unfenced_brokers().len() == 3
+    })
+    .await;
+
+    // Submitted through node 3 whichever node leads: forwarding is what brokers rely on.
+    let request = ControllerRequest::CreateTopics {
+        topics: vec![NewTopic {
+            name: "replicated".into(),
+            num_partitions: 1,
+            replication_factor: 3,
+            assignments: None,
+            configs: BTreeMap::new(),
+        }],
+        validate_only: false,
+    };
+    let reply = loop {
+        match nodes[&3].controller.submit(request.clone()).await {
+            Err(e @ (BrokerError::NotController { .. } | BrokerError::Quorum(_))) => {
+                eprintln!("retrying after {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
+    let ControllerReply::TopicsCreated(results) = reply else {
+        panic!("{reply:?}")
+    };
+    results[0].result.as_ref().expect("topic created");
+
+    // One leader and two followers, all at the committed leader epoch.
+    eventually("every node took its role", || {
+        let roles: Vec<_> = nodes.values().map(|n| role(&n.replicas)).collect();
+        roles.iter().all(Option::is_some)
+            && roles.iter().filter(|r| r.is_some_and(|(l, _)| l)).count() == 1
+    })
+    .await;
+    let committed = nodes[&1]
+        .controller
+        .image()
+        .borrow()
+        .partition_by_name("replicated", 0)
+        .cloned()
+        .unwrap();
+    for (id, n) in &nodes {
+        let (leads, epoch) = role(&n.replicas).unwrap();
+        assert_eq!(leads, *id == committed.leader, "node {id}");
+        assert_eq!(epoch, committed.leader_epoch, "node {id}");
+    }
+
+    let batch = RecordBatch::new(vec![Record {
+        offset: 0,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from_static(b"to all three")),
+        headers: vec![],
+    }])
+    .encode()
+    .unwrap();
+    let mut client = Client::connect_to(nodes[&committed.leader].addr).await;
+    let response = client
+        .send(
+            9,
+            &ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![ProduceRequestTopic {
+                    name: "replicated".into(),
+                    partition_data: vec![ProduceRequestPartition {
+                        index: 0,
+                        records: Some(batch),
+                    }],
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(ErrorCode::from_code(p.error_code), ErrorCode::None);
+    assert_eq!(p.base_offset, 0);
+    // acks=all answered, so every replica has the record.
+    for (id, n) in &nodes {
+        let log_end = n
+            .replicas
+            .partition("replicated", 0)
+            .unwrap()
+            .log
+            .log_end_offset();
+        assert_eq!(log_end, 1, "node {id}");
+    }
+
+    for (_, n) in nodes {
+        let _ = n.stop.send(());
+        n.task.await.unwrap();
+    }
+}
