@@ -210,3 +210,181 @@ async fn three_combined_nodes_replicate_a_topic_created_through_the_controller()
         n.task.await.unwrap();
     }
 }
+
+async fn metadata(client: &mut Client, topic: &str) -> MetadataResponse {
+    client
+        .send(
+            12,
+            &MetadataRequest {
+                topics: Some(vec![MetadataRequestTopic {
+                    name: Some(topic.into()),
+                    ..Default::default()
+                }]),
+                allow_auto_topic_creation: false,
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image() {
+    let nodes = start_cluster().await;
+    let image = nodes[&1].controller.image();
+    eventually("three unfenced brokers", || {
+        image.borrow().unfenced_brokers().len() == 3
+    })
+    .await;
+
+    // Any node takes CreateTopics; the controller places all three replicas.
+    let mut admin = Client::connect_to(nodes[&2].addr).await;
+    let create = CreateTopicsRequest {
+        topics: vec![CreateTopicsRequestTopic {
+            name: "admin".into(),
+            num_partitions: 2,
+            replication_factor: 3,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        validate_only: false,
+    };
+    let created = admin.send(5, &create).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0]);
+    assert_eq!(created.topics[0].replication_factor, 3);
+    let again = admin.send(5, &create).await;
+    assert_eq!(
+        ErrorCode::from_code(again.topics[0].error_code),
+        ErrorCode::TopicAlreadyExists
+    );
+
+    // Metadata on another node: every broker at its advertised address, and each partition
+    // as committed (leader, replicas, ISR, leader epoch).
+    let mut client = Client::connect_to(nodes[&3].addr).await;
+    let mut answer = metadata(&mut client, "admin").await;
+    let deadline = Instant::now() + WAIT;
+    while answer.topics[0].error_code != 0
+        || answer.topics[0]
+            .partitions
+            .iter()
+            .any(|p| p.isr_nodes.len() < 3)
+    {
+        assert!(Instant::now() < deadline, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer = metadata(&mut client, "admin").await;
+    }
+    let mut brokers: Vec<(i32, i32)> = answer.brokers.iter().map(|b| (b.node_id, b.port)).collect();
+    brokers.sort();
+    let expected: Vec<(i32, i32)> = nodes
+        .iter()
+        .map(|(id, n)| (*id, n.addr.port() as i32))
+        .collect();
+    assert_eq!(brokers, expected);
+    assert!(answer.controller_id >= 1);
+    let committed = image.borrow().topic("admin").cloned().unwrap();
+    assert_eq!(answer.topics[0].topic_id, committed.id);
+    assert_eq!(answer.topics[0].partitions.len(), 2);
+    for p in &answer.topics[0].partitions {
+        let c = &committed.partitions[&p.partition_index];
+        assert_eq!(p.leader_id, c.leader);
+        assert_eq!(p.leader_epoch, c.leader_epoch);
+        assert_eq!(p.replica_nodes, c.replicas);
+        assert_eq!(p.replica_nodes.len(), 3);
+    }
+
+    // A produce to a non-leader is refused; to the leader Metadata named it succeeds.
+    let leader = answer.topics[0].partitions[0].leader_id;
+    let follower = nodes.keys().copied().find(|id| *id != leader).unwrap();
+    let produce = |acks: i16| ProduceRequest {
+        acks,
+        timeout_ms: 10_000,
+        topic_data: vec![ProduceRequestTopic {
+            name: "admin".into(),
+            partition_data: vec![ProduceRequestPartition {
+                index: 0,
+                records: Some(
+                    RecordBatch::new(vec![Record {
+                        offset: 0,
+                        timestamp: 1_700_000_000_000,
+                        key: None,
+                        value: Some(Bytes::from_static(b"v")),
+                        headers: vec![],
+                    }])
+                    .encode()
+                    .unwrap(),
+                ),
+            }],
+        }],
+        ..Default::default()
+    };
+    let mut to_follower = Client::connect_to(nodes[&follower].addr).await;
+    let refused = to_follower.send(9, &produce(-1)).await;
+    assert_eq!(
+        ErrorCode::from_code(refused.responses[0].partition_responses[0].error_code),
+        ErrorCode::NotLeaderOrFollower
+    );
+    let mut to_leader = Client::connect_to(nodes[&leader].addr).await;
+    let accepted = to_leader.send(9, &produce(-1)).await;
+    assert_eq!(
+        accepted.responses[0].partition_responses[0].error_code, 0,
+        "{accepted:?}"
+    );
+
+    let grown = admin
+        .send(
+            1,
+            &CreatePartitionsRequest {
+                topics: vec![CreatePartitionsTopic {
+                    name: "admin".into(),
+                    count: 3,
+                    assignments: None,
+                }],
+                timeout_ms: 10_000,
+                validate_only: false,
+            },
+        )
+        .await;
+    assert_eq!(grown.results[0].error_code, 0, "{grown:?}");
+    eventually("three partitions in every image", || {
+        nodes.values().all(|n| {
+            n.controller
+                .image()
+                .borrow()
+                .topic("admin")
+                .is_some_and(|t| t.partitions.len() == 3)
+        })
+    })
+    .await;
+
+    let deleted = admin
+        .send(
+            4,
+            &DeleteTopicsRequest {
+                topic_names: vec!["admin".into(), "never-was".into()],
+                timeout_ms: 10_000,
+                ..Default::default()
+            },
+        )
+        .await;
+    let codes: Vec<ErrorCode> = deleted
+        .responses
+        .iter()
+        .map(|r| ErrorCode::from_code(r.error_code))
+        .collect();
+    assert_eq!(codes, [ErrorCode::None, ErrorCode::UnknownTopicOrPartition]);
+    eventually("the topic gone from every image", || {
+        nodes
+            .values()
+            .all(|n| n.controller.image().borrow().topic("admin").is_none())
+    })
+    .await;
+    let gone = metadata(&mut client, "admin").await;
+    assert_eq!(
+        ErrorCode::from_code(gone.topics[0].error_code),
+        ErrorCode::UnknownTopicOrPartition
+    );
+
+    for (_, n) in nodes {
+        let _ = n.stop.send(());
+        n.task.await.unwrap();
+    }
+}

@@ -16,6 +16,9 @@ pub async fn handle(
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    if let Some(controller) = &ctx.controller {
+        return super::cluster::create_partitions(controller, request).await;
+    }
     let mut counts: HashMap<String, usize> = HashMap::new();
     for t in &request.topics {
         *counts.entry(t.name.clone()).or_default() += 1;

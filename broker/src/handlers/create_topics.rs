@@ -18,6 +18,9 @@ pub async fn handle(
     header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    if let Some(controller) = &ctx.controller {
+        return super::cluster::create_topics(ctx, controller, header, request).await;
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in &request.topics {
         *counts.entry(t.name.clone()).or_default() += 1;

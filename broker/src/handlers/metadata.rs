@@ -21,6 +21,9 @@ pub async fn handle(
     header: &RequestHeader,
     request: MetadataRequest,
 ) -> MetadataResponse {
+    if let Some(controller) = &ctx.controller {
+        return super::cluster::metadata(ctx, controller, header, request).await;
+    }
     let node_id = ctx.config.node_id;
     let store = ctx.replicas.metadata();
     // v0 asks for every topic with an empty list; later versions with null.

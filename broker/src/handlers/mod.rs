@@ -2,6 +2,7 @@
 //! response message. Handlers hold no connection state and do no socket I/O.
 
 pub mod api_versions;
+pub mod cluster;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
