@@ -243,6 +243,10 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
             name: "admin".into(),
             num_partitions: 2,
             replication_factor: 3,
+            configs: vec![CreateTopicsRequestConfig {
+                name: "retention.ms".into(),
+                value: Some("3600000".into()),
+            }],
             ..Default::default()
         }],
         timeout_ms: 10_000,
@@ -290,6 +294,25 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
         assert_eq!(p.replica_nodes, c.replicas);
         assert_eq!(p.replica_nodes.len(), 3);
     }
+
+    // DescribeConfigs on any node shows the configs the controller committed.
+    let described = client
+        .send(
+            4,
+            &DescribeConfigsRequest {
+                resources: vec![DescribeConfigsRequestResource {
+                    resource_type: 2,
+                    resource_name: "admin".into(),
+                    configuration_keys: Some(vec!["retention.ms".into()]),
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    let result = &described.results[0];
+    assert_eq!(result.error_code, 0, "{result:?}");
+    assert_eq!(result.configs.len(), 1, "{result:?}");
+    assert_eq!(result.configs[0].value.as_deref(), Some("3600000"));
 
     // A produce to a non-leader is refused; to the leader Metadata named it succeeds.
     let leader = answer.topics[0].partitions[0].leader_id;

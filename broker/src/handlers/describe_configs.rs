@@ -1,6 +1,7 @@
 //! DescribeConfigs: a topic's effective configs (overrides and inherited defaults) and the
 //! broker's settings, filtered by the requested keys.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluice_protocol::header::RequestHeader;
@@ -13,6 +14,18 @@ use crate::topic_config::{self, SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOP
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+
+/// A topic's config overrides, `None` for an unknown topic. In a cluster they are the
+/// controller's committed ones, which every node shares; a standalone broker keeps its own.
+fn topic_overrides(ctx: &Context, topic: &str) -> Option<BTreeMap<String, String>> {
+    match &ctx.controller {
+        Some(controller) => {
+            let image = controller.image().borrow().clone();
+            image.topic(topic).map(|_| image.topic_configs(topic))
+        }
+        None => ctx.replicas.metadata().topic(topic).map(|t| t.configs),
+    }
+}
 
 pub async fn handle(
     ctx: &Arc<Context>,
@@ -29,8 +42,8 @@ pub async fn handle(
                 ..Default::default()
             };
             let entries = match r.resource_type {
-                RESOURCE_TOPIC => match ctx.replicas.metadata().topic(&r.resource_name) {
-                    Some(t) => topic_config::effective(&ctx.config, &t.configs)
+                RESOURCE_TOPIC => match topic_overrides(ctx, &r.resource_name) {
+                    Some(overrides) => topic_config::effective(&ctx.config, &overrides)
                         .into_iter()
                         .map(|(k, v, is_default)| {
                             (
