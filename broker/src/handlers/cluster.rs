@@ -16,7 +16,6 @@ use crate::controller::{
 use crate::error::{BrokerError, Result};
 use crate::group::OFFSETS_TOPIC;
 use crate::server::Context;
-use crate::topic_config::{self, SOURCE_DEFAULT, SOURCE_TOPIC};
 
 /// "Authorized operations not requested", as the spec defines it.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -205,8 +204,9 @@ pub async fn create_topics(
                 for r in results {
                     let answer = match r.result {
                         Ok(created) => {
-                            let configs = (header.api_version >= 5)
-                                .then(|| effective_configs(ctx, &created.configs));
+                            let configs = (header.api_version >= 5).then(|| {
+                                super::create_topics::effective_configs(ctx, &created.configs)
+                            });
                             CreateTopicsResponseTopic {
                                 name: r.name.clone(),
                                 topic_id: created.topic_id,
@@ -291,26 +291,6 @@ fn new_topic(t: CreateTopicsRequestTopic) -> Result<NewTopic> {
         assignments,
         configs,
     })
-}
-
-fn effective_configs(
-    ctx: &Context,
-    configs: &BTreeMap<String, String>,
-) -> Vec<CreateTopicsResponseConfig> {
-    topic_config::effective(&ctx.config, configs)
-        .into_iter()
-        .map(|(name, value, is_default)| CreateTopicsResponseConfig {
-            name: name.to_string(),
-            value: Some(value),
-            read_only: false,
-            config_source: if is_default {
-                SOURCE_DEFAULT
-            } else {
-                SOURCE_TOPIC
-            },
-            is_sensitive: false,
-        })
-        .collect()
 }
 
 fn failure(name: String, code: ErrorCode, message: String) -> CreateTopicsResponseTopic {

@@ -107,23 +107,30 @@ fn create(
     )
 }
 
+/// A new topic's effective configs as CreateTopics v5+ reports them (overrides and defaults);
+/// the standalone and cluster paths both answer with this.
+pub(super) fn effective_configs(
+    ctx: &Context,
+    configs: &BTreeMap<String, String>,
+) -> Vec<CreateTopicsResponseConfig> {
+    topic_config::effective(&ctx.config, configs)
+        .into_iter()
+        .map(|(name, value, is_default)| CreateTopicsResponseConfig {
+            name: name.to_string(),
+            value: Some(value),
+            read_only: false,
+            config_source: if is_default {
+                SOURCE_DEFAULT
+            } else {
+                SOURCE_TOPIC
+            },
+            is_sensitive: false,
+        })
+        .collect()
+}
+
 fn success(ctx: &Context, t: TopicMetadata, version: i16) -> CreateTopicsResponseTopic {
-    let configs = (version >= 5).then(|| {
-        topic_config::effective(&ctx.config, &t.configs)
-            .into_iter()
-            .map(|(name, value, is_default)| CreateTopicsResponseConfig {
-                name: name.to_string(),
-                value: Some(value),
-                read_only: false,
-                config_source: if is_default {
-                    SOURCE_DEFAULT
-                } else {
-                    SOURCE_TOPIC
-                },
-                is_sensitive: false,
-            })
-            .collect()
-    });
+    let configs = (version >= 5).then(|| effective_configs(ctx, &t.configs));
     CreateTopicsResponseTopic {
         name: t.name,
         topic_id: t.id,
