@@ -40,7 +40,24 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
+/// Three combined nodes. The quorum's ports are chosen before any node binds them, so another
+/// test (or process) can take one in between: then the whole cluster starts again on new ports.
 async fn start_cluster() -> BTreeMap<i32, Node> {
+    let mut attempt = 0;
+    loop {
+        match try_start_cluster().await {
+            Ok(nodes) => return nodes,
+            Err(e) if attempt < 3 => {
+                eprintln!("cluster start failed ({e}); retrying on other ports");
+                attempt += 1;
+            }
+            Err(e) => panic!("cluster start failed: {e}"),
+        }
+    }
+}
+
+/// Dropping the nodes already started stops them (their stop senders go away).
+async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
     let voters: Vec<QuorumVoter> = free_ports(3)
         .into_iter()
         .enumerate()
@@ -70,7 +87,7 @@ async fn start_cluster() -> BTreeMap<i32, Node> {
             controller,
             heartbeat_interval_ms: 100,
         });
-        let broker = Broker::start(config).await.unwrap();
+        let broker = Broker::start(config).await?;
         let (stop, rx) = tokio::sync::oneshot::channel();
         let node = Node {
             addr: broker.local_addr(),
@@ -89,7 +106,7 @@ async fn start_cluster() -> BTreeMap<i32, Node> {
         };
         nodes.insert(v.id, node);
     }
-    nodes
+    Ok(nodes)
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -100,8 +117,8 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn role(rm: &ReplicaManager) -> Option<(bool, i32)> {
-    let p = rm.partition("replicated", 0)?;
+fn role(rm: &ReplicaManager, topic: &str) -> Option<(bool, i32)> {
+    let p = rm.partition(topic, 0)?;
     match &p.role {
         Role::Leader(_) => Some((true, p.leader_epoch)),
         Role::Follower { leader_id } if *leader_id >= 0 => Some((false, p.leader_epoch)),
@@ -146,7 +163,10 @@ async fn three_combined_nodes_replicate_a_topic_created_through_the_controller()
 
     // One leader and two followers, all at the committed leader epoch.
     eventually("every node took its role", || {
-        let roles: Vec<_> = nodes.values().map(|n| role(&n.replicas)).collect();
+        let roles: Vec<_> = nodes
+            .values()
+            .map(|n| role(&n.replicas, "replicated"))
+            .collect();
         roles.iter().all(Option::is_some)
             && roles.iter().filter(|r| r.is_some_and(|(l, _)| l)).count() == 1
     })
@@ -159,7 +179,7 @@ async fn three_combined_nodes_replicate_a_topic_created_through_the_controller()
         .cloned()
         .unwrap();
     for (id, n) in &nodes {
-        let (leads, epoch) = role(&n.replicas).unwrap();
+        let (leads, epoch) = role(&n.replicas, "replicated").unwrap();
         assert_eq!(leads, *id == committed.leader, "node {id}");
         assert_eq!(epoch, committed.leader_epoch, "node {id}");
     }
@@ -313,6 +333,13 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
     assert_eq!(result.error_code, 0, "{result:?}");
     assert_eq!(result.configs.len(), 1, "{result:?}");
     assert_eq!(result.configs[0].value.as_deref(), Some("3600000"));
+
+    // The image commits the ISR with the topic, before any node has applied it: wait until every
+    // node has taken its role for the partition the produces below go to.
+    eventually("every node took its role for admin-0", || {
+        nodes.values().all(|n| role(&n.replicas, "admin").is_some())
+    })
+    .await;
 
     // A produce to a non-leader is refused; to the leader Metadata named it succeeds.
     let leader = answer.topics[0].partitions[0].leader_id;
