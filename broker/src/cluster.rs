@@ -16,6 +16,8 @@ use crate::controller::{
     ControllerHandle, ControllerReply, ControllerRequest, IsrUpdate, NodeId,
 };
 use crate::error::BrokerError;
+use crate::group::service::GroupCoordinatorService;
+use crate::group::OFFSETS_TOPIC;
 use crate::log::TopicPartition;
 use crate::metadata::random_bytes;
 use crate::replica_manager::ReplicaManager;
@@ -40,6 +42,7 @@ pub fn local_partition_states(image: &ClusterImage, local_id: NodeId) -> Vec<Par
         .partitions_replicated_on(local_id)
         .into_iter()
         .map(|p| PartitionState {
+            configs: image.topic_configs(p.topic),
             topic: p.topic.to_string(),
             partition: p.partition,
             replicas: p.state.replicas.clone(),
@@ -49,6 +52,20 @@ pub fn local_partition_states(image: &ClusterImage, local_id: NodeId) -> Vec<Par
             partition_epoch: p.state.partition_epoch,
         })
         .collect()
+}
+
+/// The partitions of `__consumer_offsets` that `local_id` leads, with their leader epochs.
+pub fn led_offsets_partitions(image: &ClusterImage, local_id: NodeId) -> BTreeMap<i32, i32> {
+    image
+        .topic(OFFSETS_TOPIC)
+        .map(|t| {
+            t.partitions
+                .iter()
+                .filter(|(_, p)| p.leader == local_id)
+                .map(|(i, p)| (*i, p.leader_epoch))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `host:port` of every registered broker's inter-broker listener, for followers to fetch from.
@@ -112,6 +129,42 @@ impl IsrChannel for ControllerIsrChannel {
     }
 }
 
+/// Producer ids in a cluster: blocks handed out by the controller (AllocateProducerIds), so no
+/// two brokers ever give the same id to different producers.
+pub struct ProducerIdAllocator {
+    handle: ControllerHandle,
+    broker_id: NodeId,
+    broker_epoch: Arc<AtomicI64>,
+    /// `[next, end)` of the current block; a tokio lock, held across the controller round trip
+    /// so concurrent requests wait for one new block instead of each asking for one.
+    block: tokio::sync::Mutex<(i64, i64)>,
+}
+
+impl ProducerIdAllocator {
+    pub async fn next_id(&self) -> Result<i64, BrokerError> {
+        let mut block = self.block.lock().await;
+        if block.0 >= block.1 {
+            let request = ControllerRequest::AllocateProducerIds {
+                broker_id: self.broker_id,
+                broker_epoch: self.broker_epoch.load(Ordering::Acquire),
+            };
+            match self.handle.submit(request).await? {
+                ControllerReply::ProducerIds { first_id, count } => {
+                    *block = (first_id, first_id + count);
+                }
+                other => {
+                    return Err(BrokerError::Quorum(format!(
+                        "AllocateProducerIds answered with {other:?}"
+                    )))
+                }
+            }
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
+    }
+}
+
 /// The broker side of cluster mode, started by `Broker::start` and run until shutdown.
 pub struct ClusterMember {
     pub handle: ControllerHandle,
@@ -122,6 +175,15 @@ pub struct ClusterMember {
 }
 
 impl ClusterMember {
+    pub fn producer_ids(&self) -> ProducerIdAllocator {
+        ProducerIdAllocator {
+            handle: self.handle.clone(),
+            broker_id: self.broker_id,
+            broker_epoch: self.broker_epoch.clone(),
+            block: tokio::sync::Mutex::new((0, 0)),
+        }
+    }
+
     pub fn isr_channel(&self) -> ControllerIsrChannel {
         ControllerIsrChannel {
             handle: self.handle.clone(),
@@ -133,14 +195,20 @@ impl ClusterMember {
     /// Registers, heartbeats, and applies every image to `replicas` until shutdown. Each start
     /// of the process is a new incarnation; a registration the controller lost (or fenced with a
     /// newer epoch) is made again.
-    pub async fn run(self, replicas: Arc<ReplicaManager>, mut shutdown: Shutdown) {
+    pub async fn run(
+        self,
+        replicas: Arc<ReplicaManager>,
+        groups: Arc<GroupCoordinatorService>,
+        mut shutdown: Shutdown,
+    ) {
         let incarnation_id = Uuid(random_bytes());
         let mut image = self.handle.image();
         let mut tick = tokio::time::interval(self.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;
         // The image at start (a restarted node's log) may already assign it partitions.
-        self.apply(&replicas, &image.borrow_and_update());
+        let current = image.borrow_and_update().clone();
+        self.apply(&replicas, &groups, &current);
         loop {
             tokio::select! {
                 _ = shutdown.recv() => return,
@@ -149,7 +217,7 @@ impl ClusterMember {
                         return;
                     }
                     let current = image.borrow_and_update().clone();
-                    self.apply(&replicas, &current);
+                    self.apply(&replicas, &groups, &current);
                 }
                 _ = tick.tick() => {
                     if !registered {
@@ -162,12 +230,30 @@ impl ClusterMember {
         }
     }
 
-    fn apply(&self, replicas: &ReplicaManager, image: &ClusterImage) {
+    /// Replica roles first, then what follows from them: the group coordinator hosts the
+    /// offsets partitions led here, and deleted topics lose their replicas and committed offsets.
+    fn apply(
+        &self,
+        replicas: &ReplicaManager,
+        groups: &Arc<GroupCoordinatorService>,
+        image: &ClusterImage,
+    ) {
         let states = local_partition_states(image, self.broker_id);
         if let Err(e) =
             replicas.apply_partition_states(self.broker_id, &states, &broker_addresses(image))
         {
             warn!(error = %e, offset = image.offset(), "could not apply the cluster image");
+        }
+        groups.lead_partitions(&led_offsets_partitions(image, self.broker_id));
+        match replicas.remove_replicas_not_in(&states) {
+            Ok(deleted) => {
+                for topic in deleted {
+                    // A topic created again under the same name must not resume at offsets
+                    // committed for the old one; each coordinator drops its own groups' offsets.
+                    groups.forget_topic(&topic);
+                }
+            }
+            Err(e) => warn!(error = %e, "could not delete the replicas of a deleted topic"),
         }
     }
 

@@ -88,6 +88,7 @@ impl BrokerConfig {
             offsets_topic: OffsetsTopicConfig {
                 partitions: 50,
                 segment_bytes: 100 << 20,
+                replication_factor: 1,
             },
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,

@@ -739,17 +739,7 @@ impl ReplicaManager {
             // Replication owns this log from here on; the fetcher must let go of it before
             // anything else may write to it.
             self.fetchers.remove(&tp);
-            let part = match existing {
-                Some(part) => Partition {
-                    log: part.log.clone(),
-                    leader_epoch: state.leader_epoch,
-                    max_message_bytes: part.max_message_bytes,
-                    compacted: part.compacted,
-                    min_insync_replicas: part.min_insync_replicas,
-                    role: Role::Follower { leader_id: -1 },
-                },
-                None => self.new_replicated_partition(&tp, state.leader_epoch)?,
-            };
+            let part = self.replicated_partition(&tp, state, existing.map(|p| p.log.clone()))?;
             if state.leader == local_id {
                 self.become_leader(local_id, tp, state, part);
             } else {
@@ -759,25 +749,61 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// A partition the metadata store may not know (its topic was created through the
-    /// controller): the topic's configs when known here, else the broker defaults.
-    fn new_replicated_partition(
+    /// Drops the replicated partitions that `states` no longer lists (their topic was deleted
+    /// through the controller): replication stops and their logs are deleted. Standalone
+    /// partitions are the local metadata store's and stay. Returns the topics that went.
+    pub fn remove_replicas_not_in(&self, states: &[PartitionState]) -> Result<BTreeSet<String>> {
+        let _changing = self.lock_topic_changes();
+        let kept: HashSet<TopicPartition> = states.iter().map(|s| s.topic_partition()).collect();
+        let gone: Vec<TopicPartition> = self
+            .partitions
+            .iter()
+            .filter(|p| !matches!(p.role, Role::Standalone) && !kept.contains(p.key()))
+            .map(|p| p.key().clone())
+            .collect();
+        let mut topics = BTreeSet::new();
+        for tp in gone {
+            self.fetchers.remove(&tp);
+            if let Some((_, part)) = self.partitions.remove(&tp) {
+                if let Role::Leader(cell) = &part.role {
+                    cell.retire();
+                }
+            }
+            self.logs.delete(&tp)?;
+            info!(partition = %tp, "deleted the replica of a deleted topic");
+            topics.insert(tp.topic);
+        }
+        if !topics.is_empty() {
+            bump(&self.appended);
+        }
+        Ok(topics)
+    }
+
+    /// A replicated partition under `state` (its role still to be set): the log it had, or
+    /// one opened now. Its settings come from the topic's configs here (a topic created on this
+    /// broker) overlaid by the committed ones in the state, which win.
+    fn replicated_partition(
         &self,
         tp: &TopicPartition,
-        leader_epoch: i32,
+        state: &PartitionState,
+        log: Option<Arc<Log>>,
     ) -> Result<Partition> {
-        let configs = self
+        let mut configs = self
             .metadata
             .topic(&tp.topic)
             .map(|t| t.configs)
             .unwrap_or_default();
+        configs.extend(state.configs.iter().map(|(k, v)| (k.clone(), v.clone())));
         let (log_config, max_message_bytes, compacted, min_insync_replicas) =
             self.partition_settings(&configs);
-        let log = self.logs.get_or_create(tp, log_config.clone())?;
+        let log = match log {
+            Some(log) => log,
+            None => self.logs.get_or_create(tp, log_config.clone())?,
+        };
         log.update_config(log_config);
         Ok(Partition {
             log,
-            leader_epoch,
+            leader_epoch: state.leader_epoch,
             max_message_bytes,
             compacted,
             min_insync_replicas,
@@ -1009,6 +1035,7 @@ mod tests {
             leader,
             leader_epoch,
             partition_epoch,
+            configs: Default::default(),
         }
     }
 

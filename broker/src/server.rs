@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::cluster::{ClusterMember, INTER_BROKER_LISTENER};
+use crate::cluster::{ClusterMember, ProducerIdAllocator, INTER_BROKER_LISTENER};
 use crate::config::{BrokerConfig, Endpoint};
 use crate::controller::{BrokerEndpoint, ControllerHandle, ControllerNode};
 use crate::error::{BrokerError, Result};
@@ -34,6 +34,23 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// This process's controller node in cluster mode; `None` for the standalone broker.
     pub controller: Option<ControllerHandle>,
+    /// Producer ids from the controller's blocks, in cluster mode.
+    pub producer_ids: Option<ProducerIdAllocator>,
+}
+
+impl Context {
+    /// Whether a partition exists: in the committed metadata in a cluster (where this broker
+    /// hosts only some replicas), among the hosted ones standalone.
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        match &self.controller {
+            Some(c) => c
+                .image()
+                .borrow()
+                .partition_by_name(topic, partition)
+                .is_some(),
+            None => self.replicas.partition(topic, partition).is_some(),
+        }
+    }
 }
 
 pub struct Broker {
@@ -74,6 +91,7 @@ impl Broker {
             replicas.clone(),
             config.group_coordinator.clone(),
             config.offsets_topic.clone(),
+            config.cluster.is_some(),
         )?;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
@@ -117,6 +135,7 @@ impl Broker {
             advertised,
             shutdown: Shutdown::new(shutdown_rx),
             controller: member.as_ref().map(|m| m.handle.clone()),
+            producer_ids: member.as_ref().map(|m| m.producer_ids()),
         });
         info!(
             node_id = ctx.config.node_id,
@@ -151,10 +170,13 @@ impl Broker {
 
     /// Serves until `signal` resolves, then shuts down cleanly.
     pub async fn run(mut self, signal: impl Future<Output = ()>) -> Result<()> {
-        let member = self
-            .member
-            .take()
-            .map(|m| tokio::spawn(m.run(self.ctx.replicas.clone(), self.ctx.shutdown.clone())));
+        let member = self.member.take().map(|m| {
+            tokio::spawn(m.run(
+                self.ctx.replicas.clone(),
+                self.ctx.groups.clone(),
+                self.ctx.shutdown.clone(),
+            ))
+        });
         let mut connections = JoinSet::new();
         let maintenance = tokio::spawn(maintain(self.ctx.clone(), self.logs.clone()));
         let coordinator = tokio::spawn(self.ctx.groups.clone().run(self.ctx.shutdown.clone()));

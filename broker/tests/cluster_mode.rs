@@ -76,6 +76,9 @@ async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
         config.auto_create_topics = false;
         config.replica_fetch_wait_max_ms = 200;
         config.replica_fetch_backoff_ms = 100;
+        // Few offsets partitions keep start-up cheap; every one on all three nodes.
+        config.offsets_topic.partitions = 3;
+        config.offsets_topic.replication_factor = 3;
         let mut controller = ControllerConfig::new(
             v.id,
             voters.clone(),
@@ -83,6 +86,8 @@ async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
             dir.path().join("metadata"),
         );
         controller.election_timeout_ms = 400;
+        // A stopped node is fenced (and its partitions move) within the test's patience.
+        controller.settings.session_timeout_ms = 2_000;
         config.cluster = Some(ClusterConfig {
             controller,
             heartbeat_interval_ms: 100,
@@ -427,11 +432,175 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
             .all(|n| n.controller.image().borrow().topic("admin").is_none())
     })
     .await;
+    // Each replica's log went with the topic.
+    eventually("every replica of admin deleted", || {
+        nodes.values().all(|n| {
+            (0..3).all(|p| {
+                n.replicas.partition("admin", p).is_none()
+                    && !n._dir.path().join(format!("logs/admin-{p}")).exists()
+            })
+        })
+    })
+    .await;
     let gone = metadata(&mut client, "admin").await;
     assert_eq!(
         ErrorCode::from_code(gone.topics[0].error_code),
         ErrorCode::UnknownTopicOrPartition
     );
+
+    for (_, n) in nodes {
+        let _ = n.stop.send(());
+        n.task.await.unwrap();
+    }
+}
+
+/// Asks `client` which broker coordinates `group` until one is named.
+async fn find_coordinator(client: &mut Client, group: &str) -> i32 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = client
+            .send(
+                3,
+                &FindCoordinatorRequest {
+                    key: group.into(),
+                    key_type: 0,
+                    ..Default::default()
+                },
+            )
+            .await;
+        if answer.error_code == 0 {
+            return answer.node_id;
+        }
+        // The first lookup creates __consumer_offsets; its leaders follow.
+        assert_eq!(
+            ErrorCode::from_code(answer.error_code),
+            ErrorCode::CoordinatorNotAvailable,
+            "{answer:?}"
+        );
+        assert!(Instant::now() < deadline, "no coordinator for {group}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fetch_offset(client: &mut Client, group: &str, topic: &str) -> OffsetFetchResponse {
+    client
+        .send(
+            7,
+            &OffsetFetchRequest {
+                group_id: group.into(),
+                topics: Some(vec![OffsetFetchRequestTopic {
+                    name: topic.into(),
+                    partition_indexes: vec![0],
+                }]),
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_group_coordinator_moves_with_its_offsets_partition_and_keeps_committed_offsets() {
+    let mut nodes = start_cluster().await;
+    let image = nodes[&1].controller.image();
+    eventually("three unfenced brokers", || {
+        image.borrow().unfenced_brokers().len() == 3
+    })
+    .await;
+
+    // The coordinator is the leader of the group's offsets partition, whoever is asked.
+    let mut asker = Client::connect_to(nodes[&1].addr).await;
+    let coordinator = find_coordinator(&mut asker, "g").await;
+    let offsets = image.borrow().topic("__consumer_offsets").cloned().unwrap();
+    assert_eq!(offsets.partitions.len(), 3);
+    assert!(offsets.partitions.values().all(|p| p.replicas.len() == 3));
+    let mut other = Client::connect_to(nodes[&2].addr).await;
+    assert_eq!(find_coordinator(&mut other, "g").await, coordinator);
+
+    // A commit is answered once the ISR has it.
+    let mut admin = Client::connect_to(nodes[&3].addr).await;
+    let created = admin
+        .send(
+            5,
+            &CreateTopicsRequest {
+                topics: vec![CreateTopicsRequestTopic {
+                    name: "t".into(),
+                    num_partitions: 1,
+                    replication_factor: 1,
+                    ..Default::default()
+                }],
+                timeout_ms: 10_000,
+                validate_only: false,
+            },
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let commit = OffsetCommitRequest {
+        group_id: "g".into(),
+        generation_id_or_member_epoch: -1,
+        member_id: String::new(),
+        topics: vec![OffsetCommitRequestTopic {
+            name: "t".into(),
+            partitions: vec![OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 42,
+                committed_metadata: Some("before".into()),
+                ..Default::default()
+            }],
+        }],
+        ..Default::default()
+    };
+    let mut to_coordinator = Client::connect_to(nodes[&coordinator].addr).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = to_coordinator.send(7, &commit).await;
+        let code = ErrorCode::from_code(answer.topics[0].partitions[0].error_code);
+        if code == ErrorCode::None {
+            break;
+        }
+        // Loading after the topic's creation, or the ISR still forming.
+        assert!(Instant::now() < deadline, "commit refused: {code:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut not_coordinator =
+        Client::connect_to(nodes[nodes.keys().find(|id| **id != coordinator).unwrap()].addr).await;
+    let refused = fetch_offset(&mut not_coordinator, "g", "t").await;
+    assert_eq!(
+        ErrorCode::from_code(refused.error_code),
+        ErrorCode::NotCoordinator
+    );
+
+    // The coordinator's broker stops: the partition's new leader coordinates the group and
+    // has the committed offset.
+    let gone = nodes.remove(&coordinator).unwrap();
+    let _ = gone.stop.send(());
+    gone.task.await.unwrap();
+    let survivor = *nodes.keys().next().unwrap();
+    let mut asker = Client::connect_to(nodes[&survivor].addr).await;
+    let deadline = Instant::now() + WAIT;
+    let next = loop {
+        let now = find_coordinator(&mut asker, "g").await;
+        if now != coordinator {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the coordinator never moved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut to_next = Client::connect_to(nodes[&next].addr).await;
+    let deadline = Instant::now() + WAIT;
+    let fetched = loop {
+        let answer = fetch_offset(&mut to_next, "g", "t").await;
+        match ErrorCode::from_code(answer.error_code) {
+            ErrorCode::None => break answer,
+            ErrorCode::CoordinatorLoadInProgress | ErrorCode::NotCoordinator => {
+                assert!(Instant::now() < deadline, "{answer:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("{other:?}: {answer:?}"),
+        }
+    };
+    let p = &fetched.topics[0].partitions[0];
+    assert_eq!(p.committed_offset, 42, "{fetched:?}");
+    assert_eq!(p.metadata.as_deref(), Some("before"));
 
     for (_, n) in nodes {
         let _ = n.stop.send(());

@@ -126,6 +126,7 @@ fn state(leader: i32, leader_epoch: i32, isr: &[i32], partition_epoch: i32) -> P
         leader,
         leader_epoch,
         partition_epoch,
+        configs: Default::default(),
     }
 }
 

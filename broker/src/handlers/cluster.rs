@@ -306,7 +306,6 @@ fn failure(name: String, code: ErrorCode, message: String) -> CreateTopicsRespon
 }
 
 pub async fn delete_topics(
-    ctx: &Context,
     controller: &ControllerHandle,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -390,11 +389,9 @@ pub async fn delete_topics(
             continue;
         }
         match outcome.get(name) {
-            Some(Ok(())) => {
-                // A topic created again under the same name must not resume at offsets
-                // committed for the old one (Kafka drops them too).
-                ctx.groups.forget_topic(name);
-            }
+            // Every broker drops the topic's replicas and committed offsets as it applies the
+            // deletion (`ClusterMember::apply`).
+            Some(Ok(())) => {}
             Some(Err(e)) => {
                 response.error_code = e.code().code();
                 response.error_message = Some(e.to_string());

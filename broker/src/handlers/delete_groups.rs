@@ -12,15 +12,15 @@ pub async fn handle(
     _header: &RequestHeader,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        results.push(DeletableGroupResult {
+            error_code: ctx.groups.delete_group(&group_id).await.code(),
+            group_id,
+        });
+    }
     DeleteGroupsResponse {
         throttle_time_ms: 0,
-        results: request
-            .groups_names
-            .into_iter()
-            .map(|group_id| DeletableGroupResult {
-                error_code: ctx.groups.delete_group(&group_id).code(),
-                group_id,
-            })
-            .collect(),
+        results,
     }
 }

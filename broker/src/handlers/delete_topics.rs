@@ -16,7 +16,7 @@ pub async fn handle(
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     if let Some(controller) = &ctx.controller {
-        return super::cluster::delete_topics(ctx, controller, request).await;
+        return super::cluster::delete_topics(controller, request).await;
     }
     // v1-v5 name topics in `topic_names`; v6 in `topics`, by name or by id.
     let mut wanted: Vec<(Option<String>, Uuid)> = request

@@ -1,16 +1,24 @@
-//! FindCoordinator: which broker coordinates a group (or a transactional id). One broker owns
-//! every partition of `__consumer_offsets` today, so the answer is this broker or an error.
+//! FindCoordinator: which broker coordinates a group (or a transactional id). A standalone
+//! broker owns every partition of `__consumer_offsets`; in a cluster it is the partition's leader.
 
 use std::sync::Arc;
 
 use sluice_protocol::header::RequestHeader;
 use sluice_protocol::messages::*;
 use sluice_protocol::ErrorCode;
+use tracing::{debug, info};
 
+use crate::cluster::INTER_BROKER_LISTENER;
+use crate::controller::{ControllerHandle, ControllerReply, ControllerRequest, NewTopic};
+use crate::error::BrokerError;
+use crate::group::OFFSETS_TOPIC;
 use crate::server::Context;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// A coordinator's node id, host and port.
+type Node = (i32, String, i32);
 
 pub async fn handle(
     ctx: &Arc<Context>,
@@ -23,36 +31,42 @@ pub async fn handle(
     } else {
         vec![request.key]
     };
-    let coordinators: Vec<FindCoordinatorResponseCoordinator> = keys
-        .into_iter()
-        .map(|key| {
-            let found = match request.key_type {
-                KEY_TYPE_GROUP => ctx.groups.coordinates(&key),
-                // Transactional producers are refused by InitProducerId with a clear error;
-                // pointing them here gets them to that answer instead of retrying lookups.
-                KEY_TYPE_TRANSACTION => Ok(()),
-                _ => Err(ErrorCode::InvalidRequest),
-            };
-            match found {
-                Ok(()) => FindCoordinatorResponseCoordinator {
-                    key,
-                    node_id: ctx.config.node_id,
-                    host: ctx.advertised.host.clone(),
-                    port: ctx.advertised.port as i32,
-                    error_code: 0,
-                    error_message: None,
-                },
-                Err(e) => FindCoordinatorResponseCoordinator {
-                    key,
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code: e.code(),
-                    error_message: Some(format!("{e:?}")),
-                },
-            }
-        })
-        .collect();
+    let here = || {
+        (
+            ctx.config.node_id,
+            ctx.advertised.host.clone(),
+            ctx.advertised.port as i32,
+        )
+    };
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = match (request.key_type, &ctx.controller) {
+            (KEY_TYPE_GROUP, Some(controller)) => group_leader(ctx, controller, &key).await,
+            (KEY_TYPE_GROUP, None) => ctx.groups.coordinates(&key).map(|()| here()),
+            // Transactional producers are refused by InitProducerId with a clear error;
+            // pointing them here gets them to that answer instead of retrying lookups.
+            (KEY_TYPE_TRANSACTION, _) => Ok(here()),
+            _ => Err(ErrorCode::InvalidRequest),
+        };
+        coordinators.push(match found {
+            Ok((node_id, host, port)) => FindCoordinatorResponseCoordinator {
+                key,
+                node_id,
+                host,
+                port,
+                error_code: 0,
+                error_message: None,
+            },
+            Err(e) => FindCoordinatorResponseCoordinator {
+                key,
+                node_id: -1,
+                host: String::new(),
+                port: -1,
+                error_code: e.code(),
+                error_message: Some(format!("{e:?}")),
+            },
+        });
+    }
     if batched {
         return FindCoordinatorResponse {
             coordinators,
@@ -67,5 +81,59 @@ pub async fn handle(
         host: c.host,
         port: c.port,
         ..Default::default()
+    }
+}
+
+/// The leader of the group's offsets partition, as the committed metadata names it. The first
+/// lookup in a cluster creates `__consumer_offsets` (as Kafka does), and the client asks again.
+async fn group_leader(
+    ctx: &Context,
+    controller: &ControllerHandle,
+    group: &str,
+) -> Result<Node, ErrorCode> {
+    let image = controller.image().borrow().clone();
+    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+        create_offsets_topic(ctx, controller).await;
+        return Err(ErrorCode::CoordinatorNotAvailable);
+    };
+    let partition = ctx.groups.partition_of(group);
+    let leader = topic.partitions.get(&partition).map_or(-1, |p| p.leader);
+    let endpoint = image
+        .broker(leader)
+        .filter(|b| !b.fenced)
+        .and_then(|b| b.endpoint(INTER_BROKER_LISTENER))
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    Ok((leader, endpoint.host.clone(), endpoint.port as i32))
+}
+
+/// Asks the controller for `__consumer_offsets` with offsets.topic.* settings. It fails (and is
+/// tried again at the next lookup) while fewer brokers than its replication factor are alive.
+async fn create_offsets_topic(ctx: &Context, controller: &ControllerHandle) {
+    let settings = &ctx.config.offsets_topic;
+    let request = ControllerRequest::CreateTopics {
+        topics: vec![NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: settings.partitions,
+            replication_factor: settings.replication_factor,
+            assignments: None,
+            configs: settings.topic_configs(),
+        }],
+        validate_only: false,
+    };
+    match controller.submit(request).await {
+        Ok(ControllerReply::TopicsCreated(results)) => match results.into_iter().next() {
+            Some(r) => match r.result {
+                Ok(_) => info!(
+                    partitions = settings.partitions,
+                    replication_factor = settings.replication_factor,
+                    "created {OFFSETS_TOPIC}"
+                ),
+                Err(BrokerError::TopicAlreadyExists(_)) => {}
+                Err(e) => debug!(error = %e, "{OFFSETS_TOPIC} not created yet"),
+            },
+            None => debug!("the controller answered no result for {OFFSETS_TOPIC}"),
+        },
+        Ok(other) => debug!(reply = ?other, "unexpected answer creating {OFFSETS_TOPIC}"),
+        Err(e) => debug!(error = %e, "{OFFSETS_TOPIC} not created yet"),
     }
 }

@@ -26,7 +26,11 @@ pub async fn handle(
     }
     // A new id rather than an epoch bump (KIP-360): the broker keeps no per-id ownership, and a
     // fresh id fences nothing and conflicts with nothing.
-    match ctx.replicas.metadata().next_producer_id() {
+    let allocated = match &ctx.producer_ids {
+        Some(cluster) => cluster.next_id().await,
+        None => ctx.replicas.metadata().next_producer_id(),
+    };
+    match allocated {
         Ok(id) => InitProducerIdResponse {
             throttle_time_ms: 0,
             error_code: 0,
@@ -35,7 +39,11 @@ pub async fn handle(
         },
         Err(e) => {
             warn!(error = %e, "could not allocate a producer id");
-            refuse(ErrorCode::KafkaStorageError)
+            // In a cluster the controller may be between leaders: a retriable answer.
+            match &ctx.producer_ids {
+                Some(_) => refuse(ErrorCode::CoordinatorNotAvailable),
+                None => refuse(ErrorCode::KafkaStorageError),
+            }
         }
     }
 }

@@ -15,17 +15,13 @@ pub async fn handle(
     _header: &RequestHeader,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
-    // Partitions the broker does not host are refused one by one, as Kafka does; the rest go to
+    // Partitions that do not exist are refused one by one, as Kafka does; the rest go to
     // the coordinator together.
     let mut known = Vec::new();
     let mut answers: Vec<(String, i32, Option<ErrorCode>)> = Vec::new();
     for topic in &request.topics {
         for p in &topic.partitions {
-            if ctx
-                .replicas
-                .partition(&topic.name, p.partition_index)
-                .is_none()
-            {
+            if !ctx.partition_exists(&topic.name, p.partition_index) {
                 answers.push((
                     topic.name.clone(),
                     p.partition_index,
@@ -43,14 +39,17 @@ pub async fn handle(
             });
         }
     }
-    let errors = ctx.groups.commit_offsets(&CommitRequest {
-        group_id: request.group_id,
-        generation_id: request.generation_id_or_member_epoch,
-        member_id: request.member_id,
-        group_instance_id: request.group_instance_id,
-        retention_time_ms: request.retention_time_ms,
-        offsets: known,
-    });
+    let errors = ctx
+        .groups
+        .commit_offsets(&CommitRequest {
+            group_id: request.group_id,
+            generation_id: request.generation_id_or_member_epoch,
+            member_id: request.member_id,
+            group_instance_id: request.group_instance_id,
+            retention_time_ms: request.retention_time_ms,
+            offsets: known,
+        })
+        .await;
     let mut errors = errors.into_iter();
     let topics = super::by_topic(
         answers.into_iter().map(|(topic, partition, error)| {

@@ -17,14 +17,14 @@ pub async fn handle(
     let mut answers = Vec::new();
     for t in &request.topics {
         for p in &t.partitions {
-            let hosted = ctx.replicas.partition(&t.name, p.partition_index).is_some();
+            let hosted = ctx.partition_exists(&t.name, p.partition_index);
             answers.push((t.name.clone(), p.partition_index, hosted));
             if hosted {
                 known.push((t.name.clone(), p.partition_index));
             }
         }
     }
-    let errors = match ctx.groups.delete_offsets(&request.group_id, &known) {
+    let errors = match ctx.groups.delete_offsets(&request.group_id, &known).await {
         Ok(errors) => errors,
         Err(e) => {
             return OffsetDeleteResponse {

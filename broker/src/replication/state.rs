@@ -2,7 +2,7 @@
 //! controller's partition record reduced to what a broker acts on) and how a leader sends an ISR
 //! change to whoever commits it (`IsrChannel`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -21,6 +21,9 @@ pub struct PartitionState {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// The topic's config overrides, as committed: a replica created from this state takes
+    /// them (cleanup.policy, segment.bytes, min.insync.replicas...).
+    pub configs: BTreeMap<String, String>,
 }
 
 impl PartitionState {

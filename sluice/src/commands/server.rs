@@ -196,6 +196,7 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
         offsets_topic: OffsetsTopicConfig {
             partitions: s.offsets_topic_num_partitions,
             segment_bytes: s.offsets_topic_segment_bytes as u64,
+            replication_factor: s.offsets_topic_replication_factor,
         },
         replica_lag_time_max_ms: replica_ms(
             "replica.lag.time.max.ms",
