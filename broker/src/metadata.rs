@@ -61,8 +61,28 @@ pub fn random_bytes() -> [u8; 16] {
 
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (22 chars).
 fn new_cluster_id() -> String {
+    encode_cluster_id(random_bytes())
+}
+
+/// The cluster id every node of a quorum derives alike from `controller.quorum.voters` (each
+/// `id@host:port`, in id order), so clients see one id whichever broker they ask; Kafka's nodes
+/// get theirs from `kafka-storage format`. FNV-1a, 128 bits: stable across builds and platforms.
+pub fn cluster_id_for_voters(voters: &[(i32, String)]) -> String {
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut sorted = voters.to_vec();
+    sorted.sort();
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for (id, address) in sorted {
+        for b in format!("{id}@{address},").bytes() {
+            h ^= b as u128;
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    encode_cluster_id(h.to_be_bytes())
+}
+
+fn encode_cluster_id(bytes: [u8; 16]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = random_bytes();
     let mut bits: u128 = u128::from_be_bytes(bytes);
     (0..22)
         .map(|_| {
@@ -303,5 +323,15 @@ mod tests {
         store.delete_topic("a").unwrap();
         assert!(store.topic("a").is_none());
         assert!(MetadataStore::open(dir.path(), 2).is_err());
+    }
+
+    #[test]
+    fn every_voter_derives_the_same_cluster_id() {
+        let a = cluster_id_for_voters(&[(1, "h:1".into()), (2, "h:2".into())]);
+        let b = cluster_id_for_voters(&[(2, "h:2".into()), (1, "h:1".into())]);
+        let other = cluster_id_for_voters(&[(1, "h:1".into()), (2, "h:3".into())]);
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(a.len(), 22);
     }
 }

@@ -36,6 +36,8 @@ pub struct Context {
     pub controller: Option<ControllerHandle>,
     /// Producer ids from the controller's blocks, in cluster mode.
     pub producer_ids: Option<ProducerIdAllocator>,
+    /// The cluster id clients see: the local store's standalone, the quorum's in a cluster.
+    pub cluster_id: String,
 }
 
 impl Context {
@@ -127,6 +129,17 @@ impl Broker {
                 Some(member)
             }
         };
+        let cluster_id = match &config.cluster {
+            Some(cluster) => crate::metadata::cluster_id_for_voters(
+                &cluster
+                    .controller
+                    .voters
+                    .iter()
+                    .map(|v| (v.id, v.address()))
+                    .collect::<Vec<_>>(),
+            ),
+            None => replicas.metadata().cluster_id(),
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
             config,
@@ -136,12 +149,13 @@ impl Broker {
             shutdown: Shutdown::new(shutdown_rx),
             controller: member.as_ref().map(|m| m.handle.clone()),
             producer_ids: member.as_ref().map(|m| m.producer_ids()),
+            cluster_id,
         });
         info!(
             node_id = ctx.config.node_id,
             listen = %local_addr,
             advertised = %format!("{}:{}", ctx.advertised.host, ctx.advertised.port),
-            cluster_id = %ctx.replicas.metadata().cluster_id(),
+            cluster_id = %ctx.cluster_id,
             "broker started"
         );
         Ok(Broker {

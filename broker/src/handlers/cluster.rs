@@ -59,7 +59,7 @@ pub async fn metadata(
     MetadataResponse {
         throttle_time_ms: 0,
         brokers: brokers(&image),
-        cluster_id: Some(ctx.replicas.metadata().cluster_id()),
+        cluster_id: Some(ctx.cluster_id.clone()),
         controller_id: controller.leader_id().unwrap_or(-1),
         topics,
         cluster_authorized_operations: OPERATIONS_OMITTED,

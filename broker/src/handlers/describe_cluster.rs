@@ -1,6 +1,6 @@
 //! DescribeCluster: the cluster id, the controller and the brokers, as the Java AdminClient's
 //! `describeCluster` reads them. A standalone broker is the whole cluster and its own
-//! controller, so every list names just this node at its advertised address.
+//! controller; in a cluster the committed metadata lists the brokers.
 
 use std::sync::Arc;
 
@@ -45,19 +45,44 @@ pub async fn handle(
         }
     }
     let node_id = ctx.config.node_id;
+    let (controller_id, brokers) = match &ctx.controller {
+        // The unfenced brokers of the committed metadata, as Metadata lists them; Kafka names a
+        // random broker as "controller" here, the active controller's id is more useful.
+        Some(controller) => {
+            let image = controller.image().borrow().clone();
+            let brokers = image
+                .brokers()
+                .filter(|b| !b.fenced)
+                .filter_map(|b| {
+                    let e = b.endpoint(crate::cluster::INTER_BROKER_LISTENER)?;
+                    Some(DescribeClusterBroker {
+                        broker_id: b.id,
+                        host: e.host.clone(),
+                        port: e.port as i32,
+                        rack: b.rack.clone(),
+                    })
+                })
+                .collect();
+            (controller.leader_id().unwrap_or(-1), brokers)
+        }
+        None => (
+            node_id,
+            vec![DescribeClusterBroker {
+                broker_id: node_id,
+                host: ctx.advertised.host.clone(),
+                port: ctx.advertised.port as i32,
+                rack: None,
+            }],
+        ),
+    };
     DescribeClusterResponse {
         throttle_time_ms: 0,
         error_code: 0,
         error_message: None,
         endpoint_type: ENDPOINT_BROKERS,
-        cluster_id: ctx.replicas.metadata().cluster_id(),
-        controller_id: node_id,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: node_id,
-            host: ctx.advertised.host.clone(),
-            port: ctx.advertised.port as i32,
-            rack: None,
-        }],
+        cluster_id: ctx.cluster_id.clone(),
+        controller_id,
+        brokers,
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS
         } else {

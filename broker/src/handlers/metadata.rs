@@ -68,7 +68,7 @@ pub async fn handle(
             port: ctx.advertised.port as i32,
             rack: None,
         }],
-        cluster_id: Some(store.cluster_id()),
+        cluster_id: Some(ctx.cluster_id.clone()),
         controller_id: node_id,
         topics,
         cluster_authorized_operations: OPERATIONS_OMITTED,
