@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::cluster::{Cluster, PartitionInfo};
+use common::cluster::{Cluster, PartitionInfo, TestDir};
 
 const TOPIC: &str = "my-replicated-topic";
 
@@ -15,7 +15,7 @@ fn stdout_of(what: &str, out: std::process::Output) -> String {
 
 #[test]
 fn kill_9_the_leader_of_a_replicated_topic_and_read_every_message() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     // The shipped config/server-1..3.properties on free ports. Only the failure detection is
     // made quicker than Kafka's defaults (broker.session.timeout.ms 9000, heartbeats every
     // 2000 ms) so the test waits seconds rather than tens of seconds for the controller to
@@ -50,7 +50,10 @@ fn kill_9_the_leader_of_a_replicated_topic_and_read_every_message() {
             30,
         ),
     );
-    assert!(created.contains(&format!("Created topic {TOPIC}.")), "{created}");
+    assert!(
+        created.contains(&format!("Created topic {TOPIC}.")),
+        "{created}"
+    );
 
     // Leader, Replicas and Isr: three replicas, all in sync once the followers have fetched.
     let parts = cluster.wait_for_partitions(TOPIC, 30, "all three replicas in the ISR", |p| {
@@ -71,13 +74,22 @@ fn kill_9_the_leader_of_a_replicated_topic_and_read_every_message() {
     stdout_of(
         "console-producer",
         cluster.sluice(
-            &["console-producer", "--broker-list", &bootstrap, "--topic", TOPIC],
+            &[
+                "console-producer",
+                "--broker-list",
+                &bootstrap,
+                "--topic",
+                TOPIC,
+            ],
             Some(input.as_bytes()),
             60,
         ),
     );
 
-    println!("kill -9 {} (node {leader}, the leader)", cluster.pid(leader).unwrap());
+    println!(
+        "kill -9 {} (node {leader}, the leader)",
+        cluster.pid(leader).unwrap()
+    );
     cluster.kill9(leader);
     let survivors: BTreeSet<i32> = all.iter().copied().filter(|&id| id != leader).collect();
     let parts = cluster.wait_for_partitions(

@@ -65,8 +65,8 @@ fn the_shipped_three_node_files_parse_and_agree() {
     let configs: Vec<ServerConfig> = files
         .iter()
         .map(|f| {
-            let c = ServerConfig::from_file(f, &[])
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let c =
+                ServerConfig::from_file(f, &[]).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             assert!(c.warnings.is_empty(), "{}: {:?}", f.display(), c.warnings);
             c
         })
@@ -115,7 +115,11 @@ fn the_shipped_three_node_files_parse_and_agree() {
         assert!(ports.insert(controller.port), "{file}: port reused");
         assert!(ports.insert(plaintext.port), "{file}: port reused");
         for d in &c.log_dirs {
-            assert!(dirs.insert(d.clone()), "{file}: log dir {} reused", d.display());
+            assert!(
+                dirs.insert(d.clone()),
+                "{file}: log dir {} reused",
+                d.display()
+            );
         }
         assert_eq!(
             c.offsets_topic_replication_factor, 3,

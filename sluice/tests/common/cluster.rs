@@ -53,7 +53,9 @@ fn free_ports(n: usize) -> Vec<u16> {
     let held: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -63,11 +65,7 @@ fn loopback(port: u16) -> SocketAddr {
 /// The shipped `config/server-<id>.properties` (or server-1's for ids past the shipped files)
 /// with only what sharing the machine requires replaced, then `extra` applied: so the cluster
 /// runs with what users run, and a change to the shipped files is tested here too.
-fn node_properties(
-    id: i32,
-    settings: &[(String, String)],
-    extra: &[(String, String)],
-) -> String {
+fn node_properties(id: i32, settings: &[(String, String)], extra: &[(String, String)]) -> String {
     let root = repo_root().join("config");
     let shipped = root.join(format!("server-{id}.properties"));
     let base = std::fs::read_to_string(if shipped.exists() {
@@ -434,13 +432,17 @@ impl Cluster {
 
     /// Waits until every live node's Metadata lists exactly `brokers`.
     pub fn wait_for_brokers(&mut self, secs: u64, brokers: &BTreeSet<i32>) {
-        self.wait_for(secs, &format!("every live node to list brokers {brokers:?}"), |c| {
-            c.live_ids().into_iter().all(|id| {
-                c.metadata(id, &[]).is_some_and(|m| {
-                    m.brokers.iter().map(|b| b.node_id).collect::<BTreeSet<_>>() == *brokers
+        self.wait_for(
+            secs,
+            &format!("every live node to list brokers {brokers:?}"),
+            |c| {
+                c.live_ids().into_iter().all(|id| {
+                    c.metadata(id, &[]).is_some_and(|m| {
+                        m.brokers.iter().map(|b| b.node_id).collect::<BTreeSet<_>>() == *brokers
+                    })
                 })
-            })
-        });
+            },
+        );
     }
 
     /// The active controller (the metadata quorum's Raft leader) as the first live node that
@@ -482,8 +484,13 @@ impl Cluster {
         let timeout = Duration::from_secs(2);
         let mut s = TcpStream::connect_timeout(&self.bound_address(id), timeout).ok()?;
         s.set_read_timeout(Some(timeout)).ok()?;
-        s.write_all(&encode_request_frame(1, 12, Some("cluster-harness"), &request))
-            .ok()?;
+        s.write_all(&encode_request_frame(
+            1,
+            12,
+            Some("cluster-harness"),
+            &request,
+        ))
+        .ok()?;
         let mut size = [0u8; 4];
         s.read_exact(&mut size).ok()?;
         let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
@@ -612,7 +619,10 @@ pub fn run_with_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Ou
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(Duration::from_secs(secs)).is_err() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
         }
     });
     let out = child.wait_with_output().unwrap();
@@ -620,4 +630,27 @@ pub fn run_with_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Ou
     watchdog.join().unwrap();
     feeder.join().unwrap();
     out
+}
+
+/// A temporary directory for a cluster test that is kept, its path printed, when the test
+/// fails, so the nodes' logs and data can be read afterwards.
+pub struct TestDir(Option<tempfile::TempDir>);
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir(Some(tempfile::tempdir().unwrap()))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = self.0.take().unwrap().keep();
+            eprintln!("kept {} (node logs in node-*/server.log)", kept.display());
+        }
+    }
 }
