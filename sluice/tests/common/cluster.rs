@@ -633,7 +633,7 @@ pub fn run_with_timeout(mut cmd: Command, input: Option<&[u8]>, secs: u64) -> Ou
 }
 
 /// A temporary directory for a cluster test that is kept, its path printed, when the test
-/// fails, so the nodes' logs and data can be read afterwards.
+/// fails (or SLUICE_KEEP_TEST_DIR is set), so the nodes' logs and data can be read afterwards.
 pub struct TestDir(Option<tempfile::TempDir>);
 
 impl TestDir {
@@ -648,7 +648,7 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("SLUICE_KEEP_TEST_DIR").is_some() {
             let kept = self.0.take().unwrap().keep();
             eprintln!("kept {} (node logs in node-*/server.log)", kept.display());
         }
