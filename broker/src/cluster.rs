@@ -97,6 +97,13 @@ pub struct ControllerIsrChannel {
 impl IsrChannel for ControllerIsrChannel {
     fn alter_partition(&self, partition: TopicPartition, proposal: IsrProposal) -> IsrFuture<'_> {
         Box::pin(async move {
+            let broker_epoch = self.broker_epoch.load(Ordering::Acquire);
+            if broker_epoch <= 0 {
+                // The controller would refuse it as a stale epoch; it is not worth the trip.
+                return Err(BrokerError::Quorum(
+                    "not registered with the controller yet".into(),
+                ));
+            }
             let topic_id = self
                 .handle
                 .image()
@@ -106,7 +113,7 @@ impl IsrChannel for ControllerIsrChannel {
                 .ok_or_else(|| BrokerError::UnknownTopicOrPartition(partition.to_string()))?;
             let request = ControllerRequest::AlterPartition {
                 broker_id: self.broker_id,
-                broker_epoch: self.broker_epoch.load(Ordering::Acquire),
+                broker_epoch,
                 updates: vec![IsrUpdate {
                     topic_id,
                     partition: partition.partition,

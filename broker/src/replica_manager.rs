@@ -26,6 +26,9 @@ use crate::replication::{
 };
 use crate::topic_config::{self, AlterOp};
 
+/// How long a leader waits after a refused ISR change before it may propose again.
+const ISR_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The least a compressed produced batch may expand to during validation.
 const MIN_DECOMPRESSION_LIMIT: usize = 64 << 20;
 
@@ -227,7 +230,10 @@ impl ReplicaManager {
         }
         for log in rm.logs.all() {
             let tp = log.topic_partition();
-            if !rm.partitions.contains_key(tp) {
+            if !rm.partitions.contains_key(tp) && rm.config.cluster.is_some() {
+                // A replicated partition: the committed metadata gives it a role once applied.
+                debug!(partition = %tp, "log waits for the cluster metadata");
+            } else if !rm.partitions.contains_key(tp) {
                 warn!(partition = %tp, "log directory belongs to no known topic; leaving it untouched");
             }
         }
@@ -958,6 +964,10 @@ impl ReplicaManager {
                 }
                 Err(e) => {
                     warn!(partition = %cell.tp, error = %e, "ISR change refused");
+                    // Still "in flight" while backing off, so the next follower fetch does not
+                    // propose the same change at once (a fenced or unregistered broker would
+                    // otherwise ask every few milliseconds).
+                    tokio::time::sleep(ISR_RETRY_BACKOFF).await;
                     cell.update(|l| {
                         l.on_isr_rejected();
                         LeaderUpdate::default()

@@ -14,6 +14,7 @@ pub use quorum_controller::{
     ControllerSettings, CreatedTopic, ElectedLeader, HeartbeatReply, IsrUpdate, NewPartitions,
     NewTopic, Outcome, PartitionResult, QuorumController, TopicResult, PRODUCER_ID_BLOCK_SIZE,
 };
+pub use raft::log_store::DIR_NAME as METADATA_DIR_NAME;
 pub use raft::{ControllerHandle, ControllerNode, MetadataBatch};
 pub use records::{
     BrokerEndpoint, ConfigRecord, ConfigResourceType, MetadataRecord, NodeId,

@@ -71,6 +71,11 @@ impl LogManager {
                     fs::remove_dir_all(&path)?;
                     continue;
                 }
+                // The controller quorum's own log (metadata.log.dir defaults to the first log
+                // dir) is not a partition: opening it as one would write segments into it.
+                if name == crate::controller::METADATA_DIR_NAME {
+                    continue;
+                }
                 let Some(tp) = TopicPartition::from_dir_name(&name) else {
                     continue;
                 };
