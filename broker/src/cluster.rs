@@ -28,10 +28,14 @@ use crate::shutdown::Shutdown;
 /// broker has one broker listener and registers it under this name.
 pub const INTER_BROKER_LISTENER: &str = "PLAINTEXT";
 
-/// What a combined broker+controller process needs beyond the standalone broker's settings.
+/// What a broker in a cluster needs beyond the standalone broker's settings.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
+    /// The quorum (and, for a voter, its own controller's settings).
     pub controller: ControllerConfig,
+    /// process.roles includes controller: this node votes. Otherwise it is broker-only and
+    /// follows the voters' image.
+    pub voter: bool,
     /// broker.heartbeat.interval.ms
     pub heartbeat_interval_ms: u64,
 }

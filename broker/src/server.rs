@@ -112,7 +112,16 @@ impl Broker {
         let member = match &config.cluster {
             None => None,
             Some(cluster) => {
-                let handle = ControllerNode::start(cluster.controller.clone()).await?;
+                let handle = if cluster.voter {
+                    ControllerNode::start(cluster.controller.clone()).await?
+                } else {
+                    let c = &cluster.controller;
+                    ControllerNode::observe(
+                        c.node_id,
+                        c.voters.iter().map(|v| (v.id, v.address())).collect(),
+                        Duration::from_millis(c.election_timeout_ms.max(10) * 10),
+                    )?
+                };
                 let member = ClusterMember {
                     handle,
                     broker_id: config.node_id,

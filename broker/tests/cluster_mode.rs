@@ -43,9 +43,14 @@ struct Node {
 /// Three combined nodes. The quorum's ports are chosen before any node binds them, so another
 /// test (or process) can take one in between: then the whole cluster starts again on new ports.
 async fn start_cluster() -> BTreeMap<i32, Node> {
+    start_cluster_with(0).await
+}
+
+/// Three voters and `observers` broker-only nodes (ids 4 on).
+async fn start_cluster_with(observers: i32) -> BTreeMap<i32, Node> {
     let mut attempt = 0;
     loop {
-        match try_start_cluster().await {
+        match try_start_cluster(observers).await {
             Ok(nodes) => return nodes,
             Err(e) if attempt < 3 => {
                 eprintln!("cluster start failed ({e}); retrying on other ports");
@@ -57,7 +62,7 @@ async fn start_cluster() -> BTreeMap<i32, Node> {
 }
 
 /// Dropping the nodes already started stops them (their stop senders go away).
-async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
+async fn try_start_cluster(observers: i32) -> Result<BTreeMap<i32, Node>, BrokerError> {
     let voters: Vec<QuorumVoter> = free_ports(3)
         .into_iter()
         .enumerate()
@@ -68,10 +73,11 @@ async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
         })
         .collect();
     let mut nodes = BTreeMap::new();
-    for v in &voters {
+    for id in 1..=3 + observers {
+        let voter = id <= 3;
         let dir = tempfile::tempdir().unwrap();
         let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("logs"));
-        config.node_id = v.id;
+        config.node_id = id;
         // Topics exist only through the controller here.
         config.auto_create_topics = false;
         config.replica_fetch_wait_max_ms = 200;
@@ -79,17 +85,19 @@ async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
         // Few offsets partitions keep start-up cheap; every one on all three nodes.
         config.offsets_topic.partitions = 3;
         config.offsets_topic.replication_factor = 3;
-        let mut controller = ControllerConfig::new(
-            v.id,
-            voters.clone(),
-            v.address().parse().unwrap(),
-            dir.path().join("metadata"),
-        );
+        // A broker-only node binds no controller listener.
+        let listen = match voters.iter().find(|v| v.id == id) {
+            Some(v) => v.address().parse().unwrap(),
+            None => "127.0.0.1:0".parse().unwrap(),
+        };
+        let mut controller =
+            ControllerConfig::new(id, voters.clone(), listen, dir.path().join("metadata"));
         controller.election_timeout_ms = 400;
         // A stopped node is fenced (and its partitions move) within the test's patience.
         controller.settings.session_timeout_ms = 2_000;
         config.cluster = Some(ClusterConfig {
             controller,
+            voter,
             heartbeat_interval_ms: 100,
         });
         let broker = Broker::start(config).await?;
@@ -109,7 +117,7 @@ async fn try_start_cluster() -> Result<BTreeMap<i32, Node>, BrokerError> {
             }),
             _dir: dir,
         };
-        nodes.insert(v.id, node);
+        nodes.insert(id, node);
     }
     Ok(nodes)
 }
@@ -601,6 +609,97 @@ async fn the_group_coordinator_moves_with_its_offsets_partition_and_keeps_commit
     let p = &fetched.topics[0].partitions[0];
     assert_eq!(p.committed_offset, 42, "{fetched:?}");
     assert_eq!(p.metadata.as_deref(), Some("before"));
+
+    for (_, n) in nodes {
+        let _ = n.stop.send(());
+        n.task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_only_node_follows_the_quorum_and_leads_partitions() {
+    let nodes = start_cluster_with(1).await;
+    let image = nodes[&4].controller.image();
+    // Node 4 registered through a voter and sees the committed image it fetches.
+    eventually("four unfenced brokers seen by the broker-only node", || {
+        image.borrow().unfenced_brokers().len() == 4
+    })
+    .await;
+    assert!(!nodes[&4].controller.is_leader());
+
+    let mut client = Client::connect_to(nodes[&4].addr).await;
+    let created = client
+        .send(
+            5,
+            &CreateTopicsRequest {
+                topics: vec![CreateTopicsRequestTopic {
+                    name: "on-four".into(),
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: vec![CreateTopicsRequestAssignment {
+                        partition_index: 0,
+                        broker_ids: vec![4, 1, 2],
+                    }],
+                    ..Default::default()
+                }],
+                timeout_ms: 10_000,
+                validate_only: false,
+            },
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    eventually("node 4 leads on-four-0 with all three in the ISR", || {
+        let led = role(&nodes[&4].replicas, "on-four") == Some((true, 0));
+        let isr = image
+            .borrow()
+            .partition_by_name("on-four", 0)
+            .map_or(0, |p| p.isr.len());
+        led && isr == 3
+    })
+    .await;
+    let answer = metadata(&mut client, "on-four").await;
+    assert_eq!(answer.brokers.len(), 4, "{answer:?}");
+    assert_eq!(answer.topics[0].partitions[0].leader_id, 4);
+    assert!(answer.controller_id >= 1 && answer.controller_id <= 3);
+
+    let response = client
+        .send(
+            9,
+            &ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![ProduceRequestTopic {
+                    name: "on-four".into(),
+                    partition_data: vec![ProduceRequestPartition {
+                        index: 0,
+                        records: Some(
+                            RecordBatch::new(vec![Record {
+                                offset: 0,
+                                timestamp: 1_700_000_000_000,
+                                key: None,
+                                value: Some(Bytes::from_static(b"from a broker-only leader")),
+                                headers: vec![],
+                            }])
+                            .encode()
+                            .unwrap(),
+                        ),
+                    }],
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(ErrorCode::from_code(p.error_code), ErrorCode::None);
+    for id in [1, 2] {
+        let end = nodes[&id]
+            .replicas
+            .partition("on-four", 0)
+            .unwrap()
+            .log
+            .log_end_offset();
+        assert_eq!(end, 1, "node {id}");
+    }
 
     for (_, n) in nodes {
         let _ = n.stop.send(());

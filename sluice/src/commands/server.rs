@@ -72,9 +72,8 @@ fn bind_address(host: &str, port: u16, file: &std::path::Path) -> Result<SocketA
 }
 
 /// Cluster mode when controller.quorum.voters is set; `None` keeps the standalone broker.
-/// Only combined nodes (process.roles=broker,controller) run for now: a broker-only node needs
-/// to reach the quorum without being part of it, and a controller-only node must not serve
-/// clients, neither of which `Broker` does yet.
+/// Combined nodes (process.roles=broker,controller) vote; broker-only nodes follow the voters.
+/// A controller-only node must not serve clients, which `Broker` cannot do yet.
 fn cluster_config(
     s: &ServerConfig,
     file: &std::path::Path,
@@ -83,26 +82,31 @@ fn cluster_config(
         return Ok(None);
     };
     let roles = s.process_roles.clone().unwrap_or_default();
-    let combined = roles.contains(&ProcessRole::Broker) && roles.contains(&ProcessRole::Controller);
-    if !combined {
+    if !roles.contains(&ProcessRole::Broker) {
         let given = s.raw.get("process.roles").map_or("", String::as_str);
         return Err(format!(
-            "process.roles={given:?} in {}: only combined nodes (process.roles=broker,controller) can join a cluster for now",
+            "process.roles={given:?} in {}: controller-only nodes are not supported yet; use broker,controller",
             file.display()
         ));
     }
-    let controller_listener = s
-        .listeners
-        .iter()
-        .find(|l| s.controller_listener_names.contains(&l.name))
-        .ok_or_else(|| {
-            format!(
-                "no listener named in controller.listener.names ({}) in listeners of {}",
-                s.controller_listener_names.join(","),
-                file.display()
-            )
-        })?;
-    let listen = bind_address(&controller_listener.host, controller_listener.port, file)?;
+    let voter = roles.contains(&ProcessRole::Controller);
+    let listen = if voter {
+        let controller_listener = s
+            .listeners
+            .iter()
+            .find(|l| s.controller_listener_names.contains(&l.name))
+            .ok_or_else(|| {
+                format!(
+                    "no listener named in controller.listener.names ({}) in listeners of {}",
+                    s.controller_listener_names.join(","),
+                    file.display()
+                )
+            })?;
+        bind_address(&controller_listener.host, controller_listener.port, file)?
+    } else {
+        // A broker-only node has no CONTROLLER listener; it connects to the voters.
+        std::net::SocketAddr::from(([0, 0, 0, 0], 0))
+    };
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let voters = voters
         .iter()
@@ -126,6 +130,7 @@ fn cluster_config(
         .then(|| ms(s.leader_imbalance_check_interval));
     Ok(Some(ClusterConfig {
         controller,
+        voter,
         heartbeat_interval_ms: ms(s.broker_heartbeat_interval),
     }))
 }

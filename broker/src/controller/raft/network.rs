@@ -3,6 +3,7 @@
 
 use std::error::Error;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -23,7 +24,9 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::{Raft, TypeConfig};
+use crate::controller::image::ClusterImage;
 use crate::controller::quorum_controller::{ControllerReply, ControllerRequest};
+use crate::controller::records::NodeId;
 use crate::error::WireError;
 
 /// The largest frame either side sends or accepts. Snapshot chunks are kept well below it (see
@@ -37,6 +40,12 @@ pub enum RaftRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A request a non-leader forwards for the active controller to decide and commit.
     Submit(ControllerRequest),
+    /// A broker-only node's long poll for the metadata: answered with this voter's image once
+    /// it is past `after` (an image offset), or with none after `max_wait_ms`.
+    FetchImage {
+        after: u64,
+        max_wait_ms: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,6 +54,11 @@ pub enum RaftResponse {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Submit(Result<ControllerReply, WireError>),
+    /// The image as snapshot JSON, and the active controller this voter knows of.
+    Image {
+        leader: Option<NodeId>,
+        snapshot: Option<String>,
+    },
 }
 
 /// Decides a forwarded submission on this node, without forwarding it again: a node that no
@@ -55,6 +69,13 @@ pub trait LocalSubmit: Clone + Send + Sync + 'static {
         &self,
         request: ControllerRequest,
     ) -> impl std::future::Future<Output = crate::error::Result<ControllerReply>> + Send;
+
+    /// This node's image once its offset passes `after` (`None` after `wait`), and the leader.
+    fn image_after(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> impl std::future::Future<Output = (Option<NodeId>, Option<Arc<ClusterImage>>)> + Send;
 }
 
 fn invalid(message: String) -> io::Error {
@@ -161,6 +182,16 @@ async fn serve_connection<L: LocalSubmit>(
                     .await
                     .map_err(|e| WireError::from(&e)),
             ),
+            RaftRequest::FetchImage { after, max_wait_ms } => {
+                // Bounded, so a client cannot park a connection for ever.
+                let wait = Duration::from_millis(max_wait_ms.min(30_000));
+                let (leader, image) = local.image_after(after, wait).await;
+                let snapshot = image
+                    .map(|i| String::from_utf8(i.to_snapshot()))
+                    .transpose()
+                    .map_err(|e| invalid(format!("image is not UTF-8 JSON: {e}")))?;
+                RaftResponse::Image { leader, snapshot }
+            }
         };
         write_frame(&mut stream, &encode(&response)?).await?;
     }

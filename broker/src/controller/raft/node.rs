@@ -1,5 +1,6 @@
-//! `ControllerNode`: one member of the controller quorum, started from a `ControllerConfig`, and
-//! `ControllerHandle`, through which the broker submits requests and watches the image.
+//! `ControllerNode`: one member of the controller quorum (or, for a broker-only node, an observer
+//! that follows the quorum's image), and `ControllerHandle`, through which the broker submits
+//! requests and watches the image.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -53,7 +54,32 @@ struct Inner {
 /// `shutdown`, which waits until it has stopped).
 #[derive(Clone)]
 pub struct ControllerHandle {
-    inner: Arc<Inner>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    /// A voter of the quorum, running openraft.
+    Voter(Arc<Inner>),
+    /// A broker-only node: it fetches the image from the voters and forwards submissions.
+    Observer(Arc<Observer>),
+}
+
+/// A broker-only node's view of the quorum, kept current by `follow_metadata`.
+struct Observer {
+    node_id: NodeId,
+    /// Each voter's CONTROLLER address, from controller.quorum.voters.
+    voters: Vec<(NodeId, String)>,
+    image: watch::Receiver<Arc<ClusterImage>>,
+    leader: watch::Receiver<Option<NodeId>>,
+    request_timeout: Duration,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn quorum_err(e: impl std::fmt::Display) -> BrokerError {
@@ -159,7 +185,134 @@ impl ControllerNode {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(ticker);
-        Ok(ControllerHandle { inner })
+        Ok(ControllerHandle {
+            kind: Kind::Voter(inner),
+        })
+    }
+}
+
+/// How long an observer's metadata fetch waits for a change before asking again.
+const OBSERVER_POLL: Duration = Duration::from_millis(1_000);
+
+impl ControllerNode {
+    /// A broker-only node's handle: no vote and no metadata log of its own; it long-polls the
+    /// voters for the committed image (preferring the active controller, which has the newest)
+    /// and forwards submissions to the leader, as Kafka's brokers fetch the metadata log from
+    /// the controller quorum.
+    pub fn observe(
+        node_id: NodeId,
+        voters: Vec<(NodeId, String)>,
+        request_timeout: Duration,
+    ) -> Result<ControllerHandle> {
+        if voters.is_empty() {
+            return Err(BrokerError::InvalidConfig(
+                "controller.quorum.voters lists no controller".into(),
+            ));
+        }
+        if voters.iter().any(|(id, _)| *id == node_id) {
+            return Err(BrokerError::InvalidConfig(format!(
+                "node.id {node_id} is a voter of controller.quorum.voters but has no controller role"
+            )));
+        }
+        let (image_tx, image) = watch::channel(Arc::new(ClusterImage::new()));
+        let (leader_tx, leader) = watch::channel(None);
+        let task = tokio::spawn(follow_metadata(voters.clone(), image_tx, leader_tx));
+        Ok(ControllerHandle {
+            kind: Kind::Observer(Arc::new(Observer {
+                node_id,
+                voters,
+                image,
+                leader,
+                request_timeout,
+                task,
+            })),
+        })
+    }
+}
+
+/// An observer's loop: long-polls one voter at a time for images newer than the one it has,
+/// moving to the leader a voter names, or to the next voter when one fails.
+async fn follow_metadata(
+    voters: Vec<(NodeId, String)>,
+    image: watch::Sender<Arc<ClusterImage>>,
+    leader: watch::Sender<Option<NodeId>>,
+) {
+    let mut next = 0usize;
+    loop {
+        let known = *leader.borrow();
+        let (target, addr) = known
+            .and_then(|l| voters.iter().find(|(id, _)| *id == l))
+            .cloned()
+            .unwrap_or_else(|| {
+                next += 1;
+                voters[next % voters.len()].clone()
+            });
+        match fetch_images_from(&addr, target, &image, &leader).await {
+            Ok(()) => {}
+            Err(e) => {
+                debug!(controller = target, %addr, error = %e, "metadata fetch failed");
+                // This voter is unreachable: forget it as leader so the next try moves on.
+                leader.send_if_modified(|l| {
+                    let changed = *l == Some(target);
+                    if changed {
+                        *l = None;
+                    }
+                    changed
+                });
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Fetches from one voter until it fails, or names another node as leader (`Ok`).
+async fn fetch_images_from(
+    addr: &str,
+    target: NodeId,
+    image: &watch::Sender<Arc<ClusterImage>>,
+    leader: &watch::Sender<Option<NodeId>>,
+) -> std::io::Result<()> {
+    use super::network::{decode, encode, read_frame, write_frame, RaftRequest, RaftResponse};
+    use std::io::{Error, ErrorKind};
+    let timeout = |what: &str| Error::new(ErrorKind::TimedOut, what.to_string());
+    let mut conn = tokio::time::timeout(OBSERVER_POLL * 5, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| timeout("connect timed out"))??;
+    conn.set_nodelay(true)?;
+    loop {
+        let after = image.borrow().offset();
+        let request = RaftRequest::FetchImage {
+            after,
+            max_wait_ms: OBSERVER_POLL.as_millis() as u64,
+        };
+        write_frame(&mut conn, &encode(&request)?).await?;
+        let frame = tokio::time::timeout(OBSERVER_POLL * 5, read_frame(&mut conn))
+            .await
+            .map_err(|_| timeout("no answer to a metadata fetch"))??
+            .ok_or_else(|| Error::new(ErrorKind::ConnectionAborted, "controller closed"))?;
+        let RaftResponse::Image {
+            leader: named,
+            snapshot,
+        } = decode::<RaftResponse>(&frame)?
+        else {
+            return Err(Error::new(ErrorKind::InvalidData, "unexpected response"));
+        };
+        if let Some(json) = snapshot {
+            let fetched = ClusterImage::from_snapshot(json.as_bytes())
+                .map_err(|e| Error::new(ErrorKind::InvalidData, e.to_string()))?;
+            // Voters apply at different paces: never step back to an older image.
+            if fetched.offset() > image.borrow().offset() {
+                image.send_replace(Arc::new(fetched));
+            }
+        }
+        leader.send_if_modified(|l| {
+            let changed = *l != named;
+            *l = named;
+            changed
+        });
+        if named.is_some_and(|n| n != target) {
+            return Ok(());
+        }
     }
 }
 
@@ -175,11 +328,39 @@ impl LocalSubmit for LocalSubmitter {
                 "this controller is starting or stopping".into(),
             ));
         };
-        let handle = ControllerHandle { inner };
-        let timeout = handle.inner.request_timeout;
+        let timeout = inner.request_timeout;
+        let handle = ControllerHandle {
+            kind: Kind::Voter(inner),
+        };
         tokio::time::timeout(timeout, handle.decide_and_commit(request))
             .await
             .map_err(|_| BrokerError::Quorum(format!("no quorum answered within {timeout:?}")))?
+    }
+
+    async fn image_after(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> (Option<NodeId>, Option<Arc<ClusterImage>>) {
+        let Some(inner) = self.0.get().and_then(Weak::upgrade) else {
+            return (None, None);
+        };
+        let leader = leader_of(inner.raft.metrics().borrow().current_leader);
+        let mut image = inner.image.clone();
+        drop(inner);
+        let newer = async {
+            loop {
+                let current = image.borrow_and_update().clone();
+                if current.offset() > after {
+                    return Some(current);
+                }
+                if image.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        let found = tokio::time::timeout(wait, newer).await.ok().flatten();
+        (leader, found)
     }
 }
 
@@ -215,7 +396,9 @@ async fn maintain(node: Weak<Inner>, session_timeout_ms: i64, rebalance_every_ms
     loop {
         tokio::time::sleep(period).await;
         let Some(inner) = node.upgrade() else { return };
-        let handle = ControllerHandle { inner };
+        let handle = ControllerHandle {
+            kind: Kind::Voter(inner),
+        };
         if !handle.is_leader() {
             continue;
         }
@@ -240,41 +423,81 @@ async fn maintain(node: Weak<Inner>, session_timeout_ms: i64, rebalance_every_ms
 
 impl ControllerHandle {
     pub fn node_id(&self) -> NodeId {
-        self.inner.node_id
+        match &self.kind {
+            Kind::Voter(v) => v.node_id,
+            Kind::Observer(o) => o.node_id,
+        }
     }
 
-    /// The bound CONTROLLER listener (its real port when the config asked for port 0).
+    /// The bound CONTROLLER listener (its real port when the config asked for port 0); a
+    /// broker-only node has none and answers the unspecified address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        match &self.kind {
+            Kind::Voter(v) => v.local_addr,
+            Kind::Observer(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
     }
 
-    /// The committed cluster metadata as this node has applied it; every change is sent.
+    /// The committed cluster metadata as this node has applied (or fetched) it; every change
+    /// is sent.
     pub fn image(&self) -> watch::Receiver<Arc<ClusterImage>> {
-        self.inner.image.clone()
+        match &self.kind {
+            Kind::Voter(v) => v.image.clone(),
+            Kind::Observer(o) => o.image.clone(),
+        }
     }
 
     /// Whether this node is the active controller as far as it knows.
     pub fn is_leader(&self) -> bool {
-        let metrics = self.inner.raft.metrics();
+        let Kind::Voter(v) = &self.kind else {
+            return false;
+        };
+        let metrics = v.raft.metrics();
         let m = metrics.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.inner.node_id as u64)
+        m.state == ServerState::Leader && m.current_leader == Some(v.node_id as u64)
     }
 
     /// The active controller this node knows of.
     pub fn leader_id(&self) -> Option<NodeId> {
-        leader_of(self.inner.raft.metrics().borrow().current_leader)
+        match &self.kind {
+            Kind::Voter(v) => leader_of(v.raft.metrics().borrow().current_leader),
+            Kind::Observer(o) => *o.leader.borrow(),
+        }
+    }
+
+    fn request_timeout(&self) -> Duration {
+        match &self.kind {
+            Kind::Voter(v) => v.request_timeout,
+            Kind::Observer(o) => o.request_timeout,
+        }
     }
 
     /// Waits until some node is known to lead, up to `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
-        let mut metrics = self.inner.raft.metrics();
         let wait = async {
-            loop {
-                if let Some(leader) = leader_of(metrics.borrow_and_update().current_leader) {
-                    return Ok(leader);
+            match &self.kind {
+                Kind::Voter(v) => {
+                    let mut metrics = v.raft.metrics();
+                    loop {
+                        if let Some(leader) = leader_of(metrics.borrow_and_update().current_leader)
+                        {
+                            return Ok(leader);
+                        }
+                        if metrics.changed().await.is_err() {
+                            return Err(BrokerError::Quorum("the controller has stopped".into()));
+                        }
+                    }
                 }
-                if metrics.changed().await.is_err() {
-                    return Err(BrokerError::Quorum("the controller has stopped".into()));
+                Kind::Observer(o) => {
+                    let mut leader = o.leader.clone();
+                    loop {
+                        if let Some(id) = *leader.borrow_and_update() {
+                            return Ok(id);
+                        }
+                        if leader.changed().await.is_err() {
+                            return Err(BrokerError::Quorum("the node has stopped".into()));
+                        }
+                    }
                 }
             }
         };
@@ -289,27 +512,28 @@ impl ControllerHandle {
     /// is tried once more with the new leader; after that the caller gets NOT_CONTROLLER (or a
     /// quorum error) and decides itself whether to retry.
     pub async fn submit(&self, request: ControllerRequest) -> Result<ControllerReply> {
-        let timeout = self.inner.request_timeout;
+        let timeout = self.request_timeout();
         tokio::time::timeout(timeout, self.route(request))
             .await
             .map_err(|_| BrokerError::Quorum(format!("no quorum answered within {timeout:?}")))?
     }
 
     async fn route(&self, request: ControllerRequest) -> Result<ControllerReply> {
+        let timeout = self.request_timeout();
+        let local = self.node_id();
+        let voter = matches!(self.kind, Kind::Voter(_));
         let mut hint = None;
         let mut retried = false;
         loop {
             let leader = match hint.or_else(|| self.leader_id()) {
                 Some(leader) => leader,
-                None => self.wait_for_leader(self.inner.request_timeout).await?,
+                None => self.wait_for_leader(timeout).await?,
             };
-            let result = if leader == self.inner.node_id {
+            let result = if voter && leader == local {
                 self.decide_and_commit(request.clone()).await
             } else {
                 match self.controller_addr(leader) {
-                    Some(addr) => {
-                        forward_submit(&addr, request.clone(), self.inner.request_timeout).await
-                    }
+                    Some(addr) => forward_submit(&addr, request.clone(), timeout).await,
                     None => Err(BrokerError::Quorum(format!(
                         "controller {leader} is not in the quorum's membership"
                     ))),
@@ -326,8 +550,7 @@ impl ControllerHandle {
                 // The leader could not be reached or failed mid-request. Only worth repeating
                 // when another node now leads; the same leader would most likely fail again.
                 Err(BrokerError::Quorum(_))
-                    if leader != self.inner.node_id
-                        && self.leader_id().is_some_and(|now| now != leader) =>
+                    if leader != local && self.leader_id().is_some_and(|now| now != leader) =>
                 {
                     hint = None;
                 }
@@ -337,21 +560,36 @@ impl ControllerHandle {
         }
     }
 
-    /// The CONTROLLER listener address of `id`, from the quorum's membership.
+    /// The CONTROLLER listener address of `id`: from the quorum's membership on a voter, from
+    /// controller.quorum.voters on an observer.
     fn controller_addr(&self, id: NodeId) -> Option<String> {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow();
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&(id as u64))
-            .map(|n| n.addr.clone());
-        addr
+        match &self.kind {
+            Kind::Voter(v) => {
+                let metrics = v.raft.metrics();
+                let m = metrics.borrow();
+                let addr = m
+                    .membership_config
+                    .membership()
+                    .get_node(&(id as u64))
+                    .map(|n| n.addr.clone());
+                addr
+            }
+            Kind::Observer(o) => o
+                .voters
+                .iter()
+                .find(|(v, _)| *v == id)
+                .map(|(_, a)| a.clone()),
+        }
     }
 
     async fn decide_and_commit(&self, request: ControllerRequest) -> Result<ControllerReply> {
-        let raft = &self.inner.raft;
-        let mut active = self.inner.active.lock().await;
+        let Kind::Voter(inner) = &self.kind else {
+            return Err(BrokerError::NotController {
+                leader: self.leader_id(),
+            });
+        };
+        let raft = &inner.raft;
+        let mut active = inner.active.lock().await;
         if !self.is_leader() {
             return Err(BrokerError::NotController {
                 leader: self.leader_id(),
@@ -372,7 +610,7 @@ impl ControllerHandle {
             active.controller.reset_sessions();
             active.term = Some(term);
         }
-        let image = self.inner.image.borrow().clone();
+        let image = inner.image.borrow().clone();
         let outcome = active.controller.handle(&image, request, now_ms())?;
         if !outcome.records.is_empty() {
             raft.client_write(MetadataBatch(outcome.records))
@@ -390,10 +628,17 @@ impl ControllerHandle {
     }
 
     /// Stops the node: its listener closes, its timers stop and openraft shuts down. Its log
-    /// stays on disk, so starting again from the same directory rejoins the quorum.
+    /// stays on disk, so starting again from the same directory rejoins the quorum. An observer
+    /// stops following the image.
     pub async fn shutdown(&self) -> Result<()> {
-        let tasks: Vec<JoinHandle<()>> = self
-            .inner
+        let inner = match &self.kind {
+            Kind::Voter(v) => v,
+            Kind::Observer(o) => {
+                o.task.abort();
+                return Ok(());
+            }
+        };
+        let tasks: Vec<JoinHandle<()>> = inner
             .tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -403,7 +648,7 @@ impl ControllerHandle {
             task.abort();
             let _ = task.await;
         }
-        self.inner.raft.shutdown().await.map_err(quorum_err)
+        inner.raft.shutdown().await.map_err(quorum_err)
     }
 }
 
