@@ -3,7 +3,7 @@
 //! A standalone broker (no controller.quorum.voters) never starts any of it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,10 @@ use tracing::{debug, info, warn};
 use crate::config::ControllerConfig;
 use crate::controller::{
     BrokerEndpoint, BrokerHeartbeatRequest, BrokerRegistrationRequest, ClusterImage,
-    ControllerHandle, ControllerReply, ControllerRequest, IsrUpdate, NodeId,
+    ControllerHandle, ControllerReply, ControllerRequest, IsrUpdate, NewTopic, NodeId,
 };
 use crate::error::BrokerError;
-use crate::group::service::GroupCoordinatorService;
+use crate::group::service::{GroupCoordinatorService, OffsetsTopicConfig};
 use crate::group::OFFSETS_TOPIC;
 use crate::log::TopicPartition;
 use crate::metadata::random_bytes;
@@ -70,6 +70,37 @@ pub fn led_offsets_partitions(image: &ClusterImage, local_id: NodeId) -> BTreeMa
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Asks the controller for `__consumer_offsets` with offsets.topic.* settings. It fails (and is
+/// asked for again later) while fewer brokers than its replication factor are alive.
+pub async fn create_offsets_topic(controller: &ControllerHandle, settings: &OffsetsTopicConfig) {
+    let request = ControllerRequest::CreateTopics {
+        topics: vec![NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: settings.partitions,
+            replication_factor: settings.replication_factor,
+            assignments: None,
+            configs: settings.topic_configs(),
+        }],
+        validate_only: false,
+    };
+    match controller.submit(request).await {
+        Ok(ControllerReply::TopicsCreated(results)) => match results.into_iter().next() {
+            Some(r) => match r.result {
+                Ok(_) => info!(
+                    partitions = settings.partitions,
+                    replication_factor = settings.replication_factor,
+                    "created {OFFSETS_TOPIC}"
+                ),
+                Err(BrokerError::TopicAlreadyExists(_)) => {}
+                Err(e) => debug!(error = %e, "{OFFSETS_TOPIC} not created yet"),
+            },
+            None => debug!("the controller answered no result for {OFFSETS_TOPIC}"),
+        },
+        Ok(other) => debug!(reply = ?other, "unexpected answer creating {OFFSETS_TOPIC}"),
+        Err(e) => debug!(error = %e, "{OFFSETS_TOPIC} not created yet"),
+    }
 }
 
 /// `host:port` of every registered broker's inter-broker listener, for followers to fetch from.
@@ -183,6 +214,8 @@ pub struct ClusterMember {
     pub listener: BrokerEndpoint,
     pub heartbeat_interval: Duration,
     pub broker_epoch: Arc<AtomicI64>,
+    /// How `__consumer_offsets` is created once enough brokers are alive.
+    pub offsets_topic: OffsetsTopicConfig,
 }
 
 impl ClusterMember {
@@ -217,6 +250,7 @@ impl ClusterMember {
         let mut tick = tokio::time::interval(self.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;
+        let creating = Arc::new(AtomicBool::new(false));
         // The image at start (a restarted node's log) may already assign it partitions.
         let current = image.borrow_and_update().clone();
         self.apply(&replicas, &groups, &current);
@@ -235,6 +269,9 @@ impl ClusterMember {
                         registered = self.register(incarnation_id).await;
                     } else if !self.heartbeat().await {
                         registered = false;
+                    }
+                    if registered {
+                        self.ensure_offsets_topic(&creating);
                     }
                 }
             }
@@ -266,6 +303,27 @@ impl ClusterMember {
             }
             Err(e) => warn!(error = %e, "could not delete the replicas of a deleted topic"),
         }
+    }
+
+    /// Has `__consumer_offsets` created as soon as enough brokers are alive for its replication
+    /// factor, rather than at the first FindCoordinator: a group formed while a broker is down
+    /// would otherwise wait for it (Kafka refuses to create the topic with fewer replicas).
+    fn ensure_offsets_topic(&self, creating: &Arc<AtomicBool>) {
+        let image = self.handle.image().borrow().clone();
+        let wanted = self.offsets_topic.replication_factor.max(1) as usize;
+        if image.topic(OFFSETS_TOPIC).is_some() || image.unfenced_brokers().len() < wanted {
+            return;
+        }
+        if creating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let handle = self.handle.clone();
+        let settings = self.offsets_topic.clone();
+        let creating = creating.clone();
+        tokio::spawn(async move {
+            create_offsets_topic(&handle, &settings).await;
+            creating.store(false, Ordering::Release);
+        });
     }
 
     /// True once registered; failures are retried at the next tick.

@@ -133,6 +133,7 @@ impl Broker {
                     },
                     heartbeat_interval: Duration::from_millis(cluster.heartbeat_interval_ms.max(1)),
                     broker_epoch: Default::default(),
+                    offsets_topic: config.offsets_topic.clone(),
                 };
                 replicas.set_isr_channel(Some(Arc::new(member.isr_channel())));
                 Some(member)

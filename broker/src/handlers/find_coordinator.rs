@@ -6,11 +6,9 @@ use std::sync::Arc;
 use sluice_protocol::header::RequestHeader;
 use sluice_protocol::messages::*;
 use sluice_protocol::ErrorCode;
-use tracing::{debug, info};
 
 use crate::cluster::INTER_BROKER_LISTENER;
-use crate::controller::{ControllerHandle, ControllerReply, ControllerRequest, NewTopic};
-use crate::error::BrokerError;
+use crate::controller::ControllerHandle;
 use crate::group::OFFSETS_TOPIC;
 use crate::server::Context;
 
@@ -84,8 +82,9 @@ pub async fn handle(
     }
 }
 
-/// The leader of the group's offsets partition, as the committed metadata names it. The first
-/// lookup in a cluster creates `__consumer_offsets` (as Kafka does), and the client asks again.
+/// The leader of the group's offsets partition, as the committed metadata names it. Should
+/// `__consumer_offsets` not exist yet, the lookup asks for it (as Kafka's first lookup does) and
+/// the client asks again.
 async fn group_leader(
     ctx: &Context,
     controller: &ControllerHandle,
@@ -93,7 +92,7 @@ async fn group_leader(
 ) -> Result<Node, ErrorCode> {
     let image = controller.image().borrow().clone();
     let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-        create_offsets_topic(ctx, controller).await;
+        crate::cluster::create_offsets_topic(controller, &ctx.config.offsets_topic).await;
         return Err(ErrorCode::CoordinatorNotAvailable);
     };
     let partition = ctx.groups.partition_of(group);
@@ -104,36 +103,4 @@ async fn group_leader(
         .and_then(|b| b.endpoint(INTER_BROKER_LISTENER))
         .ok_or(ErrorCode::CoordinatorNotAvailable)?;
     Ok((leader, endpoint.host.clone(), endpoint.port as i32))
-}
-
-/// Asks the controller for `__consumer_offsets` with offsets.topic.* settings. It fails (and is
-/// tried again at the next lookup) while fewer brokers than its replication factor are alive.
-async fn create_offsets_topic(ctx: &Context, controller: &ControllerHandle) {
-    let settings = &ctx.config.offsets_topic;
-    let request = ControllerRequest::CreateTopics {
-        topics: vec![NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: settings.partitions,
-            replication_factor: settings.replication_factor,
-            assignments: None,
-            configs: settings.topic_configs(),
-        }],
-        validate_only: false,
-    };
-    match controller.submit(request).await {
-        Ok(ControllerReply::TopicsCreated(results)) => match results.into_iter().next() {
-            Some(r) => match r.result {
-                Ok(_) => info!(
-                    partitions = settings.partitions,
-                    replication_factor = settings.replication_factor,
-                    "created {OFFSETS_TOPIC}"
-                ),
-                Err(BrokerError::TopicAlreadyExists(_)) => {}
-                Err(e) => debug!(error = %e, "{OFFSETS_TOPIC} not created yet"),
-            },
-            None => debug!("the controller answered no result for {OFFSETS_TOPIC}"),
-        },
-        Ok(other) => debug!(reply = ?other, "unexpected answer creating {OFFSETS_TOPIC}"),
-        Err(e) => debug!(error = %e, "{OFFSETS_TOPIC} not created yet"),
-    }
 }
