@@ -105,5 +105,8 @@ fn isolating_a_node_drops_its_links_and_only_its_links() {
 
     isolation.heal();
     assert_eq!(isolation.isolated(), None);
-    assert_eq!(round_trip(&mut connect(&to_3), b"healed").unwrap(), b"healed");
+    assert_eq!(
+        round_trip(&mut connect(&to_3), b"healed").unwrap(),
+        b"healed"
+    );
 }

@@ -292,20 +292,22 @@ fn opener(peer: SocketAddr, proxy: SocketAddr, pids: &BTreeMap<i32, u32>) -> Opt
 
 /// The inode of the TCP socket whose local address is `local` and remote address `remote`.
 fn socket_inode(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
-        let text = std::fs::read_to_string(table).ok()?;
-        text.lines().skip(1).find_map(|line| {
-            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 10
-                || proc_addr(fields[1]) != Some(local)
-                || proc_addr(fields[2]) != Some(remote)
-            {
-                return None;
-            }
-            fields[9].parse().ok().filter(|&inode| inode != 0)
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() < 10
+                    || proc_addr(fields[1]) != Some(local)
+                    || proc_addr(fields[2]) != Some(remote)
+                {
+                    return None;
+                }
+                fields[9].parse().ok().filter(|&inode| inode != 0)
+            })
         })
-    })
 }
 
 /// An address as /proc/net/tcp{,6} prints it: the address as native-endian 32-bit words in
