@@ -358,7 +358,18 @@ impl ClusterMember {
             broker_epoch: self.broker_epoch.load(Ordering::Acquire),
             metadata_offset: self.handle.image().borrow().offset(),
         });
-        match self.handle.submit(request).await {
+        // A heartbeat waiting on a controller that cannot answer (partitioned away, not dead)
+        // would otherwise wait out the quorum's request timeout (ten election timeouts), longer
+        // than the session it keeps alive; the next tick routes to whichever node leads by then.
+        let answer = tokio::time::timeout(self.heartbeat_interval, self.handle.submit(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BrokerError::Quorum(format!(
+                    "no answer within the heartbeat interval ({:?})",
+                    self.heartbeat_interval
+                )))
+            });
+        match answer {
             Ok(_) => true,
             Err(e @ (BrokerError::StaleBrokerEpoch(_) | BrokerError::BrokerIdNotRegistered(_))) => {
                 warn!(error = %e, "registration lost; registering again");

@@ -1,5 +1,5 @@
-//! The test harness's fault-injecting proxy: it forwards both ways, a cut drops traffic
-//! without refusing it (as a partitioned network does), and a heal lets new connections through.
+//! The test harness's fault-injecting proxy: a cut drops traffic without refusing it and a heal
+//! lets new connections through; an isolation cuts off one node (found by its process) alone.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::fault_proxy::FaultProxy;
+use common::fault_proxy::{FaultProxy, Isolation};
 
 /// An echo server on a free port.
 fn echo() -> std::net::SocketAddr {
@@ -67,4 +67,46 @@ fn a_cut_drops_traffic_and_a_heal_restores_it() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     assert_eq!(round_trip(&mut after, b"again").unwrap(), b"again");
+}
+
+/// This test process stands in for node 1 (its connections are looked up by pid like a
+/// node's); the echo servers stand for nodes 2 and 3 behind their proxies.
+#[test]
+fn isolating_a_node_drops_its_links_and_only_its_links() {
+    let isolation = Isolation::new();
+    isolation.set_pid(1, std::process::id());
+    let to_2 = FaultProxy::start_isolating(echo(), 2, &isolation);
+    let to_3 = FaultProxy::start_isolating(echo(), 3, &isolation);
+    let connect = |proxy: &FaultProxy| {
+        let conn = TcpStream::connect(proxy.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        conn
+    };
+    let mut old_2 = connect(&to_2);
+    assert_eq!(round_trip(&mut old_2, b"before").unwrap(), b"before");
+
+    // Node 1 cut off: its open and new connections both go quiet.
+    isolation.isolate(1);
+    assert_eq!(isolation.isolated(), Some(1));
+    assert!(round_trip(&mut old_2, b"lost").is_err());
+    assert!(round_trip(&mut connect(&to_3), b"lost").is_err());
+
+    // Node 3 cut off instead: node 1 reaches node 2 again (on a new connection; the one that
+    // lived through the isolation is closed), but not node 3.
+    isolation.isolate(3);
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(old_2.read(&mut buf), Ok(0) | Err(_)),
+        "a blackholed connection is closed when its isolation ends"
+    );
+    assert_eq!(round_trip(&mut connect(&to_2), b"back").unwrap(), b"back");
+    assert!(round_trip(&mut connect(&to_3), b"lost").is_err());
+
+    isolation.heal();
+    assert_eq!(isolation.isolated(), None);
+    assert_eq!(
+        round_trip(&mut connect(&to_3), b"healed").unwrap(),
+        b"healed"
+    );
 }

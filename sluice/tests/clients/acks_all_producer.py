@@ -17,7 +17,7 @@ import clientlib
 from clientlib import fail
 
 
-def new_producer(bootstrap, fatal):
+def new_producer(bootstrap, fatal, extra):
     def on_error(err):
         if err.fatal():
             fatal.append(str(err))
@@ -32,6 +32,7 @@ def new_producer(bootstrap, fatal):
         "linger.ms": 5,
         "reconnect.backoff.max.ms": 1000,
         "error_cb": on_error,
+        **extra,
     })
 
 
@@ -43,7 +44,10 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=60,
                     help="stop producing after this long (default 60); SIGTERM stops sooner")
     ap.add_argument("--rate", type=float, default=200, help="records per second (default 200)")
+    ap.add_argument("-X", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra librdkafka property (repeatable), e.g. request.timeout.ms=5000")
     args = ap.parse_args()
+    extra = dict(kv.split("=", 1) for kv in args.extra)
     if args.rate <= 0 or args.max_seconds <= 0:
         ap.error("--rate and --max-seconds must be positive")
     # Room for the final flush on top of the producing time.
@@ -72,7 +76,7 @@ def main():
         out.write(f"{msg.partition()} {offset} {msg.value().decode()}\n")
 
     fatal = []
-    producer = new_producer(args.bootstrap, fatal)
+    producer = new_producer(args.bootstrap, fatal, extra)
     interval = 1.0 / args.rate
     deadline = time.monotonic() + args.max_seconds
     next_send = time.monotonic()
@@ -85,7 +89,7 @@ def main():
                   file=sys.stderr, flush=True)
             producer.flush(5)
             fatal.clear()
-            producer = new_producer(args.bootstrap, fatal)
+            producer = new_producer(args.bootstrap, fatal, extra)
             counts["restarts"] += 1
         now = time.monotonic()
         if now < next_send:
