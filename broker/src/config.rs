@@ -25,6 +25,8 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
+    /// min.insync.replicas: the default for topics without their own.
+    pub min_insync_replicas: usize,
     pub auto_create_topics: bool,
     pub log_segment_bytes: u64,
     pub log_roll_ms: u64,
@@ -70,6 +72,7 @@ impl BrokerConfig {
             log_dirs: vec![log_dir],
             num_partitions: 1,
             default_replication_factor: 1,
+            min_insync_replicas: 1,
             auto_create_topics: true,
             log_segment_bytes: 1 << 30,
             log_roll_ms: 168 * 3_600_000,

@@ -250,7 +250,7 @@ impl ReplicaManager {
             topic_config::log_config(&self.config, configs),
             topic_config::max_message_bytes(&self.config, configs),
             topic_config::is_compacted(configs),
-            topic_config::min_insync_replicas(configs),
+            topic_config::min_insync_replicas(&self.config, configs),
         )
     }
 

@@ -207,7 +207,7 @@ fn default_value(b: &BrokerConfig, key: &str) -> String {
         "segment.bytes" => b.log_segment_bytes.to_string(),
         "segment.ms" => b.log_roll_ms.to_string(),
         "max.message.bytes" => b.message_max_bytes.to_string(),
-        "min.insync.replicas" => "1".into(),
+        "min.insync.replicas" => b.min_insync_replicas.to_string(),
         "flush.messages" => b
             .log_flush_interval_messages
             .map_or(i64::MAX.to_string(), |v| v.to_string()),
@@ -295,11 +295,11 @@ pub fn max_message_bytes(broker: &BrokerConfig, overrides: &BTreeMap<String, Str
 
 /// min.insync.replicas: how many ISR members an acks=all write needs. Validation keeps it at
 /// least 1; a broker-wide default is not configurable yet, so Kafka's default of 1 applies.
-pub fn min_insync_replicas(overrides: &BTreeMap<String, String>) -> usize {
+pub fn min_insync_replicas(b: &BrokerConfig, overrides: &BTreeMap<String, String>) -> usize {
     overrides
         .get("min.insync.replicas")
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(1)
+        .unwrap_or(b.min_insync_replicas)
         .max(1)
 }
 
@@ -465,5 +465,15 @@ mod tests {
         let d = log_config(&b, &BTreeMap::new());
         assert_eq!(d.delete_retention_ms, 86_400_000);
         assert_eq!(d.min_cleanable_dirty_ratio, 0.5);
+    }
+
+    #[test]
+    fn min_insync_replicas_defaults_to_the_brokers_value() {
+        let mut b = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/unused".into());
+        b.min_insync_replicas = 2;
+        assert_eq!(min_insync_replicas(&b, &BTreeMap::new()), 2);
+        let own = BTreeMap::from([("min.insync.replicas".to_string(), "3".to_string())]);
+        assert_eq!(min_insync_replicas(&b, &own), 3);
+        assert_eq!(default_value(&b, "min.insync.replicas"), "2");
     }
 }

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
+    /// `min.insync.replicas`: the default of topics that do not set their own.
+    pub min_insync_replicas: i32,
     pub auto_create_topics_enable: bool,
     pub log_segment_bytes: u32,
     /// `log.roll.ms`, else `log.roll.hours`.
@@ -209,7 +211,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "log.flush.offset.checkpoint.interval.ms",
     "log.preallocate",
     "log.index.size.max.bytes",
-    "min.insync.replicas",
     "delete.topic.enable",
     "compression.type",
     "broker.rack",
@@ -458,6 +459,7 @@ impl ServerConfig {
             num_partitions: r.int_or("num.partitions", 1, 1, i32_max)? as i32,
             default_replication_factor: r.int_or("default.replication.factor", 1, 1, i16_max)?
                 as i16,
+            min_insync_replicas: r.int_or("min.insync.replicas", 1, 1, i32_max)? as i32,
             auto_create_topics_enable: r.bool_or("auto.create.topics.enable", true)?,
             log_segment_bytes: r.int_or(
                 "log.segment.bytes",

@@ -175,6 +175,7 @@ fn broker_config(s: &ServerConfig, file: &std::path::Path) -> Result<BrokerConfi
         log_dirs: s.log_dirs.clone(),
         num_partitions: s.num_partitions,
         default_replication_factor: s.default_replication_factor,
+        min_insync_replicas: s.min_insync_replicas.max(1) as usize,
         auto_create_topics: s.auto_create_topics_enable,
         log_segment_bytes: s.log_segment_bytes as u64,
         log_roll_ms: ms(s.log_roll),
