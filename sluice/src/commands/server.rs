@@ -271,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn only_combined_nodes_join_a_cluster_and_standalone_stays_standalone() {
+    fn broker_only_nodes_follow_the_voters_and_standalone_stays_standalone() {
         let file = Path::new("test.properties");
         // A broker-only node is not a voter (the parser insists) and has no controller listener.
         let broker_only = server(&[
@@ -279,8 +279,12 @@ mod tests {
             ("node.id", "4"),
             ("listeners", "PLAINTEXT://127.0.0.1:9092"),
         ]);
-        let err = cluster_config(&broker_only, file).unwrap_err();
-        assert!(err.contains("only combined nodes"), "{err}");
+        let cluster = cluster_config(&broker_only, file).unwrap().expect("cluster mode");
+        assert!(!cluster.voter);
+        assert_eq!(cluster.controller.node_id, 4);
+        assert_eq!(cluster.controller.voters.len(), 3);
+        let combined = cluster_config(&server(&[]), file).unwrap().expect("cluster mode");
+        assert!(combined.voter);
         let standalone = ServerConfig::from_properties(BTreeMap::new(), "empty").unwrap();
         assert!(cluster_config(&standalone, file).unwrap().is_none());
     }
