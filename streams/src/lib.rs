@@ -18,12 +18,13 @@
 //!
 //! # Processing guarantee
 //!
-//! At-least-once. The runtime (not in this crate yet) is to commit a task's input offsets only
-//! after every record it produced for them (outputs, repartition and changelog records) is
-//! acknowledged. After a crash, the records processed since the last commit are processed
-//! again: outputs written since then may appear twice in output topics, and aggregates count
-//! those records again in the downstream topics while the restored store may already hold
-//! their effect. Nothing is lost. Exactly-once needs transactions and is not offered.
+//! At-least-once, provided by the runtime (not in this crate yet), which is to commit a task's
+//! input offsets only after every record the task produced for them (outputs, repartition and
+//! changelog records) is acknowledged, and its stores are flushed. Nothing is lost. After a
+//! crash or an unclean hand-over, the input records processed since the task's last commit are
+//! processed again: their outputs can appear twice in output and repartition topics, and an
+//! aggregate can count them twice, since the changelog the store is restored from may already
+//! hold their effect. Exactly-once needs transactions and is not offered.
 //!
 //! ```
 //! use sluice_streams::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};

@@ -25,8 +25,11 @@ pub trait Processor: Send {
         Ok(())
     }
 
-    fn process(&mut self, record: Record, ctx: &mut ProcessorContext<'_>)
-        -> Result<(), StreamsError>;
+    fn process(
+        &mut self,
+        record: Record,
+        ctx: &mut ProcessorContext<'_>,
+    ) -> Result<(), StreamsError>;
 
     /// Called when a schedule this processor asked for is due; `timestamp` is the stream time
     /// or wall-clock time that made it due.

@@ -65,16 +65,25 @@ macro_rules! serde_with_option {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StringSerde;
 
-serde_with_option!(StringSerde, String, |v| Bytes::copy_from_slice(v.as_bytes()), |d| {
-    String::from_utf8(d.to_vec()).map_err(|e| SerdeError::Invalid(format!("not UTF-8: {e}")))
-});
+serde_with_option!(
+    StringSerde,
+    String,
+    |v| Bytes::copy_from_slice(v.as_bytes()),
+    |d| {
+        String::from_utf8(d.to_vec()).map_err(|e| SerdeError::Invalid(format!("not UTF-8: {e}")))
+    }
+);
 
 /// Raw bytes, unchanged (Kafka's ByteArraySerde / BytesSerde).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesSerde;
 
-serde_with_option!(BytesSerde, Bytes, |v| v.clone(), |d| Ok(Bytes::copy_from_slice(d)));
-serde_with_option!(BytesSerde, Vec<u8>, |v| Bytes::copy_from_slice(v), |d| Ok(d.to_vec()));
+serde_with_option!(BytesSerde, Bytes, |v| v.clone(), |d| Ok(
+    Bytes::copy_from_slice(d)
+));
+serde_with_option!(BytesSerde, Vec<u8>, |v| Bytes::copy_from_slice(v), |d| Ok(
+    d.to_vec()
+));
 
 fn fixed<const N: usize>(d: &[u8], what: &str) -> Result<[u8; N], SerdeError> {
     d.try_into().map_err(|_| {
@@ -86,25 +95,34 @@ fn fixed<const N: usize>(d: &[u8], what: &str) -> Result<[u8; N], SerdeError> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IntegerSerde;
 
-serde_with_option!(IntegerSerde, i32, |v| Bytes::copy_from_slice(&v.to_be_bytes()), |d| {
-    Ok(i32::from_be_bytes(fixed(d, "integer")?))
-});
+serde_with_option!(
+    IntegerSerde,
+    i32,
+    |v| Bytes::copy_from_slice(&v.to_be_bytes()),
+    |d| Ok(i32::from_be_bytes(fixed(d, "integer")?))
+);
 
 /// 8-byte big-endian i64, as Kafka's LongSerializer writes it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LongSerde;
 
-serde_with_option!(LongSerde, i64, |v| Bytes::copy_from_slice(&v.to_be_bytes()), |d| {
-    Ok(i64::from_be_bytes(fixed(d, "long")?))
-});
+serde_with_option!(
+    LongSerde,
+    i64,
+    |v| Bytes::copy_from_slice(&v.to_be_bytes()),
+    |d| Ok(i64::from_be_bytes(fixed(d, "long")?))
+);
 
 /// 8-byte big-endian u64 (the same bytes LongSerializer writes for values below 2^63).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct U64Serde;
 
-serde_with_option!(U64Serde, u64, |v| Bytes::copy_from_slice(&v.to_be_bytes()), |d| {
-    Ok(u64::from_be_bytes(fixed(d, "u64")?))
-});
+serde_with_option!(
+    U64Serde,
+    u64,
+    |v| Bytes::copy_from_slice(&v.to_be_bytes()),
+    |d| Ok(u64::from_be_bytes(fixed(d, "u64")?))
+);
 
 /// JSON through serde. Null data is an error for `T`; read `Option<T>` with `JsonSerde<Option<T>>`,
 /// which maps both a null record and the JSON text `null` to `None`.
@@ -166,14 +184,23 @@ mod tests {
 
     #[test]
     fn errors_are_values() {
-        assert_eq!(Serde::<i64>::deserialize(&LongSerde, "t", None), Err(SerdeError::Null("i64")));
+        assert_eq!(
+            Serde::<i64>::deserialize(&LongSerde, "t", None),
+            Err(SerdeError::Null("i64"))
+        );
         assert!(matches!(
             Serde::<i64>::deserialize(&LongSerde, "t", Some(&[1, 2, 3])),
             Err(SerdeError::Invalid(_))
         ));
         assert!(Serde::<String>::deserialize(&StringSerde, "t", Some(&[0xff, 0xfe])).is_err());
-        assert_eq!(Serde::<Option<String>>::deserialize(&StringSerde, "t", None), Ok(None));
-        assert_eq!(Serde::<Option<i32>>::serialize(&IntegerSerde, "t", &None), Ok(None));
+        assert_eq!(
+            Serde::<Option<String>>::deserialize(&StringSerde, "t", None),
+            Ok(None)
+        );
+        assert_eq!(
+            Serde::<Option<i32>>::serialize(&IntegerSerde, "t", &None),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -184,11 +211,26 @@ mod tests {
             n: u32,
         }
         let s = JsonSerde::<P>::new();
-        let (b, v) = round(&s, P { name: "a".into(), n: 3 });
+        let (b, v) = round(
+            &s,
+            P {
+                name: "a".into(),
+                n: 3,
+            },
+        );
         assert_eq!(b.unwrap().as_ref(), br#"{"name":"a","n":3}"#);
-        assert_eq!(v, P { name: "a".into(), n: 3 });
+        assert_eq!(
+            v,
+            P {
+                name: "a".into(),
+                n: 3
+            }
+        );
         assert!(s.deserialize("t", Some(b"{")).is_err());
         assert!(s.deserialize("t", None).is_err());
-        assert_eq!(JsonSerde::<Option<P>>::new().deserialize("t", None), Ok(None));
+        assert_eq!(
+            JsonSerde::<Option<P>>::new().deserialize("t", None),
+            Ok(None)
+        );
     }
 }

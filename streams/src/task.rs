@@ -307,7 +307,11 @@ impl Task {
             }
             Err(e) => return Err(e),
         };
-        match self.partition_time.iter_mut().find(|(t, _)| *t == record.topic) {
+        match self
+            .partition_time
+            .iter_mut()
+            .find(|(t, _)| *t == record.topic)
+        {
             Some((_, ts)) => *ts = (*ts).max(timestamp),
             None => self.partition_time.push((record.topic.clone(), timestamp)),
         }
@@ -329,7 +333,16 @@ impl Task {
             stream_time: self.stream_time,
             wall_clock_ms: self.wall_clock_ms,
         };
-        send(&mut self.nodes, &mut self.stores, &env, &rc, node, None, rec, out)?;
+        send(
+            &mut self.nodes,
+            &mut self.stores,
+            &env,
+            &rc,
+            node,
+            None,
+            rec,
+            out,
+        )?;
         self.punctuate(PunctuationType::StreamTime, self.stream_time, out)
     }
 
@@ -392,7 +405,16 @@ impl Task {
                 proc_.punctuate(kind, now, &mut ctx)?;
             }
             for (target, rec) in forwards {
-                send(&mut self.nodes, &mut self.stores, &env, &rc, node, target, rec, out)?;
+                send(
+                    &mut self.nodes,
+                    &mut self.stores,
+                    &env,
+                    &rc,
+                    node,
+                    target,
+                    rec,
+                    out,
+                )?;
             }
         }
         Ok(())
@@ -413,9 +435,9 @@ impl Task {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Sends a record from `from` to its children (or to child `target`), running each child's
 /// `process` and then, depth first, whatever that child forwarded.
+#[allow(clippy::too_many_arguments)]
 fn send(
     nodes: &mut [TaskNode],
     stores: &mut TaskStores,
@@ -447,7 +469,9 @@ fn send(
                 ..
             } = &mut nodes[child];
             let Body::Processor(p) = body else {
-                return Err(StreamsError::Topology(format!("{name} is a source with a parent")));
+                return Err(StreamsError::Topology(format!(
+                    "{name} is a source with a parent"
+                )));
             };
             let ts = r.timestamp;
             let mut ctx = ProcessorContext {

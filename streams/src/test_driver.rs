@@ -60,7 +60,10 @@ impl Inner {
                 });
                 *offset += 1;
             }
-            self.outputs.entry(o.topic.clone()).or_default().push_back(o);
+            self.outputs
+                .entry(o.topic.clone())
+                .or_default()
+                .push_back(o);
         }
     }
 }

@@ -367,7 +367,11 @@ impl Topology {
         let mut out = Vec::new();
         for base in &self.repartition_topics {
             let r = TopicRef::Internal(base.clone());
-            if let Some(s) = self.subtopologies.iter().find(|s| s.sink_topics.contains(&r)) {
+            if let Some(s) = self
+                .subtopologies
+                .iter()
+                .find(|s| s.sink_topics.contains(&r))
+            {
                 out.push(InternalTopic {
                     name: r.resolve(application_id),
                     kind: InternalTopicKind::Repartition,
@@ -428,7 +432,12 @@ impl fmt::Display for TopologyDescription<'_> {
                         writeln!(f, "    Source: {} (topics: [{}])", n.name, ts.join(", "))?;
                     }
                     NodeKind::Processor { .. } => {
-                        writeln!(f, "    Processor: {} (stores: [{}])", n.name, n.stores.join(", "))?;
+                        writeln!(
+                            f,
+                            "    Processor: {} (stores: [{}])",
+                            n.name,
+                            n.stores.join(", ")
+                        )?;
                     }
                     NodeKind::Sink { topic, .. } => {
                         writeln!(f, "    Sink: {} (topic: {})", n.name, topic.describe())?;

@@ -72,7 +72,10 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     fn key_serde(&self) -> Option<Arc<dyn Serde<K>>> {
-        self.grouped.key.clone().or_else(|| self.stream.key_serde.clone())
+        self.grouped
+            .key
+            .clone()
+            .or_else(|| self.stream.key_serde.clone())
     }
 
     fn value_serde(&self) -> Option<Arc<dyn Serde<V>>> {
@@ -94,7 +97,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         };
         // The repartition topic is named after the grouping, else after the store, as Kafka does.
         let input = if self.repartition {
-            let base = self.grouped.name.clone().unwrap_or_else(|| store_name.clone());
+            let base = self
+                .grouped
+                .name
+                .clone()
+                .unwrap_or_else(|| store_name.clone());
             self.stream
                 .through_repartition_topic(&base, self.key_serde(), self.value_serde())
         } else {

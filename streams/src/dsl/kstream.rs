@@ -82,7 +82,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         value_serde: Option<Arc<dyn Serde<V2>>>,
         key_changed: bool,
     ) -> KStream<K2, V2> {
-        self.add(prefix, step_supplier(f), key_serde, value_serde, key_changed)
+        self.add(
+            prefix,
+            step_supplier(f),
+            key_serde,
+            value_serde,
+            key_changed,
+        )
     }
 
     /// New key and value for each record (marks the stream for repartitioning).
@@ -153,7 +159,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             }
             Ok(())
         });
-        self.step("KSTREAM-FLATMAPVALUES", f, self.key_serde.clone(), None, false)
+        self.step(
+            "KSTREAM-FLATMAPVALUES",
+            f,
+            self.key_serde.clone(),
+            None,
+            false,
+        )
     }
 
     /// Keeps the records the predicate accepts.
@@ -184,7 +196,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             ctx.forward(meta.into_record(k2, v));
             Ok(())
         });
-        self.step("KSTREAM-KEY-SELECT", f, None, self.value_serde.clone(), true)
+        self.step(
+            "KSTREAM-KEY-SELECT",
+            f,
+            None,
+            self.value_serde.clone(),
+            true,
+        )
     }
 
     /// Looks at each record and passes it on unchanged.
@@ -299,7 +317,12 @@ impl<K: Data, V: Data> KStream<K, V> {
             value: value.clone(),
         });
         let sink = format!("{topic}-sink");
-        g.add_sink(sink, self.node, TopicRef::Internal(topic.clone()), pair.clone());
+        g.add_sink(
+            sink,
+            self.node,
+            TopicRef::Internal(topic.clone()),
+            pair.clone(),
+        );
         let source = format!("{topic}-source");
         let node = g.add_source(source, vec![TopicRef::Internal(topic.clone())], pair, None);
         g.repartition_topics.push(topic);
@@ -338,11 +361,6 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
         drop(g);
         KStream::new(self.g.clone(), node, None, None, self.repartition_required)
-    }
-
-    /// The serdes this stream knows, for operations that need them.
-    pub(crate) fn serdes(&self) -> (Option<Arc<dyn Serde<K>>>, Option<Arc<dyn Serde<V>>>) {
-        (self.key_serde.clone(), self.value_serde.clone())
     }
 }
 
@@ -404,7 +422,7 @@ impl<K: Data, V: Data> Splitter<K, V> {
             let name = name.unwrap_or_else(|| g.new_name("KSTREAM-BRANCHCHILD"));
             let node = g.add_processor(name, &[router.node], step_supplier(pass.clone()));
             drop(g);
-            let (ks, vs) = s.serdes();
+            let (ks, vs) = (s.key_serde.clone(), s.value_serde.clone());
             out.push(KStream::new(
                 s.g.clone(),
                 node,

@@ -61,7 +61,13 @@ impl<K: Data, V: Data> KTable<K, V> {
         let name = g.new_name(prefix);
         let node = g.add_processor(name, &[self.node], step_supplier(f));
         drop(g);
-        KTable::new(self.g.clone(), node, None, self.key_serde.clone(), value_serde)
+        KTable::new(
+            self.g.clone(),
+            node,
+            None,
+            self.key_serde.clone(),
+            value_serde,
+        )
     }
 
     /// The rows the predicate accepts. A row that stops matching is deleted downstream.
@@ -84,7 +90,10 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// A new value for each row (deletes stay deletes).
-    pub fn map_values<V2: Data>(&self, f: impl Fn(V) -> V2 + Send + Sync + 'static) -> KTable<K, V2> {
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
         let f: Arc<StepFn> = Arc::new(move |r: Record, ctx| {
             let (k, c, meta) = r.into_parts::<K, Change<V>>()?;
             let change = Change {
@@ -112,7 +121,13 @@ impl<K: Data, V: Data> KTable<K, V> {
             .value_serde
             .clone()
             .map(|s| Arc::new(OptionSerde(s)) as Arc<dyn Serde<Option<V>>>);
-        KStream::new(self.g.clone(), node, self.key_serde.clone(), value_serde, false)
+        KStream::new(
+            self.g.clone(),
+            node,
+            self.key_serde.clone(),
+            value_serde,
+            false,
+        )
     }
 }
 
@@ -149,7 +164,11 @@ pub(crate) fn table_from_topic<K: Data, V: Data>(
         decoder,
         consumed.extractor.clone(),
     );
-    let typed = TypedKeyValueStore::new(store_name.clone(), consumed.key.clone(), consumed.value.clone());
+    let typed = TypedKeyValueStore::new(
+        store_name.clone(),
+        consumed.key.clone(),
+        consumed.value.clone(),
+    );
     let supplier = Arc::new(move || {
         Box::new(TableSource {
             store: typed.clone(),

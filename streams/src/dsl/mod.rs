@@ -256,7 +256,11 @@ impl<K: Data, V: Data> Default for Materialized<K, V> {
 pub(crate) struct OptionSerde<V>(pub Arc<dyn Serde<V>>);
 
 impl<V: Data> Serde<Option<V>> for OptionSerde<V> {
-    fn serialize(&self, topic: &str, value: &Option<V>) -> Result<Option<bytes::Bytes>, SerdeError> {
+    fn serialize(
+        &self,
+        topic: &str,
+        value: &Option<V>,
+    ) -> Result<Option<bytes::Bytes>, SerdeError> {
         match value {
             Some(v) => self.0.serialize(topic, v),
             None => Ok(None),

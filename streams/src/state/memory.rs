@@ -130,7 +130,9 @@ mod tests {
             .range(Bound::Included(b"b"), Bound::Included(b"d"))
             .unwrap();
         assert_eq!(keys(r), vec![b("b"), b("d")]);
-        let r = s.range(Bound::Included(b"d"), Bound::Excluded(b"a")).unwrap();
+        let r = s
+            .range(Bound::Included(b"d"), Bound::Excluded(b"a"))
+            .unwrap();
         assert!(keys(r).is_empty());
         assert_eq!(s.approximate_num_entries().unwrap(), 3);
     }
