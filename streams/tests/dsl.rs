@@ -723,3 +723,46 @@ fn headers_travel_with_records() {
     let r = out.read_record().unwrap().unwrap();
     assert_eq!((r.key, r.value, r.headers), (None, 3, vec![h]));
 }
+
+/// Forwards where each record came from, as the processor context reports it.
+struct Origin;
+
+impl Processor for Origin {
+    fn process(&mut self, r: Record, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
+        let rc = ctx.record_context();
+        let origin = format!(
+            "{}/{}/{}@{}",
+            rc.topic.as_deref().unwrap_or("-"),
+            rc.partition,
+            rc.offset.unwrap_or(-1),
+            ctx.stream_time()
+        );
+        ctx.forward(r.with(origin, ctx.task_id().to_string()));
+        Ok(())
+    }
+}
+
+#[test]
+fn processors_see_the_source_topic_partition_offset_and_stream_time() {
+    let b = StreamsBuilder::new();
+    lines(&b, "in")
+        .process::<String, String>("origin", || Box::new(Origin) as Box<dyn Processor>, vec![])
+        .to("out", Produced::with(StringSerde, StringSerde));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), "a").unwrap();
+    let input = driver.create_input_topic("in", StringSerde, StringSerde);
+    input.pipe_input(None, s("x"), 70).unwrap();
+    input.pipe_input(None, s("y"), 40).unwrap();
+    let out = driver.create_output_topic::<String, String>("out", StringSerde, StringSerde);
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(s("in/0/0@70"), s("0_0")), (s("in/0/1@70"), s("0_0"))]
+    );
+}
+
+#[test]
+fn topologies_and_tasks_can_move_to_stream_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<sluice_streams::Topology>();
+    send::<sluice_streams::Task>();
+}
