@@ -1,0 +1,130 @@
+//! `KGroupedStream<K, V>`: a stream grouped by key, folded into a `KTable` by count, reduce or
+//! aggregate over a timestamped store (repartitioning first when the key changed upstream).
+
+use std::sync::Arc;
+
+use super::ops::{AggFn, Aggregate};
+use super::{Grouped, KStream, KTable, Materialized};
+use crate::processor::Processor;
+use crate::record::Data;
+use crate::serdes::{LongSerde, Serde};
+use crate::state::TypedKeyValueStore;
+
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    grouped: Grouped<K, V>,
+    repartition: bool,
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    pub(crate) fn new(stream: KStream<K, V>, grouped: Grouped<K, V>, repartition: bool) -> Self {
+        KGroupedStream {
+            stream,
+            grouped,
+            repartition,
+        }
+    }
+
+    /// The number of records per key (a count of 8-byte big-endian longs in the store).
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let materialized = Materialized {
+            value: materialized.value.or_else(|| Some(Arc::new(LongSerde))),
+            ..materialized
+        };
+        self.aggregate_with(
+            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            materialized,
+        )
+    }
+
+    /// Combines the values of each key: the first value as is, then `reducer(aggregate, value)`.
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let materialized = Materialized {
+            value: materialized.value.or_else(|| self.value_serde()),
+            ..materialized
+        };
+        self.aggregate_with(
+            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
+                Some(agg) => reducer(agg, v),
+                None => v,
+            }),
+            materialized,
+        )
+    }
+
+    /// Folds the values of each key into an aggregate that starts as `initializer()`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        self.aggregate_with(
+            Arc::new(move |k: &K, v: V, old: Option<VA>| {
+                aggregator(k, v, old.unwrap_or_else(&initializer))
+            }),
+            materialized,
+        )
+    }
+
+    fn key_serde(&self) -> Option<Arc<dyn Serde<K>>> {
+        self.grouped
+            .key
+            .clone()
+            .or_else(|| self.stream.key_serde.clone())
+    }
+
+    fn value_serde(&self) -> Option<Arc<dyn Serde<V>>> {
+        self.grouped
+            .value
+            .clone()
+            .or_else(|| self.stream.value_serde.clone())
+    }
+
+    fn aggregate_with<VA: Data>(
+        &self,
+        agg: AggFn<K, V, VA>,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        let key_serde = materialized.key.clone().or_else(|| self.key_serde());
+        let (store_name, spec) = {
+            let mut g = self.stream.g.borrow_mut();
+            materialized.spec(&mut g, "KSTREAM-AGGREGATE-STATE-STORE")
+        };
+        // The repartition topic is named after the grouping, else after the store, as Kafka does.
+        let input = if self.repartition {
+            let base = self
+                .grouped
+                .name
+                .clone()
+                .unwrap_or_else(|| store_name.clone());
+            self.stream
+                .through_repartition_topic(&base, self.key_serde(), self.value_serde())
+        } else {
+            self.stream.clone()
+        };
+        let (Some(ks), Some(vs)) = (key_serde.clone(), materialized.value.clone()) else {
+            input.g.borrow_mut().errors.push(format!(
+                "store {store_name} needs key and value serdes (give them in Grouped or Materialized)"
+            ));
+            return KTable::new(input.g.clone(), input.node, None, key_serde, None);
+        };
+        let typed = TypedKeyValueStore::new(store_name.clone(), ks.clone(), vs.clone());
+        let supplier = Arc::new(move || {
+            Box::new(Aggregate {
+                store: typed.clone(),
+                agg: agg.clone(),
+            }) as Box<dyn Processor>
+        });
+        let mut g = input.g.borrow_mut();
+        let name = g.new_name("KSTREAM-AGGREGATE");
+        let node = g.add_processor(name, &[input.node], supplier);
+        g.connect_store(node, spec);
+        drop(g);
+        KTable::new(input.g.clone(), node, Some(store_name), Some(ks), Some(vs))
+    }
+}

@@ -1,0 +1,343 @@
+//! State stores: the `StateStore`/`KeyValueStore` traits over bytes, the `StoreSupplier` factory
+//! a topology holds per store, a task's stores with their changelogs, and the typed layer on top.
+//!
+//! Seams for later kinds of store: a persistent key-value store implements `KeyValueStore` (and
+//! `StateStore::as_key_value*`) and is plugged in through its own `StoreSupplier` (given to
+//! `Materialized::with_supplier`); a window store adds its own trait beside `KeyValueStore`, an
+//! `as_window*` accessor on `StateStore` defaulting to `None`, and a handle like `KvStoreHandle`
+//! that logs through `ChangeLogger`.
+
+mod memory;
+mod typed;
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::record::{OutputKind, OutputRecord};
+use crate::topology::TaskId;
+
+pub use memory::{InMemoryKeyValueStore, InMemoryStoreSupplier};
+pub use typed::TypedKeyValueStore;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no store named {0} is connected to this processor's sub-topology")]
+    Unknown(String),
+    #[error("store {0} is not a key-value store")]
+    WrongKind(String),
+    #[error("store {store}: {message}")]
+    Io { store: String, message: String },
+    #[error("store {store}: corrupt entry: {message}")]
+    Corrupt { store: String, message: String },
+}
+
+/// What every store is to its task: named, flushed before a commit, closed at shutdown,
+/// and rebuilt from its changelog by `restore` (which writes no changelog of its own).
+pub trait StateStore: Send {
+    fn name(&self) -> &str;
+    /// True when the store keeps its data on disk across restarts (the runtime then restores
+    /// only the changelog tail past its checkpoint).
+    fn persistent(&self) -> bool;
+    fn flush(&mut self) -> Result<(), StoreError>;
+    fn close(&mut self) -> Result<(), StoreError> {
+        self.flush()
+    }
+    /// Applies one changelog record: a value is written, `None` (a tombstone) deletes the key.
+    fn restore(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), StoreError>;
+    fn as_key_value(&mut self) -> Option<&mut dyn KeyValueStore> {
+        None
+    }
+    fn as_key_value_ref(&self) -> Option<&dyn KeyValueStore> {
+        None
+    }
+}
+
+/// Entries yielded by a key-value range, in ascending byte order of their keys.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes), StoreError>> + 'a>;
+
+/// A key-value store over bytes, keys ordered by unsigned byte comparison (as Kafka's stores
+/// are), so range scans mean the same in memory and on disk.
+pub trait KeyValueStore: StateStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError>;
+    fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), StoreError>;
+    /// Removes the key, returning the value it had.
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError>;
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<KvIter<'_>, StoreError>;
+    fn all(&self) -> Result<KvIter<'_>, StoreError> {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+    fn approximate_num_entries(&self) -> Result<u64, StoreError>;
+}
+
+/// The kind of store a supplier builds, for `describe` and for the runtime's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    KeyValue,
+    /// Reserved for window stores (another helper adds them).
+    Window,
+}
+
+/// What a store is built for: its task, and that task's directory under `state.dir`
+/// (`None` in the test driver, where persistent stores may use a temporary directory).
+#[derive(Debug, Clone)]
+pub struct StoreContext {
+    pub application_id: String,
+    pub task: TaskId,
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Builds one store instance per task. The topology keeps the supplier; each task calls `build`.
+pub trait StoreSupplier: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn kind(&self) -> StoreKind {
+        StoreKind::KeyValue
+    }
+    fn build(&self, ctx: &StoreContext) -> Result<Box<dyn StateStore>, StoreError>;
+}
+
+/// A store as the topology declares it: how to build it, whether writes go to a changelog,
+/// and whether values carry their timestamp (aggregates and tables do, as Kafka's
+/// timestamped stores: 8-byte big-endian timestamp before the value bytes).
+#[derive(Clone)]
+pub struct StoreSpec {
+    pub supplier: Arc<dyn StoreSupplier>,
+    pub logged: bool,
+    pub timestamped: bool,
+}
+
+impl StoreSpec {
+    pub fn name(&self) -> &str {
+        self.supplier.name()
+    }
+}
+
+/// The changelog topic of a store: `<application.id>-<store>-changelog`.
+pub fn changelog_topic(application_id: &str, store: &str) -> String {
+    format!("{application_id}-{store}-changelog")
+}
+
+pub(crate) fn with_timestamp(value: &[u8], timestamp: i64) -> Bytes {
+    let mut b = BytesMut::with_capacity(8 + value.len());
+    b.put_i64(timestamp);
+    b.put_slice(value);
+    b.freeze()
+}
+
+pub(crate) fn split_timestamp(store: &str, raw: Bytes) -> Result<(Bytes, i64), StoreError> {
+    if raw.len() < 8 {
+        return Err(StoreError::Corrupt {
+            store: store.to_string(),
+            message: format!("timestamped value of {} bytes", raw.len()),
+        });
+    }
+    let ts = i64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
+    Ok((raw.slice(8..), ts))
+}
+
+pub(crate) struct StoreEntry {
+    pub store: Box<dyn StateStore>,
+    pub changelog: Option<String>,
+    pub timestamped: bool,
+}
+
+/// One task's stores by name. Everything written through a handle is also queued as a
+/// changelog record for the runtime to produce.
+#[derive(Default)]
+pub struct TaskStores {
+    entries: Vec<StoreEntry>,
+    by_name: HashMap<String, usize>,
+    partition: i32,
+}
+
+impl TaskStores {
+    pub(crate) fn new(partition: i32) -> TaskStores {
+        TaskStores {
+            partition,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn add(&mut self, entry: StoreEntry) {
+        self.by_name
+            .insert(entry.store.name().to_string(), self.entries.len());
+        self.entries.push(entry);
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.store.name())
+    }
+
+    /// The changelog topic of a store, when it is logged.
+    pub fn changelog_of(&self, store: &str) -> Option<&str> {
+        let i = *self.by_name.get(store)?;
+        self.entries[i].changelog.as_deref()
+    }
+
+    /// The store itself, for reads outside processing (tests, interactive queries).
+    pub fn store(&self, name: &str) -> Option<&dyn StateStore> {
+        self.by_name.get(name).map(|&i| &*self.entries[i].store)
+    }
+
+    pub(crate) fn is_timestamped(&self, name: &str) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|&i| self.entries[i].timestamped)
+    }
+
+    /// Replays changelog records into a store (the record timestamp is what a timestamped
+    /// store keeps beside the value).
+    pub fn restore(
+        &mut self,
+        store: &str,
+        records: impl IntoIterator<Item = (Bytes, Option<Bytes>, i64)>,
+    ) -> Result<u64, StoreError> {
+        let i = *self
+            .by_name
+            .get(store)
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let entry = &mut self.entries[i];
+        let mut n = 0;
+        for (key, value, ts) in records {
+            let value = match value {
+                Some(v) if entry.timestamped => Some(with_timestamp(&v, ts)),
+                v => v,
+            };
+            entry.store.restore(key, value)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.entries.iter_mut().try_for_each(|e| e.store.flush())
+    }
+
+    pub fn close(&mut self) -> Result<(), StoreError> {
+        self.entries.iter_mut().try_for_each(|e| e.store.close())
+    }
+
+    pub(crate) fn kv_handle<'a>(
+        &'a mut self,
+        name: &str,
+        timestamp: i64,
+        out: &'a mut Vec<OutputRecord>,
+    ) -> Result<KvStoreHandle<'a>, StoreError> {
+        let partition = self.partition;
+        let i = *self
+            .by_name
+            .get(name)
+            .ok_or_else(|| StoreError::Unknown(name.to_string()))?;
+        let entry = &mut self.entries[i];
+        let timestamped = entry.timestamped;
+        let store = entry
+            .store
+            .as_key_value()
+            .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
+        Ok(KvStoreHandle {
+            store,
+            timestamped,
+            logger: ChangeLogger {
+                topic: entry.changelog.as_deref(),
+                partition,
+                timestamp,
+                out,
+            },
+        })
+    }
+}
+
+/// Queues a store's writes as changelog records (key, value or tombstone) on its task's
+/// partition, stamped with the timestamp of the record being processed.
+pub struct ChangeLogger<'a> {
+    topic: Option<&'a str>,
+    partition: i32,
+    timestamp: i64,
+    out: &'a mut Vec<OutputRecord>,
+}
+
+impl ChangeLogger<'_> {
+    pub fn log(&mut self, key: Bytes, value: Option<Bytes>, timestamp: i64) {
+        if let Some(topic) = self.topic {
+            self.out.push(OutputRecord {
+                topic: topic.to_string(),
+                partition: Some(self.partition),
+                kind: OutputKind::Changelog,
+                timestamp,
+                key: Some(key),
+                value,
+                headers: Vec::new(),
+            });
+        }
+    }
+}
+
+/// A processor's access to a key-value store during one `process` or `punctuate` call:
+/// reads go to the store, writes go to the store and to its changelog.
+pub struct KvStoreHandle<'a> {
+    store: &'a mut dyn KeyValueStore,
+    timestamped: bool,
+    logger: ChangeLogger<'a>,
+}
+
+impl KvStoreHandle<'_> {
+    pub fn name(&self) -> &str {
+        self.store.name()
+    }
+
+    pub fn is_timestamped(&self) -> bool {
+        self.timestamped
+    }
+
+    /// The stored bytes (for a timestamped store, timestamp included: see `get_timestamped`).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        self.store.get(key)
+    }
+
+    pub fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), StoreError> {
+        let ts = self.logger.timestamp;
+        self.store.put(key.clone(), value.clone())?;
+        self.logger.log(key, Some(value), ts);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        let old = self.store.delete(key)?;
+        let ts = self.logger.timestamp;
+        self.logger.log(Bytes::copy_from_slice(key), None, ts);
+        Ok(old)
+    }
+
+    pub fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<KvIter<'_>, StoreError> {
+        self.store.range(from, to)
+    }
+
+    pub fn all(&self) -> Result<KvIter<'_>, StoreError> {
+        self.store.all()
+    }
+
+    /// Value bytes and timestamp of a timestamped store's entry.
+    pub fn get_timestamped(&self, key: &[u8]) -> Result<Option<(Bytes, i64)>, StoreError> {
+        match self.store.get(key)? {
+            Some(raw) => split_timestamp(self.store.name(), raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes value and timestamp; the changelog record carries the plain value with the
+    /// timestamp as its record timestamp, so the topic stays readable by ordinary consumers.
+    pub fn put_timestamped(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        timestamp: i64,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put(key.clone(), with_timestamp(&value, timestamp))?;
+        self.logger.log(key, Some(value), timestamp);
+        Ok(())
+    }
+}

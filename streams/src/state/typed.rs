@@ -1,0 +1,137 @@
+//! The typed view of a byte store: serdes applied to keys and values, timestamps split off
+//! values in timestamped stores. Used by the DSL's stateful processors and the test driver.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{split_timestamp, KeyValueStore, KvStoreHandle};
+use crate::error::StreamsError;
+use crate::record::Data;
+use crate::serdes::Serde;
+
+/// Serdes for one store's keys and values. Timestamps of entries in stores that keep none
+/// read as -1.
+pub struct TypedKeyValueStore<K, V> {
+    name: String,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> Clone for TypedKeyValueStore<K, V> {
+    fn clone(&self) -> Self {
+        TypedKeyValueStore {
+            name: self.name.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+impl<K: Data, V: Data> TypedKeyValueStore<K, V> {
+    pub fn new(
+        name: impl Into<String>,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Self {
+        TypedKeyValueStore {
+            name: name.into(),
+            key_serde,
+            value_serde,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stored form of a key; `None` when it serializes to null, which no store can hold
+    /// (aggregations skip such records, as Kafka's do).
+    pub fn key_bytes(&self, key: &K) -> Result<Option<Bytes>, StreamsError> {
+        self.key_serde
+            .serialize(&self.name, key)
+            .map_err(|e| StreamsError::serde("serialize", "key", &self.name, e))
+    }
+
+    pub fn decode_key(&self, raw: &[u8]) -> Result<K, StreamsError> {
+        self.key_serde
+            .deserialize(&self.name, Some(raw))
+            .map_err(|e| StreamsError::serde("deserialize", "key", &self.name, e))
+    }
+
+    pub fn decode_value(&self, raw: Bytes, timestamped: bool) -> Result<(V, i64), StreamsError> {
+        let (bytes, ts) = if timestamped {
+            split_timestamp(&self.name, raw)?
+        } else {
+            (raw, -1)
+        };
+        let v = self
+            .value_serde
+            .deserialize(&self.name, Some(&bytes))
+            .map_err(|e| StreamsError::serde("deserialize", "value", &self.name, e))?;
+        Ok((v, ts))
+    }
+
+    pub fn get(&self, h: &KvStoreHandle<'_>, key: &[u8]) -> Result<Option<(V, i64)>, StreamsError> {
+        match h.get(key)? {
+            Some(raw) => self.decode_value(raw, h.is_timestamped()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a value, or deletes the key when `value` is `None` or serializes to null.
+    pub fn put(
+        &self,
+        h: &mut KvStoreHandle<'_>,
+        key: Bytes,
+        value: Option<&V>,
+        timestamp: i64,
+    ) -> Result<(), StreamsError> {
+        let bytes = match value {
+            Some(v) => self
+                .value_serde
+                .serialize(&self.name, v)
+                .map_err(|e| StreamsError::serde("serialize", "value", &self.name, e))?,
+            None => None,
+        };
+        match bytes {
+            Some(b) if h.is_timestamped() => h.put_timestamped(key, b, timestamp)?,
+            Some(b) => h.put(key, b)?,
+            None => {
+                h.delete(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one key from a store outside processing (tests, queries).
+    pub fn read(
+        &self,
+        store: &dyn KeyValueStore,
+        timestamped: bool,
+        key: &K,
+    ) -> Result<Option<(V, i64)>, StreamsError> {
+        let Some(k) = self.key_bytes(key)? else {
+            return Ok(None);
+        };
+        match store.get(&k)? {
+            Some(raw) => self.decode_value(raw, timestamped).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry of a store, in key byte order, outside processing.
+    pub fn read_all(
+        &self,
+        store: &dyn KeyValueStore,
+        timestamped: bool,
+    ) -> Result<Vec<(K, V, i64)>, StreamsError> {
+        let mut out = Vec::new();
+        for entry in store.all()? {
+            let (k, raw) = entry?;
+            let (v, ts) = self.decode_value(raw, timestamped)?;
+            out.push((self.decode_key(&k)?, v, ts));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,498 @@
+//! A task: one sub-topology instantiated for one partition, with its own processors and stores.
+//! Raw records in, records to produce out (sinks, repartition, changelogs); no I/O of its own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::StreamsError;
+use crate::processor::{Forward, Processor, ProcessorContext, PunctuationType, Schedule};
+use crate::record::{
+    InputRecord, OutputKind, OutputRecord, Record, RecordContext, RecordTimestampExtractor,
+    TimestampExtractor,
+};
+use crate::state::{changelog_topic, StoreContext, StoreEntry, TaskStores};
+use crate::topology::{NodeKind, SinkEncoder, SourceDecoder, TaskId, TopicRef, Topology};
+
+/// What to do with a record whose key or value the source's serdes reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeserializationErrorPolicy {
+    /// Stop the task with the error (Kafka's default, LogAndFailExceptionHandler).
+    #[default]
+    Fail,
+    /// Log it, count it in `Task::skipped_records`, and go on.
+    LogAndContinue,
+}
+
+/// Settings a task is created with; the runtime fills them from the streams config.
+#[derive(Clone)]
+pub struct TaskConfig {
+    pub application_id: String,
+    /// This task's directory under `state.dir`, for persistent stores.
+    pub state_dir: Option<PathBuf>,
+    pub default_timestamp_extractor: Arc<dyn TimestampExtractor>,
+    pub deserialization_errors: DeserializationErrorPolicy,
+}
+
+impl TaskConfig {
+    pub fn new(application_id: impl Into<String>) -> TaskConfig {
+        TaskConfig {
+            application_id: application_id.into(),
+            state_dir: None,
+            default_timestamp_extractor: Arc::new(RecordTimestampExtractor),
+            deserialization_errors: DeserializationErrorPolicy::Fail,
+        }
+    }
+}
+
+enum Body {
+    Source {
+        decoder: Arc<dyn SourceDecoder>,
+        extractor: Arc<dyn TimestampExtractor>,
+    },
+    Processor(Box<dyn Processor>),
+}
+
+struct TaskNode {
+    name: String,
+    children: Vec<usize>,
+    child_names: Vec<String>,
+    body: Body,
+}
+
+struct Punctuation {
+    node: usize,
+    schedule: Schedule,
+    next: i64,
+}
+
+/// Writes records to a topic through the sink's serdes.
+struct SinkProcessor {
+    topic: String,
+    kind: OutputKind,
+    encoder: Arc<dyn SinkEncoder>,
+}
+
+impl Processor for SinkProcessor {
+    fn process(&mut self, r: Record, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
+        let (key, value) = self.encoder.encode(&self.topic, &r)?;
+        ctx.emit(OutputRecord {
+            topic: self.topic.clone(),
+            partition: None,
+            kind: self.kind,
+            timestamp: r.timestamp,
+            key,
+            value,
+            headers: r.headers,
+        });
+        Ok(())
+    }
+}
+
+/// Per-call values every processor context of a task shares.
+struct Env<'a> {
+    application_id: &'a str,
+    task: TaskId,
+    stream_time: i64,
+    wall_clock_ms: i64,
+}
+
+pub struct Task {
+    id: TaskId,
+    application_id: String,
+    nodes: Vec<TaskNode>,
+    /// Resolved source topic -> local node.
+    sources: Vec<(String, usize)>,
+    stores: TaskStores,
+    punctuations: Vec<Punctuation>,
+    stream_time: i64,
+    partition_time: Vec<(String, i64)>,
+    wall_clock_ms: i64,
+    policy: DeserializationErrorPolicy,
+    skipped: u64,
+}
+
+impl Task {
+    /// Instantiates a sub-topology for one partition: processors from their suppliers, stores
+    /// from theirs, then `init` on every processor.
+    pub fn new(topology: &Topology, cfg: &TaskConfig, id: TaskId) -> Result<Task, StreamsError> {
+        let sub = topology
+            .subtopologies()
+            .iter()
+            .find(|s| s.id == id.subtopology)
+            .ok_or_else(|| StreamsError::Topology(format!("no sub-topology {}", id.subtopology)))?;
+        let app = cfg.application_id.as_str();
+        let local = |global: usize| sub.nodes.iter().position(|&n| n == global);
+        let mut nodes = Vec::new();
+        let mut sources = Vec::new();
+        for (li, &gi) in sub.nodes.iter().enumerate() {
+            let spec = &topology.nodes[gi];
+            let body = match &spec.kind {
+                NodeKind::Source {
+                    topics,
+                    decoder,
+                    extractor,
+                } => {
+                    for t in topics {
+                        sources.push((t.resolve(app), li));
+                    }
+                    Body::Source {
+                        decoder: decoder.clone(),
+                        extractor: extractor
+                            .clone()
+                            .unwrap_or_else(|| cfg.default_timestamp_extractor.clone()),
+                    }
+                }
+                NodeKind::Processor { supplier } => Body::Processor(supplier.get()),
+                NodeKind::Sink { topic, encoder } => Body::Processor(Box::new(SinkProcessor {
+                    topic: topic.resolve(app),
+                    kind: match topic {
+                        TopicRef::Internal(_) => OutputKind::Repartition,
+                        TopicRef::External(_) => OutputKind::Sink,
+                    },
+                    encoder: encoder.clone(),
+                })),
+            };
+            nodes.push(TaskNode {
+                name: spec.name.clone(),
+                children: spec.children.iter().filter_map(|&c| local(c)).collect(),
+                child_names: spec
+                    .children
+                    .iter()
+                    .map(|&c| topology.nodes[c].name.clone())
+                    .collect(),
+                body,
+            });
+        }
+        let mut stores = TaskStores::new(id.partition);
+        let store_ctx = StoreContext {
+            application_id: app.to_string(),
+            task: id,
+            state_dir: cfg.state_dir.clone(),
+        };
+        for name in &sub.stores {
+            let spec = topology
+                .store_spec(name)
+                .ok_or_else(|| StreamsError::Topology(format!("undeclared store {name}")))?;
+            stores.add(StoreEntry {
+                store: spec.supplier.build(&store_ctx)?,
+                changelog: spec.logged.then(|| changelog_topic(app, name)),
+                timestamped: spec.timestamped,
+            });
+        }
+        let mut task = Task {
+            id,
+            application_id: app.to_string(),
+            nodes,
+            sources,
+            stores,
+            punctuations: Vec::new(),
+            stream_time: -1,
+            partition_time: Vec::new(),
+            wall_clock_ms: 0,
+            policy: cfg.deserialization_errors,
+            skipped: 0,
+        };
+        task.init()?;
+        Ok(task)
+    }
+
+    fn init(&mut self) -> Result<(), StreamsError> {
+        let rc = RecordContext::default();
+        let mut forwards = Vec::new();
+        let mut outputs = Vec::new();
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let Body::Processor(p) = &mut node.body else {
+                continue;
+            };
+            let mut schedules = Vec::new();
+            let mut ctx = ProcessorContext {
+                application_id: &self.application_id,
+                task: self.id,
+                node: &node.name,
+                children: &node.child_names,
+                record: &rc,
+                timestamp: -1,
+                stream_time: self.stream_time,
+                wall_clock_ms: self.wall_clock_ms,
+                forwards: &mut forwards,
+                stores: &mut self.stores,
+                outputs: &mut outputs,
+                schedules: Some(&mut schedules),
+            };
+            p.init(&mut ctx)?;
+            if !forwards.is_empty() || !outputs.is_empty() {
+                return Err(StreamsError::Topology(format!(
+                    "{} forwarded or wrote records in init",
+                    node.name
+                )));
+            }
+            for s in schedules {
+                let start = match s.kind {
+                    PunctuationType::StreamTime => -1,
+                    PunctuationType::WallClockTime => self.wall_clock_ms,
+                };
+                self.punctuations.push(Punctuation {
+                    node: i,
+                    schedule: s,
+                    next: start.saturating_add(s.interval_ms),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The resolved topics this task reads.
+    pub fn source_topics(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|(t, _)| t.as_str())
+    }
+
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+
+    /// Records dropped because their key or value could not be read (LogAndContinue).
+    pub fn skipped_records(&self) -> u64 {
+        self.skipped
+    }
+
+    pub fn stores(&self) -> &TaskStores {
+        &self.stores
+    }
+
+    /// For restoring stores from their changelogs before processing starts.
+    pub fn stores_mut(&mut self) -> &mut TaskStores {
+        &mut self.stores
+    }
+
+    /// Processes one input record through the sub-topology, depth first, appending what it
+    /// produces to `out`; then fires stream-time punctuations that became due.
+    pub fn process(
+        &mut self,
+        record: InputRecord,
+        out: &mut Vec<OutputRecord>,
+    ) -> Result<(), StreamsError> {
+        let Some(&(_, node)) = self.sources.iter().find(|(t, _)| *t == record.topic) else {
+            return Err(StreamsError::Topology(format!(
+                "task {} does not read topic {}",
+                self.id, record.topic
+            )));
+        };
+        let Body::Source { decoder, extractor } = &self.nodes[node].body else {
+            unreachable!("sources map to source nodes");
+        };
+        let pt = self
+            .partition_time
+            .iter()
+            .find(|(t, _)| *t == record.topic)
+            .map_or(-1, |(_, ts)| *ts);
+        let timestamp = extractor.extract(&record, pt);
+        if timestamp < 0 {
+            return Err(StreamsError::InvalidTimestamp {
+                topic: record.topic,
+                offset: record.offset,
+                timestamp,
+            });
+        }
+        let (key, value) = match decoder.decode(&record) {
+            Ok(kv) => kv,
+            Err(e) if self.policy == DeserializationErrorPolicy::LogAndContinue => {
+                tracing::warn!(task = %self.id, topic = %record.topic, offset = record.offset,
+                    "skipping a record that cannot be deserialized: {e}");
+                self.skipped += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        match self
+            .partition_time
+            .iter_mut()
+            .find(|(t, _)| *t == record.topic)
+        {
+            Some((_, ts)) => *ts = (*ts).max(timestamp),
+            None => self.partition_time.push((record.topic.clone(), timestamp)),
+        }
+        self.stream_time = self.stream_time.max(timestamp);
+        let rc = RecordContext {
+            topic: Some(record.topic),
+            partition: record.partition,
+            offset: Some(record.offset),
+        };
+        let rec = Record {
+            key,
+            value,
+            timestamp,
+            headers: record.headers,
+        };
+        let env = Env {
+            application_id: &self.application_id,
+            task: self.id,
+            stream_time: self.stream_time,
+            wall_clock_ms: self.wall_clock_ms,
+        };
+        send(
+            &mut self.nodes,
+            &mut self.stores,
+            &env,
+            &rc,
+            node,
+            None,
+            rec,
+            out,
+        )?;
+        self.punctuate(PunctuationType::StreamTime, self.stream_time, out)
+    }
+
+    /// Moves the wall clock (milliseconds) and fires wall-clock punctuations that are due.
+    pub fn advance_wall_clock(
+        &mut self,
+        now_ms: i64,
+        out: &mut Vec<OutputRecord>,
+    ) -> Result<(), StreamsError> {
+        self.wall_clock_ms = self.wall_clock_ms.max(now_ms);
+        self.punctuate(PunctuationType::WallClockTime, self.wall_clock_ms, out)
+    }
+
+    fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+        out: &mut Vec<OutputRecord>,
+    ) -> Result<(), StreamsError> {
+        let rc = RecordContext::default();
+        for pi in 0..self.punctuations.len() {
+            let p = &self.punctuations[pi];
+            if p.schedule.kind != kind || p.next > now {
+                continue;
+            }
+            let node = p.node;
+            // The next firing is one interval after now, so a jump in time fires once.
+            self.punctuations[pi].next = now.saturating_add(p.schedule.interval_ms);
+            let env = Env {
+                application_id: &self.application_id,
+                task: self.id,
+                stream_time: self.stream_time,
+                wall_clock_ms: self.wall_clock_ms,
+            };
+            let mut forwards = Vec::new();
+            {
+                let TaskNode {
+                    name,
+                    child_names,
+                    body,
+                    ..
+                } = &mut self.nodes[node];
+                let Body::Processor(proc_) = body else {
+                    continue;
+                };
+                let mut ctx = ProcessorContext {
+                    application_id: env.application_id,
+                    task: env.task,
+                    node: name,
+                    children: child_names,
+                    record: &rc,
+                    timestamp: now,
+                    stream_time: env.stream_time,
+                    wall_clock_ms: env.wall_clock_ms,
+                    forwards: &mut forwards,
+                    stores: &mut self.stores,
+                    outputs: out,
+                    schedules: None,
+                };
+                proc_.punctuate(kind, now, &mut ctx)?;
+            }
+            for (target, rec) in forwards {
+                send(
+                    &mut self.nodes,
+                    &mut self.stores,
+                    &env,
+                    &rc,
+                    node,
+                    target,
+                    rec,
+                    out,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes every store (before offsets are committed).
+    pub fn flush(&mut self) -> Result<(), StreamsError> {
+        Ok(self.stores.flush()?)
+    }
+
+    pub fn close(&mut self) -> Result<(), StreamsError> {
+        for n in &mut self.nodes {
+            if let Body::Processor(p) = &mut n.body {
+                p.close();
+            }
+        }
+        Ok(self.stores.close()?)
+    }
+}
+
+/// Sends a record from `from` to its children (or to child `target`), running each child's
+/// `process` and then, depth first, whatever that child forwarded.
+#[allow(clippy::too_many_arguments)]
+fn send(
+    nodes: &mut [TaskNode],
+    stores: &mut TaskStores,
+    env: &Env<'_>,
+    rc: &RecordContext,
+    from: usize,
+    target: Option<usize>,
+    rec: Record,
+    out: &mut Vec<OutputRecord>,
+) -> Result<(), StreamsError> {
+    // Children are local indexes: an edge never leaves its sub-topology.
+    let targets: Vec<usize> = match target {
+        Some(i) => nodes[from].children.get(i).copied().into_iter().collect(),
+        None => nodes[from].children.clone(),
+    };
+    let mut rec = Some(rec);
+    for (n, &child) in targets.iter().enumerate() {
+        let r = if n + 1 == targets.len() {
+            rec.take().expect("moved into the last child only")
+        } else {
+            rec.as_ref().expect("still held").clone()
+        };
+        let mut forwards: Vec<Forward> = Vec::new();
+        {
+            let TaskNode {
+                name,
+                child_names,
+                body,
+                ..
+            } = &mut nodes[child];
+            let Body::Processor(p) = body else {
+                return Err(StreamsError::Topology(format!(
+                    "{name} is a source with a parent"
+                )));
+            };
+            let ts = r.timestamp;
+            let mut ctx = ProcessorContext {
+                application_id: env.application_id,
+                task: env.task,
+                node: name,
+                children: child_names,
+                record: rc,
+                timestamp: ts,
+                stream_time: env.stream_time,
+                wall_clock_ms: env.wall_clock_ms,
+                forwards: &mut forwards,
+                stores,
+                outputs: out,
+                schedules: None,
+            };
+            p.process(r, &mut ctx)?;
+        }
+        for (t, f) in forwards {
+            send(nodes, stores, env, rc, child, t, f, out)?;
+        }
+    }
+    Ok(())
+}
