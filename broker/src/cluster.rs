@@ -256,7 +256,16 @@ impl ClusterMember {
         self.apply(&replicas, &groups, &current);
         loop {
             tokio::select! {
-                _ = shutdown.recv() => return,
+                _ = shutdown.recv() => {
+                    if registered && self.controlled_shutdown().await {
+                        // Take the roles that move leadership away (followers refuse produce
+                        // with NOT_LEADER_OR_FOLLOWER, so clients go to the new leaders).
+                        let _ = tokio::time::timeout(Duration::from_secs(1), image.changed()).await;
+                        let current = image.borrow_and_update().clone();
+                        self.apply(&replicas, &groups, &current);
+                    }
+                    return;
+                }
                 changed = image.changed() => {
                     if changed.is_err() {
                         return;
@@ -324,6 +333,31 @@ impl ClusterMember {
             create_offsets_topic(&handle, &settings).await;
             creating.store(false, Ordering::Release);
         });
+    }
+
+    /// Kafka's controlled shutdown: asks the controller to fence this broker now, so its
+    /// partitions get new leaders from the ISR before it stops rather than a session timeout
+    /// later. Bounded: a controller that cannot answer leaves it to the session timeout.
+    async fn controlled_shutdown(&self) -> bool {
+        let request = ControllerRequest::ControlledShutdown {
+            broker_id: self.broker_id,
+            broker_epoch: self.broker_epoch.load(Ordering::Acquire),
+        };
+        let limit = (self.heartbeat_interval * 2).max(Duration::from_secs(2));
+        match tokio::time::timeout(limit, self.handle.submit(request)).await {
+            Ok(Ok(_)) => {
+                info!("controlled shutdown: leadership moved to other replicas");
+                true
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "controlled shutdown refused; stopping anyway");
+                false
+            }
+            Err(_) => {
+                warn!(?limit, "controlled shutdown not answered; stopping anyway");
+                false
+            }
+        }
     }
 
     /// True once registered; failures are retried at the next tick.

@@ -43,14 +43,14 @@ struct Node {
 /// Three combined nodes. The quorum's ports are chosen before any node binds them, so another
 /// test (or process) can take one in between: then the whole cluster starts again on new ports.
 async fn start_cluster() -> BTreeMap<i32, Node> {
-    start_cluster_with(0).await
+    start_cluster_with(0, 2_000).await
 }
 
 /// Three voters and `observers` broker-only nodes (ids 4 on).
-async fn start_cluster_with(observers: i32) -> BTreeMap<i32, Node> {
+async fn start_cluster_with(observers: i32, session_timeout_ms: i64) -> BTreeMap<i32, Node> {
     let mut attempt = 0;
     loop {
-        match try_start_cluster(observers).await {
+        match try_start_cluster(observers, session_timeout_ms).await {
             Ok(nodes) => return nodes,
             Err(e) if attempt < 3 => {
                 eprintln!("cluster start failed ({e}); retrying on other ports");
@@ -62,7 +62,10 @@ async fn start_cluster_with(observers: i32) -> BTreeMap<i32, Node> {
 }
 
 /// Dropping the nodes already started stops them (their stop senders go away).
-async fn try_start_cluster(observers: i32) -> Result<BTreeMap<i32, Node>, BrokerError> {
+async fn try_start_cluster(
+    observers: i32,
+    session_timeout_ms: i64,
+) -> Result<BTreeMap<i32, Node>, BrokerError> {
     let voters: Vec<QuorumVoter> = free_ports(3)
         .into_iter()
         .enumerate()
@@ -94,7 +97,7 @@ async fn try_start_cluster(observers: i32) -> Result<BTreeMap<i32, Node>, Broker
             ControllerConfig::new(id, voters.clone(), listen, dir.path().join("metadata"));
         controller.election_timeout_ms = 400;
         // A stopped node is fenced (and its partitions move) within the test's patience.
-        controller.settings.session_timeout_ms = 2_000;
+        controller.settings.session_timeout_ms = session_timeout_ms;
         config.cluster = Some(ClusterConfig {
             controller,
             voter,
@@ -618,7 +621,7 @@ async fn the_group_coordinator_moves_with_its_offsets_partition_and_keeps_commit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_only_node_follows_the_quorum_and_leads_partitions() {
-    let nodes = start_cluster_with(1).await;
+    let nodes = start_cluster_with(1, 2_000).await;
     let image = nodes[&4].controller.image();
     // Node 4 registered through a voter and sees the committed image it fetches.
     eventually("four unfenced brokers seen by the broker-only node", || {
@@ -700,6 +703,60 @@ async fn a_broker_only_node_follows_the_quorum_and_leads_partitions() {
             .log_end_offset();
         assert_eq!(end, 1, "node {id}");
     }
+
+    for (_, n) in nodes {
+        let _ = n.stop.send(());
+        n.task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cleanly_stopped_leader_hands_its_partitions_over_before_it_goes() {
+    // Sessions far longer than the test waits: only a controlled shutdown can move leadership.
+    let mut nodes = start_cluster_with(0, 600_000).await;
+    let image = nodes[&1].controller.image();
+    eventually("three unfenced brokers", || {
+        image.borrow().unfenced_brokers().len() == 3
+    })
+    .await;
+    let mut admin = Client::connect_to(nodes[&1].addr).await;
+    let created = admin
+        .send(
+            5,
+            &CreateTopicsRequest {
+                topics: vec![CreateTopicsRequestTopic {
+                    name: "handover".into(),
+                    num_partitions: 3,
+                    replication_factor: 3,
+                    ..Default::default()
+                }],
+                timeout_ms: 10_000,
+                validate_only: false,
+            },
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let victim = 2;
+    let survivor = 3;
+    let image = nodes[&survivor].controller.image();
+    eventually("node 2 leads a partition", || {
+        !image.borrow().partitions_led_by(victim).is_empty()
+    })
+    .await;
+
+    let gone = nodes.remove(&victim).unwrap();
+    let _ = gone.stop.send(());
+    gone.task.await.unwrap();
+    eventually("node 2 fenced and leading nothing", || {
+        let i = image.borrow();
+        !i.is_unfenced(victim)
+            && i.partitions_led_by(victim).is_empty()
+            && (0..3).all(|p| {
+                i.partition_by_name("handover", p)
+                    .is_some_and(|s| s.leader > 0 && !s.isr.contains(&victim))
+            })
+    })
+    .await;
 
     for (_, n) in nodes {
         let _ = n.stop.send(());

@@ -101,6 +101,12 @@ pub enum ControllerRequest {
     UnregisterBroker {
         broker_id: NodeId,
     },
+    /// A broker stopping cleanly (Kafka's controlled shutdown): it is fenced at once, so its
+    /// partitions get new leaders from the ISR before it goes, instead of a session later.
+    ControlledShutdown {
+        broker_id: NodeId,
+        broker_epoch: i64,
+    },
     /// Fences every broker whose session has expired; run periodically by the active controller.
     CheckSessions,
     CreateTopics {
@@ -180,6 +186,8 @@ pub enum ControllerReply {
     },
     Heartbeat(HeartbeatReply),
     BrokerUnregistered,
+    /// The broker is fenced and leads nothing any more; it may stop.
+    ShutdownAccepted,
     SessionsChecked {
         fenced: Vec<NodeId>,
     },
@@ -312,6 +320,9 @@ pub struct QuorumController {
     /// a new active controller starts every session afresh rather than fencing brokers that were
     /// talking to its predecessor.
     last_contact_ms: HashMap<NodeId, i64>,
+    /// Registrations (broker id -> epoch) that asked for a controlled shutdown: a heartbeat
+    /// still in flight from them must not unfence them again. A restart registers anew.
+    shutting_down: HashMap<NodeId, i64>,
     rng: Rng,
 }
 
@@ -320,6 +331,7 @@ impl QuorumController {
         QuorumController {
             settings,
             last_contact_ms: HashMap::new(),
+            shutting_down: HashMap::new(),
             rng: Rng(seed),
         }
     }
@@ -349,6 +361,10 @@ impl QuorumController {
             ControllerRequest::UnregisterBroker { broker_id } => {
                 self.unregister(&mut batch, broker_id)?
             }
+            ControllerRequest::ControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => self.controlled_shutdown(&mut batch, broker_id, broker_epoch)?,
             ControllerRequest::CheckSessions => self.check_sessions(&mut batch, now_ms)?,
             ControllerRequest::CreateTopics {
                 topics,
@@ -434,7 +450,8 @@ impl QuorumController {
         let broker = registered(batch.image(), h.broker_id, h.broker_epoch)?.clone();
         self.last_contact_ms.insert(h.broker_id, now_ms);
         let is_caught_up = h.metadata_offset >= broker.registered_at;
-        if broker.fenced && is_caught_up {
+        let stopping = self.shutting_down.get(&h.broker_id) == Some(&h.broker_epoch);
+        if broker.fenced && is_caught_up && !stopping {
             batch.push(MetadataRecord::UnfenceBroker {
                 broker_id: h.broker_id,
                 broker_epoch: h.broker_epoch,
@@ -445,6 +462,21 @@ impl QuorumController {
             is_caught_up,
             is_fenced: !batch.image().is_unfenced(h.broker_id),
         }))
+    }
+
+    fn controlled_shutdown(
+        &mut self,
+        batch: &mut Batch,
+        broker_id: NodeId,
+        broker_epoch: i64,
+    ) -> Result<ControllerReply> {
+        let broker = registered(batch.image(), broker_id, broker_epoch)?.clone();
+        self.shutting_down.insert(broker_id, broker_epoch);
+        if !broker.fenced {
+            self.fence(batch, broker_id, broker_epoch)?;
+        }
+        self.last_contact_ms.remove(&broker_id);
+        Ok(ControllerReply::ShutdownAccepted)
     }
 
     fn unregister(&mut self, batch: &mut Batch, broker_id: NodeId) -> Result<ControllerReply> {

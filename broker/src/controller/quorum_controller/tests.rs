@@ -791,3 +791,41 @@ fn decisions_are_reproducible_from_the_seed() {
     assert_eq!(topic_a, topic_b);
     assert_ne!(id_a, Uuid::ZERO);
 }
+
+#[test]
+fn controlled_shutdown_moves_leadership_at_once_and_a_late_heartbeat_does_not_undo_it() {
+    let mut c = Cluster::with_brokers(3, ControllerSettings::default());
+    c.create(manual("t", &[&[1, 2, 3], &[2, 1, 3]]), T0)
+        .unwrap();
+    let epoch = c.epochs[&1];
+    let stale = ControllerRequest::ControlledShutdown {
+        broker_id: 1,
+        broker_epoch: epoch - 1,
+    };
+    assert!(c.run(stale, T0 + 10).is_err());
+    let reply = c
+        .run(
+            ControllerRequest::ControlledShutdown {
+                broker_id: 1,
+                broker_epoch: epoch,
+            },
+            T0 + 10,
+        )
+        .unwrap();
+    assert!(
+        matches!(reply, ControllerReply::ShutdownAccepted),
+        "{reply:?}"
+    );
+    // No session had to expire: 1 is fenced, leads nothing and left every ISR.
+    assert!(!c.image.is_unfenced(1));
+    assert!(c.image.partitions_led_by(1).is_empty());
+    let p0 = c.state("t", 0);
+    assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2, 3]));
+    assert!(!c.state("t", 1).isr.contains(&1));
+    // A heartbeat it sent before stopping arrives late: it stays fenced.
+    let late = c.heartbeat(1, T0 + 20).unwrap();
+    assert!(late.is_fenced);
+    // Started again, it registers anew and returns.
+    c.register(1, 2, T0 + 30);
+    assert!(!c.heartbeat(1, T0 + 40).unwrap().is_fenced);
+}
