@@ -61,13 +61,19 @@ pub mod state;
 pub mod task;
 pub mod test_driver;
 pub mod topology;
+pub mod window;
 
 pub use dsl::{
     Change, Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced,
-    Repartitioned, Splitter, StreamsBuilder,
+    Repartitioned, SessionWindowedKStream, Splitter, StreamsBuilder, TimeWindowedKStream,
 };
 pub use error::StreamsError;
 pub use record::{InputRecord, OutputKind, OutputRecord, Record, TimestampExtractor};
 pub use task::{DeserializationErrorPolicy, Task, TaskConfig};
-pub use test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
+pub use test_driver::{
+    TestInputTopic, TestOutputTopic, TestRecord, TestWindowStore, TopologyTestDriver,
+};
 pub use topology::{InternalTopic, InternalTopicKind, TaskId, Topology};
+pub use window::{
+    SessionWindowedSerde, SessionWindows, TimeWindowedSerde, TimeWindows, Window, Windowed,
+};
