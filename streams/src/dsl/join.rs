@@ -87,7 +87,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
         let input = if self.repartition_required {
             let base = self.g.borrow_mut().new_name("KSTREAM-JOIN") + "-left";
-            self.through_repartition_topic(&base, None, None)
+            // The key's type is the table's, so the table's key serde serves when the stream
+            // lost its own (select_key keeps only the value serde).
+            let key = self.key_serde.clone().or_else(|| table.key_serde.clone());
+            self.through_repartition_topic(&base, key, None)
         } else {
             self.clone()
         };
