@@ -5,9 +5,7 @@ use std::fmt;
 
 use crate::error::StreamsError;
 use crate::record::{OutputRecord, Record, RecordContext};
-use crate::state::{
-    KvStoreHandle, SessionStoreHandle, StoreError, TaskStores, WindowStoreHandle,
-};
+use crate::state::{KvStoreHandle, SessionStoreHandle, StoreError, TaskStores, WindowStoreHandle};
 use crate::topology::TaskId;
 
 /// What drives a punctuation: stream time (the largest record timestamp the task has seen,
@@ -147,12 +145,14 @@ impl ProcessorContext<'_> {
 
     /// A window store connected to this processor. Writes through the handle are logged.
     pub fn window_store(&mut self, name: &str) -> Result<WindowStoreHandle<'_>, StoreError> {
-        self.stores.window_handle(name, self.timestamp, self.outputs)
+        self.stores
+            .window_handle(name, self.timestamp, self.outputs)
     }
 
     /// A session store connected to this processor. Writes through the handle are logged.
     pub fn session_store(&mut self, name: &str) -> Result<SessionStoreHandle<'_>, StoreError> {
-        self.stores.session_handle(name, self.timestamp, self.outputs)
+        self.stores
+            .session_handle(name, self.timestamp, self.outputs)
     }
 
     /// Counts a record this processor drops (a late record for a closed window, a null key

@@ -228,6 +228,35 @@ impl TopologyTestDriver {
         Ok(task.stores_mut().restore(store, recs)?)
     }
 
+    /// Flushes every task's stores, as the runtime does before committing.
+    pub fn flush(&self) -> Result<(), StreamsError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.tasks.iter_mut().try_for_each(Task::flush)
+    }
+
+    /// Records in a persistent store that it includes its changelog up to `offset`, as the
+    /// runtime does after a commit (in-memory stores ignore it).
+    pub fn write_checkpoint(&self, store: &str, offset: i64) -> Result<(), StreamsError> {
+        let mut inner = self.inner.borrow_mut();
+        let task = inner
+            .tasks
+            .iter_mut()
+            .find(|t| t.stores().store(store).is_some())
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        Ok(task.stores_mut().write_checkpoint(store, offset)?)
+    }
+
+    /// A persistent store's checkpoint: the changelog offset to restore after.
+    pub fn checkpointed_offset(&self, store: &str) -> Result<Option<i64>, StreamsError> {
+        let inner = self.inner.borrow();
+        let task = inner
+            .tasks
+            .iter()
+            .find(|t| t.stores().store(store).is_some())
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        Ok(task.stores().checkpointed_offset(store)?)
+    }
+
     /// Records the tasks' processors dropped (late for closed windows, null keys), summed.
     pub fn dropped_records(&self) -> u64 {
         self.inner

@@ -89,7 +89,10 @@ impl TimeWindows {
 
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.size_ms <= 0 {
-            return Err(format!("window size must be positive, got {} ms", self.size_ms));
+            return Err(format!(
+                "window size must be positive, got {} ms",
+                self.size_ms
+            ));
         }
         if self.advance_ms <= 0 || self.advance_ms > self.size_ms {
             return Err(format!(

@@ -3,8 +3,7 @@
 
 use sluice_streams::serdes::{LongSerde, StringSerde};
 use sluice_streams::{
-    Consumed, Grouped, KStream, KTable, Materialized, Produced, StreamsBuilder,
-    TopologyTestDriver,
+    Consumed, Grouped, KStream, KTable, Materialized, Produced, StreamsBuilder, TopologyTestDriver,
 };
 
 fn s(v: &str) -> String {
@@ -47,12 +46,17 @@ fn stream_table_join_enriches_records_with_the_latest_table_value() {
     let b = StreamsBuilder::new();
     let (clicks, users) = clicks_and_users(&b);
     clicks
-        .join(&users, |page: String, region: String| format!("{page}@{region}"))
+        .join(&users, |page: String, region: String| {
+            format!("{page}@{region}")
+        })
         .to("out", Produced::with(StringSerde, StringSerde));
     let d = TopologyTestDriver::new(b.build().unwrap(), "join").unwrap();
 
     click(&d, "alice", "home", 1);
-    assert!(out(&d).is_empty(), "no table row yet: an inner join drops the click");
+    assert!(
+        out(&d).is_empty(),
+        "no table row yet: an inner join drops the click"
+    );
     user(&d, "alice", Some("eu"), 2);
     click(&d, "alice", "p1", 3);
     click(&d, "bob", "p2", 4);
@@ -107,7 +111,10 @@ fn the_join_runs_in_the_tables_subtopology_and_records_its_copartition_group() {
     );
     let parts = |clicks: i32| move |topic: &str| Some(if topic == "clicks" { clicks } else { 4 });
     assert!(t.check_copartitioning("app", parts(4)).is_ok());
-    let e = t.check_copartitioning("app", parts(3)).unwrap_err().to_string();
+    let e = t
+        .check_copartitioning("app", parts(3))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("clicks: 3") && e.contains("users: 4"), "{e}");
 }
 
@@ -119,7 +126,9 @@ fn a_stream_whose_key_changed_is_repartitioned_before_the_join() {
     // repartition topic takes the key serde from the table and the value serde from the stream.
     clicks
         .select_key(|_session: &String, user: &String| user.clone())
-        .join(&users, |user: String, region: String| format!("{user}@{region}"))
+        .join(&users, |user: String, region: String| {
+            format!("{user}@{region}")
+        })
         .to("out", Produced::with(StringSerde, StringSerde));
     let t = b.build().unwrap();
     assert_eq!(t.subtopologies().len(), 2, "{}", t.describe());

@@ -31,7 +31,10 @@ fn windowed_count(windows: TimeWindows, m: Materialized<String, i64>) -> Topolog
         .to(
             "out",
             Produced::with(
-                TimeWindowedSerde::new(StringSerde, Duration::from_millis(windows.size_ms() as u64)),
+                TimeWindowedSerde::new(
+                    StringSerde,
+                    Duration::from_millis(windows.size_ms() as u64),
+                ),
                 LongSerde,
             ),
         );
@@ -292,7 +295,10 @@ fn window_store_writes_go_to_the_changelog_and_restore_from_it() {
         .map(|r| (r.key.clone().unwrap(), r.value.clone(), r.timestamp))
         .collect();
     let one = Some(Bytes::copy_from_slice(&1i64.to_be_bytes()));
-    assert_eq!(got, vec![(key(0), one.clone(), 5_000), (key(MIN), one, 65_000)]);
+    assert_eq!(
+        got,
+        vec![(key(0), one.clone(), 5_000), (key(MIN), one, 65_000)]
+    );
 
     let second = build();
     assert_eq!(second.restore_store("counts", changelog).unwrap(), 2);

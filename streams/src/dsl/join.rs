@@ -40,7 +40,9 @@ fn joinable_store<K: Data, V: Data>(
     }
     match (&t.key_serde, &t.value_serde) {
         (Some(k), Some(v)) => Ok(TypedKeyValueStore::new(store, k.clone(), v.clone())),
-        _ => Err(format!("store {store} has no key and value serdes to read it by")),
+        _ => Err(format!(
+            "store {store} has no key and value serdes to read it by"
+        )),
     }
 }
 
@@ -57,7 +59,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(V, VT) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let f: StreamJoiner<V, VT, VR> = Arc::new(move |v, t: Option<VT>| {
-            joiner(v, t.expect("inner join calls the joiner with a table value"))
+            joiner(
+                v,
+                t.expect("inner join calls the joiner with a table value"),
+            )
         });
         self.join_table(table, true, f)
     }
@@ -192,7 +197,10 @@ impl<K: Data, V: Data> KTable<K, V> {
             KTable::new(self.g.clone(), self.node, None, None, None)
         };
         if !Rc::ptr_eq(&self.g, &other.g) {
-            return fail(&mut g, "join of tables from two different builders".to_string());
+            return fail(
+                &mut g,
+                "join of tables from two different builders".to_string(),
+            );
         }
         let (left, right) = match (joinable_store(&g, self), joinable_store(&g, other)) {
             (Ok(l), Ok(r)) => (l, r),

@@ -20,7 +20,7 @@ pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
 use crate::error::StreamsError;
 use crate::record::{Data, TimestampExtractor};
 use crate::serdes::{Serde, SerdeError};
-use crate::state::{InMemoryStoreSupplier, StoreSpec, StoreSupplier};
+use crate::state::{InMemoryStoreSupplier, PersistentStoreSupplier, StoreSpec, StoreSupplier};
 use crate::topology::{GraphBuilder, SerdePair, TopicRef, Topology};
 
 /// Where a topology is described. Not `Send`: build on one thread, then share the `Topology`.
@@ -219,6 +219,12 @@ impl<K: Data, V: Data> Materialized<K, V> {
             name: Some(name.into()),
             ..Materialized::new()
         }
+    }
+
+    /// A key-value store on local disk (redb, under the task's state directory), restored
+    /// from the changelog only past its checkpoint. See `state::PersistentKeyValueStore`.
+    pub fn as_persistent_store(name: impl Into<String>) -> Self {
+        Self::with_supplier(PersistentStoreSupplier::new(name))
     }
 
     /// A store built by `supplier` (a persistent one, say); the store takes the supplier's name.

@@ -11,8 +11,8 @@ use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Data, Record};
 use crate::serdes::{LongSerde, Serde};
 use crate::state::{
-    InMemorySessionStoreSupplier, InMemoryWindowStoreSupplier, StoreKind, StoreSpec,
-    StoreSupplier, TypedKeyValueStore,
+    InMemorySessionStoreSupplier, InMemoryWindowStoreSupplier, StoreKind, StoreSpec, StoreSupplier,
+    TypedKeyValueStore,
 };
 use crate::topology::GraphBuilder;
 use crate::window::{
@@ -38,10 +38,9 @@ fn window_store_spec<K: Data, VA: Data>(
     }
     let supplier: Arc<dyn StoreSupplier> = match (&m.supplier, kind) {
         (Some(s), _) => s.clone(),
-        (None, StoreKind::Session) => Arc::new(InMemorySessionStoreSupplier::new(
-            name.clone(),
-            retention,
-        )),
+        (None, StoreKind::Session) => {
+            Arc::new(InMemorySessionStoreSupplier::new(name.clone(), retention))
+        }
         (None, _) => Arc::new(InMemoryWindowStoreSupplier::new(name.clone(), retention)),
     };
     if supplier.kind() != kind {
@@ -133,7 +132,10 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                 window_store_spec(&mut gb, &materialized, StoreKind::Window, min_retention)
             })
         };
-        let key_serde = materialized.key.clone().or_else(|| self.grouped.key_serde());
+        let key_serde = materialized
+            .key
+            .clone()
+            .or_else(|| self.grouped.key_serde());
         let (store_name, spec, ks, vs) = match (spec, key_serde, materialized.value.clone()) {
             (Ok((n, s)), Some(ks), Some(vs)) => (n, s, ks, vs),
             (spec, _, _) => {
@@ -161,8 +163,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let node = gb.add_processor(name, &[input.node], supplier);
         gb.connect_store(node, spec);
         drop(gb);
-        let wks: Arc<dyn Serde<Windowed<K>>> =
-            Arc::new(TimeWindowedSerde::from_arc(ks, w.size_ms));
+        let wks: Arc<dyn Serde<Windowed<K>>> = Arc::new(TimeWindowedSerde::from_arc(ks, w.size_ms));
         KTable::new(g, node, Some(store_name), Some(wks), Some(vs))
     }
 }
@@ -301,7 +302,10 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 window_store_spec(&mut gb, &materialized, StoreKind::Session, min_retention)
             })
         };
-        let key_serde = materialized.key.clone().or_else(|| self.grouped.key_serde());
+        let key_serde = materialized
+            .key
+            .clone()
+            .or_else(|| self.grouped.key_serde());
         let (store_name, spec, ks, vs) = match (spec, key_serde, materialized.value.clone()) {
             (Ok((n, s)), Some(ks), Some(vs)) => (n, s, ks, vs),
             (spec, _, _) => {

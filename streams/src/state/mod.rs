@@ -6,6 +6,7 @@
 //! `as_*` accessor and written by processors through a handle that logs every write.
 
 mod memory;
+mod persistent;
 mod typed;
 mod window;
 
@@ -20,6 +21,7 @@ use crate::record::{OutputKind, OutputRecord};
 use crate::topology::TaskId;
 
 pub use memory::{InMemoryKeyValueStore, InMemoryStoreSupplier};
+pub use persistent::{PersistentKeyValueStore, PersistentStoreSupplier};
 pub use typed::TypedKeyValueStore;
 pub use window::{
     window_changelog_key, InMemorySessionStore, InMemorySessionStoreSupplier, InMemoryWindowStore,

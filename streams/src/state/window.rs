@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    split_timestamp, with_timestamp, ChangeLogger, StateStore, StoreContext, StoreError,
-    StoreKind, StoreSupplier, TaskStores,
+    split_timestamp, with_timestamp, ChangeLogger, StateStore, StoreContext, StoreError, StoreKind,
+    StoreSupplier, TaskStores,
 };
 use crate::record::OutputRecord;
 use crate::window::{session_key, split_session_key, Window};
@@ -22,7 +22,8 @@ use crate::window::{session_key, split_session_key, Window};
 pub type WindowIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, i64, Bytes), StoreError>> + 'a>;
 
 /// Sessions yielded by a session store: key, session window, stored value.
-pub type SessionIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Window, Bytes), StoreError>> + 'a>;
+pub type SessionIter<'a> =
+    Box<dyn Iterator<Item = Result<(Bytes, Window, Bytes), StoreError>> + 'a>;
 
 /// Values per key and window start, kept for `retention_ms` of observed time.
 pub trait WindowStore: StateStore {
@@ -74,10 +75,13 @@ fn split_window_changelog_key<'k>(
     store: &str,
     raw: &'k [u8],
 ) -> Result<(&'k [u8], i64), StoreError> {
-    let split = raw.len().checked_sub(12).ok_or_else(|| StoreError::Corrupt {
-        store: store.to_string(),
-        message: format!("window changelog key of {} bytes", raw.len()),
-    })?;
+    let split = raw
+        .len()
+        .checked_sub(12)
+        .ok_or_else(|| StoreError::Corrupt {
+            store: store.to_string(),
+            message: format!("window changelog key of {} bytes", raw.len()),
+        })?;
     let start = i64::from_be_bytes(raw[split..split + 8].try_into().expect("8 bytes"));
     Ok((&raw[..split], start))
 }
@@ -109,7 +113,11 @@ impl InMemoryWindowStore {
     fn write(&mut self, key: Bytes, start: i64, value: Option<Bytes>) -> bool {
         self.observed = self.observed.max(start);
         let floor = self.expired_through();
-        while self.by_start.first_key_value().is_some_and(|(&s, _)| s <= floor) {
+        while self
+            .by_start
+            .first_key_value()
+            .is_some_and(|(&s, _)| s <= floor)
+        {
             self.by_start.pop_first();
         }
         if start <= floor {
@@ -209,7 +217,11 @@ impl InMemorySessionStore {
     fn write(&mut self, key: Bytes, w: Window, value: Option<Bytes>) -> bool {
         self.observed = self.observed.max(w.end);
         let floor = self.observed.saturating_sub(self.retention_ms);
-        while self.by_end.first_key_value().is_some_and(|(&e, _)| e <= floor) {
+        while self
+            .by_end
+            .first_key_value()
+            .is_some_and(|(&e, _)| e <= floor)
+        {
             self.by_end.pop_first();
         }
         if w.end <= floor {
