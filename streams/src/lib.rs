@@ -6,6 +6,11 @@
 //! - [`StreamsBuilder`] and the DSL ([`KStream`], [`KGroupedStream`], [`KTable`]): typed
 //!   operations with plain Rust closures, checked at compile time. [`StreamsBuilder::build`]
 //!   makes a [`Topology`].
+//! - Windows ([`window`]): [`KGroupedStream::windowed_by`] with [`TimeWindows`] (tumbling,
+//!   hopping) and [`KGroupedStream::session_windowed_by`] with [`SessionWindows`] aggregate
+//!   into `KTable<Windowed<K>, _>`; stream time minus grace closes windows. Joins:
+//!   [`KStream::join`]/[`KStream::left_join`] with a table, [`KTable::join`]/[`KTable::left_join`];
+//!   their topics must be co-partitioned ([`Topology::copartition_groups`]).
 //! - [`Topology`]: a graph of type-erased processor nodes split into sub-topologies, parts
 //!   joined only through topics (a repartition topic wherever the key changes before a
 //!   grouping). Records move between nodes of a sub-topology as typed values; serdes
@@ -14,6 +19,8 @@
 //!   and stores ([`state`]). Raw records go in; the records to produce come out: sink
 //!   records, repartition records, and one changelog record for every store write, to the
 //!   store's `<application.id>-<store>-changelog` topic, from which a store is restored.
+//!   Stores are in memory, or on disk ([`Materialized::as_persistent_store`]) with a
+//!   checkpoint of the changelog offset they hold, so only the tail is restored.
 //! - [`TopologyTestDriver`]: runs a topology in memory, without a broker, for unit tests.
 //!
 //! # Processing guarantee
@@ -61,13 +68,19 @@ pub mod state;
 pub mod task;
 pub mod test_driver;
 pub mod topology;
+pub mod window;
 
 pub use dsl::{
     Change, Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced,
-    Repartitioned, Splitter, StreamsBuilder,
+    Repartitioned, SessionWindowedKStream, Splitter, StreamsBuilder, TimeWindowedKStream,
 };
 pub use error::StreamsError;
 pub use record::{InputRecord, OutputKind, OutputRecord, Record, TimestampExtractor};
 pub use task::{DeserializationErrorPolicy, Task, TaskConfig};
-pub use test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
+pub use test_driver::{
+    TestInputTopic, TestOutputTopic, TestRecord, TestWindowStore, TopologyTestDriver,
+};
 pub use topology::{InternalTopic, InternalTopicKind, TaskId, Topology};
+pub use window::{
+    SessionWindowedSerde, SessionWindows, TimeWindowedSerde, TimeWindows, Window, Windowed,
+};

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::error::StreamsError;
 use crate::record::{OutputRecord, Record, RecordContext};
-use crate::state::{KvStoreHandle, StoreError, TaskStores};
+use crate::state::{KvStoreHandle, SessionStoreHandle, StoreError, TaskStores, WindowStoreHandle};
 use crate::topology::TaskId;
 
 /// What drives a punctuation: stream time (the largest record timestamp the task has seen,
@@ -80,6 +80,8 @@ pub struct ProcessorContext<'a> {
     pub(crate) stores: &'a mut TaskStores,
     pub(crate) outputs: &'a mut Vec<OutputRecord>,
     pub(crate) schedules: Option<&'a mut Vec<Schedule>>,
+    /// The task's count of records dropped by processors (Kafka's dropped-records metric).
+    pub(crate) dropped: &'a mut u64,
 }
 
 impl ProcessorContext<'_> {
@@ -139,6 +141,26 @@ impl ProcessorContext<'_> {
     /// A key-value store connected to this processor. Writes through the handle are logged.
     pub fn kv_store(&mut self, name: &str) -> Result<KvStoreHandle<'_>, StoreError> {
         self.stores.kv_handle(name, self.timestamp, self.outputs)
+    }
+
+    /// A window store connected to this processor. Writes through the handle are logged.
+    pub fn window_store(&mut self, name: &str) -> Result<WindowStoreHandle<'_>, StoreError> {
+        self.stores
+            .window_handle(name, self.timestamp, self.outputs)
+    }
+
+    /// A session store connected to this processor. Writes through the handle are logged.
+    pub fn session_store(&mut self, name: &str) -> Result<SessionStoreHandle<'_>, StoreError> {
+        self.stores
+            .session_handle(name, self.timestamp, self.outputs)
+    }
+
+    /// Counts a record this processor drops (a late record for a closed window, a null key
+    /// where one is needed) in the task's dropped-records count, and logs why.
+    pub fn record_dropped(&mut self, reason: &str) {
+        *self.dropped += 1;
+        tracing::warn!(task = %self.task, node = %self.node, timestamp = self.timestamp,
+            stream_time = self.stream_time, "dropping a record: {reason}");
     }
 
     /// The task's stores, for store kinds that have no handle here yet.

@@ -109,6 +109,7 @@ pub struct Task {
     wall_clock_ms: i64,
     policy: DeserializationErrorPolicy,
     skipped: u64,
+    dropped: u64,
 }
 
 impl Task {
@@ -191,6 +192,7 @@ impl Task {
             wall_clock_ms: 0,
             policy: cfg.deserialization_errors,
             skipped: 0,
+            dropped: 0,
         };
         task.init()?;
         Ok(task)
@@ -218,6 +220,7 @@ impl Task {
                 stores: &mut self.stores,
                 outputs: &mut outputs,
                 schedules: Some(&mut schedules),
+                dropped: &mut self.dropped,
             };
             p.init(&mut ctx)?;
             if !forwards.is_empty() || !outputs.is_empty() {
@@ -257,6 +260,12 @@ impl Task {
     /// Records dropped because their key or value could not be read (LogAndContinue).
     pub fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+
+    /// Records processors dropped: late records for closed windows, records without the
+    /// key an aggregation or join needs (Kafka's dropped-records metric).
+    pub fn dropped_records(&self) -> u64 {
+        self.dropped
     }
 
     pub fn stores(&self) -> &TaskStores {
@@ -342,6 +351,7 @@ impl Task {
             None,
             rec,
             out,
+            &mut self.dropped,
         )?;
         self.punctuate(PunctuationType::StreamTime, self.stream_time, out)
     }
@@ -401,6 +411,7 @@ impl Task {
                     stores: &mut self.stores,
                     outputs: out,
                     schedules: None,
+                    dropped: &mut self.dropped,
                 };
                 proc_.punctuate(kind, now, &mut ctx)?;
             }
@@ -414,6 +425,7 @@ impl Task {
                     target,
                     rec,
                     out,
+                    &mut self.dropped,
                 )?;
             }
         }
@@ -447,6 +459,7 @@ fn send(
     target: Option<usize>,
     rec: Record,
     out: &mut Vec<OutputRecord>,
+    dropped: &mut u64,
 ) -> Result<(), StreamsError> {
     // Children are local indexes: an edge never leaves its sub-topology.
     let targets: Vec<usize> = match target {
@@ -487,11 +500,12 @@ fn send(
                 stores,
                 outputs: out,
                 schedules: None,
+                dropped: &mut *dropped,
             };
             p.process(r, &mut ctx)?;
         }
         for (t, f) in forwards {
-            send(nodes, stores, env, rc, child, t, f, out)?;
+            send(nodes, stores, env, rc, child, t, f, out, dropped)?;
         }
     }
     Ok(())

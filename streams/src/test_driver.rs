@@ -16,6 +16,7 @@ use crate::serdes::Serde;
 use crate::state::{StoreError, TypedKeyValueStore};
 use crate::task::{Task, TaskConfig};
 use crate::topology::{TaskId, Topology};
+use crate::window::Windowed;
 
 struct Inner {
     tasks: Vec<Task>,
@@ -227,6 +228,58 @@ impl TopologyTestDriver {
         Ok(task.stores_mut().restore(store, recs)?)
     }
 
+    /// Flushes every task's stores, as the runtime does before committing.
+    pub fn flush(&self) -> Result<(), StreamsError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.tasks.iter_mut().try_for_each(Task::flush)
+    }
+
+    /// Records in a persistent store that it includes its changelog up to `offset`, as the
+    /// runtime does after a commit (in-memory stores ignore it).
+    pub fn write_checkpoint(&self, store: &str, offset: i64) -> Result<(), StreamsError> {
+        let mut inner = self.inner.borrow_mut();
+        let task = inner
+            .tasks
+            .iter_mut()
+            .find(|t| t.stores().store(store).is_some())
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        Ok(task.stores_mut().write_checkpoint(store, offset)?)
+    }
+
+    /// A persistent store's checkpoint: the changelog offset to restore after.
+    pub fn checkpointed_offset(&self, store: &str) -> Result<Option<i64>, StreamsError> {
+        let inner = self.inner.borrow();
+        let task = inner
+            .tasks
+            .iter()
+            .find(|t| t.stores().store(store).is_some())
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        Ok(task.stores().checkpointed_offset(store)?)
+    }
+
+    /// Records the tasks' processors dropped (late for closed windows, null keys), summed.
+    pub fn dropped_records(&self) -> u64 {
+        self.inner
+            .borrow()
+            .tasks
+            .iter()
+            .map(Task::dropped_records)
+            .sum()
+    }
+
+    /// Typed reads of a window or session store by name.
+    pub fn window_store<K: Data, V: Data>(
+        &self,
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+    ) -> TestWindowStore<K, V> {
+        TestWindowStore {
+            inner: self.inner.clone(),
+            typed: TypedKeyValueStore::new(name, Arc::new(key), Arc::new(value)),
+        }
+    }
+
     /// Typed reads of a key-value store by name.
     pub fn key_value_store<K: Data, V: Data>(
         &self,
@@ -419,5 +472,75 @@ impl<K: Data, V: Data> TestKeyValueStore<K, V> {
     pub fn all(&self) -> Result<Vec<(K, V)>, StreamsError> {
         let all = self.with_store(|s, ts| self.typed.read_all(s, ts))?;
         Ok(all.into_iter().map(|(k, v, _)| (k, v)).collect())
+    }
+}
+
+/// Typed reads of one window or session store of the driver's tasks.
+pub struct TestWindowStore<K, V> {
+    inner: Rc<RefCell<Inner>>,
+    typed: TypedKeyValueStore<K, V>,
+}
+
+impl<K: Data, V: Data> TestWindowStore<K, V> {
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&dyn crate::state::StateStore, bool) -> Result<T, StreamsError>,
+    ) -> Result<T, StreamsError> {
+        let inner = self.inner.borrow();
+        let name = self.typed.name();
+        for t in &inner.tasks {
+            if let Some(s) = t.stores().store(name) {
+                return f(s, t.stores().is_timestamped(name));
+            }
+        }
+        Err(StoreError::Unknown(name.to_string()).into())
+    }
+
+    /// Every window of a window store, by start then key: key, window start, value.
+    pub fn all(&self) -> Result<Vec<(K, i64, V)>, StreamsError> {
+        self.with_store(|s, timestamped| {
+            let w = s
+                .as_window_ref()
+                .ok_or_else(|| StoreError::WrongKind(self.typed.name().to_string()))?;
+            let mut out = Vec::new();
+            for e in w.all()? {
+                let (k, start, raw) = e?;
+                let (v, _) = self.typed.decode_value(raw, timestamped)?;
+                out.push((self.typed.decode_key(&k)?, start, v));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The value of one key in the window starting at `start`.
+    pub fn fetch(&self, key: &K, start: i64) -> Result<Option<V>, StreamsError> {
+        let Some(kb) = self.typed.key_bytes(key)? else {
+            return Ok(None);
+        };
+        self.with_store(|s, timestamped| {
+            let w = s
+                .as_window_ref()
+                .ok_or_else(|| StoreError::WrongKind(self.typed.name().to_string()))?;
+            match w.fetch(&kb, start)? {
+                Some(raw) => Ok(Some(self.typed.decode_value(raw, timestamped)?.0)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every session of a session store, by end, key, then start.
+    pub fn sessions(&self) -> Result<Vec<(Windowed<K>, V)>, StreamsError> {
+        self.with_store(|s, timestamped| {
+            let ss = s
+                .as_session_ref()
+                .ok_or_else(|| StoreError::WrongKind(self.typed.name().to_string()))?;
+            let mut out = Vec::new();
+            for e in ss.all()? {
+                let (k, window, raw) = e?;
+                let (v, _) = self.typed.decode_value(raw, timestamped)?;
+                out.push((Windowed::new(self.typed.decode_key(&k)?, window), v));
+            }
+            Ok(out)
+        })
     }
 }

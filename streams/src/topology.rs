@@ -149,6 +149,8 @@ pub(crate) struct GraphBuilder {
     pub repartition_topics: Vec<String>,
     pub counter: u64,
     pub errors: Vec<String>,
+    /// Nodes whose input topics must be co-partitioned (the two sides of each join).
+    pub copartition: Vec<Vec<usize>>,
 }
 
 impl GraphBuilder {
@@ -237,7 +239,19 @@ impl GraphBuilder {
         if !self.errors.is_empty() {
             return Err(StreamsError::Topology(self.errors.join("; ")));
         }
-        Topology::new(self.nodes, self.stores, self.repartition_topics)
+        let mut topo = Topology::new(self.nodes, self.stores, self.repartition_topics)?;
+        topo.copartition_groups = self
+            .copartition
+            .iter()
+            .map(|group| {
+                let mut topics = BTreeSet::new();
+                for &n in group {
+                    topo.source_topics_above(n, &mut topics);
+                }
+                topics.into_iter().collect()
+            })
+            .collect();
+        Ok(topo)
     }
 }
 
@@ -258,6 +272,7 @@ pub struct Topology {
     pub(crate) stores: Vec<StoreSpec>,
     subtopologies: Vec<SubTopology>,
     repartition_topics: Vec<String>,
+    copartition_groups: Vec<Vec<TopicRef>>,
 }
 
 impl Topology {
@@ -335,7 +350,58 @@ impl Topology {
             stores,
             subtopologies,
             repartition_topics,
+            copartition_groups: Vec::new(),
         })
+    }
+
+    /// The topics read by the sources upstream of a node.
+    fn source_topics_above(&self, node: usize, out: &mut BTreeSet<TopicRef>) {
+        let mut stack = vec![node];
+        let mut seen = BTreeSet::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if let NodeKind::Source { topics, .. } = &self.nodes[n].kind {
+                out.extend(topics.iter().cloned());
+            }
+            stack.extend(self.nodes[n].parents.iter().copied());
+        }
+    }
+
+    /// Groups of topics (resolved names) that must have the same number of partitions, one
+    /// group per join: partition p of each is processed by the same task, so a key must be
+    /// in the same partition on both sides (same partition count and same partitioner). An
+    /// internal repartition topic in a group must be created with the group's partition
+    /// count, not its writer's.
+    pub fn copartition_groups(&self, application_id: &str) -> Vec<Vec<String>> {
+        self.copartition_groups
+            .iter()
+            .map(|g| g.iter().map(|t| t.resolve(application_id)).collect())
+            .collect()
+    }
+
+    /// Checks that each co-partition group's topics have one partition count, given each
+    /// topic's count (`None`: unknown, not checked). The error names the group's counts.
+    pub fn check_copartitioning(
+        &self,
+        application_id: &str,
+        partitions_of: impl Fn(&str) -> Option<i32>,
+    ) -> Result<(), StreamsError> {
+        for group in self.copartition_groups(application_id) {
+            let counts: Vec<(String, i32)> = group
+                .iter()
+                .filter_map(|t| partitions_of(t).map(|n| (t.clone(), n)))
+                .collect();
+            if counts.windows(2).any(|w| w[0].1 != w[1].1) {
+                let listed: Vec<String> = counts.iter().map(|(t, n)| format!("{t}: {n}")).collect();
+                return Err(StreamsError::Topology(format!(
+                    "joined topics must be co-partitioned but have different partition counts ({})",
+                    listed.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn subtopologies(&self) -> &[SubTopology] {
@@ -455,6 +521,7 @@ impl fmt::Display for TopologyDescription<'_> {
                 let kind = match spec.supplier.kind() {
                     StoreKind::KeyValue => "key-value",
                     StoreKind::Window => "window",
+                    StoreKind::Session => "session",
                 };
                 let log = if spec.logged {
                     format!("changelog: {store}-changelog")

@@ -4,16 +4,27 @@
 use std::sync::Arc;
 
 use super::ops::{AggFn, Aggregate};
-use super::{Grouped, KStream, KTable, Materialized};
+use super::{Grouped, KStream, KTable, Materialized, SessionWindowedKStream, TimeWindowedKStream};
 use crate::processor::Processor;
 use crate::record::Data;
 use crate::serdes::{LongSerde, Serde};
 use crate::state::TypedKeyValueStore;
+use crate::window::{SessionWindows, TimeWindows};
 
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
-    grouped: Grouped<K, V>,
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) grouped: Grouped<K, V>,
     repartition: bool,
+}
+
+impl<K, V> Clone for KGroupedStream<K, V> {
+    fn clone(&self) -> Self {
+        KGroupedStream {
+            stream: self.stream.clone(),
+            grouped: self.grouped.clone(),
+            repartition: self.repartition,
+        }
+    }
 }
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
@@ -71,14 +82,40 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         )
     }
 
-    fn key_serde(&self) -> Option<Arc<dyn Serde<K>>> {
+    /// Aggregates per key and time window (tumbling or hopping), as `KTable<Windowed<K>, _>`.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream::new(self.clone(), windows)
+    }
+
+    /// Aggregates per key and session, as `KTable<Windowed<K>, _>`.
+    pub fn session_windowed_by(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        SessionWindowedKStream::new(self.clone(), windows)
+    }
+
+    /// The stream to aggregate: through a repartition topic when the key changed upstream.
+    /// The topic is named after the grouping, else after the store, as Kafka does.
+    pub(crate) fn input_for(&self, store_name: &str) -> KStream<K, V> {
+        if self.repartition {
+            let base = self
+                .grouped
+                .name
+                .clone()
+                .unwrap_or_else(|| store_name.to_string());
+            self.stream
+                .through_repartition_topic(&base, self.key_serde(), self.value_serde())
+        } else {
+            self.stream.clone()
+        }
+    }
+
+    pub(crate) fn key_serde(&self) -> Option<Arc<dyn Serde<K>>> {
         self.grouped
             .key
             .clone()
             .or_else(|| self.stream.key_serde.clone())
     }
 
-    fn value_serde(&self) -> Option<Arc<dyn Serde<V>>> {
+    pub(crate) fn value_serde(&self) -> Option<Arc<dyn Serde<V>>> {
         self.grouped
             .value
             .clone()
@@ -95,18 +132,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             let mut g = self.stream.g.borrow_mut();
             materialized.spec(&mut g, "KSTREAM-AGGREGATE-STATE-STORE")
         };
-        // The repartition topic is named after the grouping, else after the store, as Kafka does.
-        let input = if self.repartition {
-            let base = self
-                .grouped
-                .name
-                .clone()
-                .unwrap_or_else(|| store_name.clone());
-            self.stream
-                .through_repartition_topic(&base, self.key_serde(), self.value_serde())
-        } else {
-            self.stream.clone()
-        };
+        let input = self.input_for(&store_name);
         let (Some(ks), Some(vs)) = (key_serde.clone(), materialized.value.clone()) else {
             input.g.borrow_mut().errors.push(format!(
                 "store {store_name} needs key and value serdes (give them in Grouped or Materialized)"

@@ -2,9 +2,11 @@
 //! processor nodes to one graph; `build` turns it into a `Topology`. Options are plain structs.
 
 mod grouped;
+mod join;
 mod kstream;
 mod ktable;
 mod ops;
+mod windowed;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,11 +15,12 @@ use std::sync::Arc;
 pub use grouped::KGroupedStream;
 pub use kstream::{KStream, Splitter};
 pub use ktable::{Change, KTable};
+pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};
 
 use crate::error::StreamsError;
 use crate::record::{Data, TimestampExtractor};
 use crate::serdes::{Serde, SerdeError};
-use crate::state::{InMemoryStoreSupplier, StoreSpec, StoreSupplier};
+use crate::state::{InMemoryStoreSupplier, PersistentStoreSupplier, StoreSpec, StoreSupplier};
 use crate::topology::{GraphBuilder, SerdePair, TopicRef, Topology};
 
 /// Where a topology is described. Not `Send`: build on one thread, then share the `Topology`.
@@ -167,6 +170,16 @@ impl<K: Data, V: Data> Grouped<K, V> {
     }
 }
 
+impl<K, V> Clone for Grouped<K, V> {
+    fn clone(&self) -> Self {
+        Grouped {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 impl<K: Data, V: Data> Default for Grouped<K, V> {
     fn default() -> Self {
         Grouped::new()
@@ -177,13 +190,15 @@ impl<K: Data, V: Data> Default for Grouped<K, V> {
 pub type Repartitioned<K, V> = Grouped<K, V>;
 
 /// How a table's store is made: its name (also its changelog's), serdes, an optional store
-/// supplier (the in-memory store by default), and whether it is logged (it is by default).
+/// supplier (the in-memory store by default), whether it is logged (it is by default), and
+/// for window and session stores how long windows are kept (their size plus grace by default).
 pub struct Materialized<K, V> {
     pub(crate) name: Option<String>,
     pub(crate) key: Option<Arc<dyn Serde<K>>>,
     pub(crate) value: Option<Arc<dyn Serde<V>>>,
     pub(crate) supplier: Option<Arc<dyn StoreSupplier>>,
     pub(crate) logged: bool,
+    pub(crate) retention_ms: Option<i64>,
 }
 
 impl<K: Data, V: Data> Materialized<K, V> {
@@ -195,6 +210,7 @@ impl<K: Data, V: Data> Materialized<K, V> {
             value: None,
             supplier: None,
             logged: true,
+            retention_ms: None,
         }
     }
 
@@ -203,6 +219,12 @@ impl<K: Data, V: Data> Materialized<K, V> {
             name: Some(name.into()),
             ..Materialized::new()
         }
+    }
+
+    /// A key-value store on local disk (redb, under the task's state directory), restored
+    /// from the changelog only past its checkpoint. See `state::PersistentKeyValueStore`.
+    pub fn as_persistent_store(name: impl Into<String>) -> Self {
+        Self::with_supplier(PersistentStoreSupplier::new(name))
     }
 
     /// A store built by `supplier` (a persistent one, say); the store takes the supplier's name.
@@ -226,6 +248,14 @@ impl<K: Data, V: Data> Materialized<K, V> {
 
     pub fn with_logging_disabled(mut self) -> Self {
         self.logged = false;
+        self
+    }
+
+    /// How long a window or session store keeps windows, counted in stream time from their
+    /// start (sessions: their end); at least the windows' size plus grace. Queries of closed
+    /// windows need a longer retention. Ignored by key-value stores.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention_ms = Some(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
         self
     }
 

@@ -49,7 +49,7 @@ impl StateStore for InMemoryKeyValueStore {
 }
 
 /// Whether a range has no keys; BTreeMap::range panics on such bounds instead.
-fn is_empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
+pub(super) fn is_empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
     use Bound::*;
     match (from, to) {
         (Included(a), Included(b)) => a > b,

@@ -1,14 +1,14 @@
 //! State stores: the `StateStore`/`KeyValueStore` traits over bytes, the `StoreSupplier` factory
 //! a topology holds per store, a task's stores with their changelogs, and the typed layer on top.
 //!
-//! Seams for later kinds of store: a persistent key-value store implements `KeyValueStore` (and
-//! `StateStore::as_key_value*`) and is plugged in through its own `StoreSupplier` (given to
-//! `Materialized::with_supplier`); a window store adds its own trait beside `KeyValueStore`, an
-//! `as_window*` accessor on `StateStore` defaulting to `None`, and a handle like `KvStoreHandle`
-//! that logs through `ChangeLogger`.
+//! Kinds of store: key-value (`KeyValueStore`, in memory or persistent on disk), window
+//! (`WindowStore`) and session (`SessionStore`); each reached from `StateStore` through its
+//! `as_*` accessor and written by processors through a handle that logs every write.
 
 mod memory;
+mod persistent;
 mod typed;
+mod window;
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -21,13 +21,19 @@ use crate::record::{OutputKind, OutputRecord};
 use crate::topology::TaskId;
 
 pub use memory::{InMemoryKeyValueStore, InMemoryStoreSupplier};
+pub use persistent::{PersistentKeyValueStore, PersistentStoreSupplier};
 pub use typed::TypedKeyValueStore;
+pub use window::{
+    window_changelog_key, InMemorySessionStore, InMemorySessionStoreSupplier, InMemoryWindowStore,
+    InMemoryWindowStoreSupplier, SessionIter, SessionStore, SessionStoreHandle, WindowIter,
+    WindowStore, WindowStoreHandle,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("no store named {0} is connected to this processor's sub-topology")]
     Unknown(String),
-    #[error("store {0} is not a key-value store")]
+    #[error("store {0} is not of the kind (key-value, window or session) this processor uses")]
     WrongKind(String),
     #[error("store {store}: {message}")]
     Io { store: String, message: String },
@@ -54,6 +60,28 @@ pub trait StateStore: Send {
     fn as_key_value_ref(&self) -> Option<&dyn KeyValueStore> {
         None
     }
+    fn as_window(&mut self) -> Option<&mut dyn WindowStore> {
+        None
+    }
+    fn as_window_ref(&self) -> Option<&dyn WindowStore> {
+        None
+    }
+    fn as_session(&mut self) -> Option<&mut dyn SessionStore> {
+        None
+    }
+    fn as_session_ref(&self) -> Option<&dyn SessionStore> {
+        None
+    }
+    /// For a persistent store: the offset of the last changelog record its on-disk data is
+    /// known to include, so a restore can start after it (`None`: restore from the start).
+    fn checkpointed_offset(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+    /// For a persistent store: flushes, then records durably that its data includes the
+    /// changelog up to `offset`. In-memory stores ignore it.
+    fn write_checkpoint(&mut self, _offset: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Entries yielded by a key-value range, in ascending byte order of their keys.
@@ -77,8 +105,8 @@ pub trait KeyValueStore: StateStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     KeyValue,
-    /// Reserved for window stores (another helper adds them).
     Window,
+    Session,
 }
 
 /// What a store is built for: its task, and that task's directory under `state.dir`
@@ -210,6 +238,25 @@ impl TaskStores {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// A persistent store's checkpoint (see `StateStore::checkpointed_offset`).
+    pub fn checkpointed_offset(&self, store: &str) -> Result<Option<i64>, StoreError> {
+        let i = *self
+            .by_name
+            .get(store)
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        self.entries[i].store.checkpointed_offset()
+    }
+
+    /// Records in a persistent store that it includes its changelog up to `offset` (call it
+    /// once the task's offsets are committed; see `StateStore::write_checkpoint`).
+    pub fn write_checkpoint(&mut self, store: &str, offset: i64) -> Result<(), StoreError> {
+        let i = *self
+            .by_name
+            .get(store)
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        self.entries[i].store.write_checkpoint(offset)
     }
 
     pub fn flush(&mut self) -> Result<(), StoreError> {

@@ -72,6 +72,13 @@ impl<K: Data, V: Data> TypedKeyValueStore<K, V> {
         Ok((v, ts))
     }
 
+    /// The stored form of a value; `None` when it serializes to null.
+    pub fn value_bytes(&self, value: &V) -> Result<Option<Bytes>, StreamsError> {
+        self.value_serde
+            .serialize(&self.name, value)
+            .map_err(|e| StreamsError::serde("serialize", "value", &self.name, e))
+    }
+
     pub fn get(&self, h: &KvStoreHandle<'_>, key: &[u8]) -> Result<Option<(V, i64)>, StreamsError> {
         match h.get(key)? {
             Some(raw) => self.decode_value(raw, h.is_timestamped()).map(Some),
