@@ -281,6 +281,9 @@ impl ReplicaManager {
                 // settings (cleanup.policy above all) must govern it before any retention or
                 // cleaning runs.
                 log.update_config(log_config.clone());
+                // Standalone, every appended batch is committed, whatever a replicated past
+                // left in the high-watermark checkpoint.
+                log.follow_log_end();
                 let partition = Arc::new(Partition {
                     log,
                     leader_epoch: 0,

@@ -16,6 +16,9 @@ use super::{
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Kafka's name for the high watermarks of replicated partitions: a restarted broker must not
+/// take everything in its log as committed (a follower's tail may be ahead of the ISR's).
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// Each compacted log's cleaner checkpoint, so that a restart does not re-clean everything.
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
@@ -28,6 +31,7 @@ struct DirOffsets {
     recovery_points: BTreeMap<TopicPartition, i64>,
     log_starts: BTreeMap<TopicPartition, i64>,
     cleaner: BTreeMap<TopicPartition, i64>,
+    high_watermarks: BTreeMap<TopicPartition, i64>,
 }
 
 type OffsetsByDir = HashMap<PathBuf, DirOffsets>;
@@ -59,6 +63,7 @@ impl LogManager {
             let recovery_points = read_checkpoint_or_empty(dir, RECOVERY_POINT_CHECKPOINT);
             let log_starts = read_checkpoint_or_empty(dir, LOG_START_OFFSET_CHECKPOINT);
             let cleaned = read_checkpoint_or_empty(dir, CLEANER_OFFSET_CHECKPOINT);
+            let high_watermarks = read_checkpoint_or_empty(dir, HIGH_WATERMARK_CHECKPOINT);
             for entry in fs::read_dir(dir)? {
                 let entry = entry?;
                 if !entry.file_type()?.is_dir() {
@@ -95,6 +100,10 @@ impl LogManager {
                 )?;
                 if let Some(&offset) = cleaned.get(&tp) {
                     log.set_cleaner_checkpoint(offset);
+                }
+                if let Some(&hw) = high_watermarks.get(&tp) {
+                    // Clamped to the recovered log; replication moves it from here.
+                    log.set_high_watermark(hw);
                 }
                 logs.insert(tp, Arc::new(log));
             }
@@ -237,6 +246,9 @@ impl LogManager {
                 .recovery_points
                 .insert(tp.clone(), log.recovery_point());
             entry.log_starts.insert(tp.clone(), log.log_start_offset());
+            if let Some(hw) = log.replicated_high_watermark() {
+                entry.high_watermarks.insert(tp.clone(), hw);
+            }
             if let Some(offset) = log.cleaner_checkpoint() {
                 entry.cleaner.insert(tp, offset);
             }
@@ -256,6 +268,10 @@ impl LogManager {
             }
             if changed(|o| &o.cleaner) {
                 Checkpoint::new(dir.join(CLEANER_OFFSET_CHECKPOINT)).write(&offsets.cleaner)?;
+            }
+            if changed(|o| &o.high_watermarks) {
+                Checkpoint::new(dir.join(HIGH_WATERMARK_CHECKPOINT))
+                    .write(&offsets.high_watermarks)?;
             }
             last.insert(dir, offsets);
         }
@@ -421,6 +437,36 @@ mod tests {
             .find(|d| d.join(tp.dir_name()).exists())
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn replicated_high_watermarks_survive_a_restart_and_standalone_logs_keep_none() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![root.path().to_path_buf()];
+        {
+            let mgr = LogManager::open(dirs.clone(), config()).unwrap();
+            let replicated = mgr.get_or_create(&tp("r", 0), config()).unwrap();
+            for i in 0..3 {
+                replicated.append(batch(2, i), 0, 0).unwrap();
+            }
+            replicated.set_high_watermark(4);
+            let standalone = mgr.get_or_create(&tp("s", 0), config()).unwrap();
+            standalone.append(batch(2, 0), 0, 0).unwrap();
+            mgr.shutdown().unwrap();
+        }
+        let cp = Checkpoint::new(root.path().join(HIGH_WATERMARK_CHECKPOINT))
+            .read()
+            .unwrap();
+        assert_eq!(cp.into_iter().collect::<Vec<_>>(), vec![(tp("r", 0), 4)]);
+        let mgr = LogManager::open(dirs, config()).unwrap();
+        let replicated = mgr.get(&tp("r", 0)).unwrap();
+        // Not the log end (6): records past 4 were never known to be on the whole ISR.
+        assert_eq!(replicated.log_end_offset(), 6);
+        assert_eq!(replicated.high_watermark(), 4);
+        let standalone = mgr.get(&tp("s", 0)).unwrap();
+        assert_eq!(standalone.high_watermark(), 2);
+        replicated.follow_log_end();
+        assert_eq!(replicated.high_watermark(), 6);
     }
 
     #[test]

@@ -788,6 +788,19 @@ impl Log {
         self.high_watermark.load(Ordering::Acquire)
     }
 
+    /// The high watermark replication set, for Kafka's `replication-offset-checkpoint`; `None`
+    /// while it follows the log end (a standalone log, whose every batch is committed).
+    pub fn replicated_high_watermark(&self) -> Option<i64> {
+        (!self.hw_follows_log_end.load(Ordering::Acquire)).then(|| self.high_watermark())
+    }
+
+    /// Back to following the log end: the partition is standalone (again).
+    pub fn follow_log_end(&self) {
+        let inner = self.lock();
+        self.hw_follows_log_end.store(true, Ordering::Release);
+        self.publish_high_watermark(&inner);
+    }
+
     /// Hands the high watermark to the caller (replication); clamped to the log's bounds.
     pub fn set_high_watermark(&self, hw: i64) {
         let inner = self.lock();
