@@ -56,6 +56,7 @@ pub mod dsl;
 pub mod error;
 pub mod processor;
 pub mod record;
+pub mod runtime;
 pub mod serdes;
 pub mod state;
 pub mod task;
@@ -67,6 +68,7 @@ pub use dsl::{
     Repartitioned, Splitter, StreamsBuilder,
 };
 pub use error::StreamsError;
+pub use runtime::{CloseHandle, KafkaStreams, State, StreamsConfig};
 pub use record::{InputRecord, OutputKind, OutputRecord, Record, TimestampExtractor};
 pub use task::{DeserializationErrorPolicy, Task, TaskConfig};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
