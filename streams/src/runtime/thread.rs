@@ -577,7 +577,8 @@ impl Running {
         self.restore
             .assign([])
             .map_err(|e| runtime_err("restore consumer", e))?;
-        tracing::info!(thread = self.index, tasks = ?ids, records = restored,
+        let names: Vec<String> = ids.iter().map(|t| t.to_string()).collect();
+        tracing::info!(thread = self.index, tasks = %names.join(","), records = restored,
             ms = started.elapsed().as_millis() as u64, "restored stores from their changelogs");
         self.shared.note_restored(restored);
         Ok(())
