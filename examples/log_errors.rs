@@ -85,7 +85,10 @@ fn main() -> Result<(), String> {
         )
         // The processor changed the key, which `process` does not tell the DSL: group_by
         // (rather than group_by_key) repartitions by it, so one task counts each key.
-        .group_by(|key: &String, _| key.clone(), Grouped::with(StringSerde, StringSerde))
+        .group_by(
+            |key: &String, _| key.clone(),
+            Grouped::with(StringSerde, StringSerde),
+        )
         .count(Materialized::as_store("error-counts"))
         .to_stream()
         .to(OUTPUT, Produced::with(StringSerde, LongSerde));

@@ -39,7 +39,10 @@ fn main() -> Result<(), String> {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         })
-        .group_by(|_, word: &String| word.clone(), Grouped::with(StringSerde, StringSerde))
+        .group_by(
+            |_, word: &String| word.clone(),
+            Grouped::with(StringSerde, StringSerde),
+        )
         .count(Materialized::as_store("counts-store"))
         .to_stream()
         .to(OUTPUT, Produced::with(StringSerde, LongSerde));

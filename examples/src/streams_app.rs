@@ -14,9 +14,7 @@ pub fn bootstrap_server() -> Result<String, String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--bootstrap-server" => {
-                bootstrap = args
-                    .next()
-                    .ok_or("--bootstrap-server needs host:port")?;
+                bootstrap = args.next().ok_or("--bootstrap-server needs host:port")?;
             }
             "-h" | "--help" => {
                 return Err("usage: --bootstrap-server HOST:PORT".to_string());
@@ -36,7 +34,10 @@ pub fn ensure_topics(bootstrap: &str, topics: &[&str]) -> Result<(), String> {
     rt.block_on(async {
         let admin = Admin::new(ClientConfig::new().set("bootstrap.servers", bootstrap))
             .map_err(|e| e.to_string())?;
-        let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(*t).partitions(1)).collect();
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| NewTopic::new(*t).partitions(1))
+            .collect();
         let results = admin
             .create_topics(&new, false)
             .await

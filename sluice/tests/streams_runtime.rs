@@ -29,7 +29,10 @@ fn wordcount() -> Topology {
                 .map(str::to_lowercase)
                 .collect::<Vec<_>>()
         })
-        .group_by(|_, w: &String| w.clone(), Grouped::with(StringSerde, StringSerde))
+        .group_by(
+            |_, w: &String| w.clone(),
+            Grouped::with(StringSerde, StringSerde),
+        )
         .count(Materialized::as_store("counts"))
         .to_stream()
         .to(OUTPUT, Produced::with(StringSerde, LongSerde));
@@ -62,7 +65,9 @@ fn lines(seed: u64, n: usize) -> Vec<String> {
         "kafka", "sluice", "stream", "table", "join", "window", "count", "topic", "broker",
         "record", "offset", "group", "Alpha", "beta", "gamma", "delta",
     ];
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -214,7 +219,10 @@ impl Cluster {
                 if done {
                     break;
                 }
-                assert!(Instant::now() < deadline, "could not read {topic} to its end");
+                assert!(
+                    Instant::now() < deadline,
+                    "could not read {topic} to its end"
+                );
                 for r in c.poll(Duration::from_millis(200)).await.unwrap() {
                     if r.offset < ends[&r.partition] {
                         out.push((
@@ -304,7 +312,7 @@ fn word_count_over_four_partitions_is_exact() {
         wordcount(),
         streams_config("wc-early", &broker.bootstrap(), &dir.path().join("s0")),
     );
-    let e = early.start().err().expect("no input topic yet").to_string();
+    let e = early.start().expect_err("no input topic yet").to_string();
     assert!(e.contains("source topics missing: wc-input"), "{e}");
 
     c.create(INPUT, PARTITIONS);
@@ -389,15 +397,23 @@ fn streams_child_process() {
         ))
         .with_writer(std::io::stderr)
         .try_init();
-    let cfg = streams_config(&app, &bootstrap, &dir.join("state")).set("commit.interval.ms", "1000");
+    let cfg =
+        streams_config(&app, &bootstrap, &dir.join("state")).set("commit.interval.ms", "1000");
     let mut streams = KafkaStreams::new(wordcount(), cfg);
     streams.start().unwrap();
     while !dir.join("stop").exists() {
-        let tasks: Vec<String> = streams.local_tasks().iter().map(|t| t.to_string()).collect();
+        let tasks: Vec<String> = streams
+            .local_tasks()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
         let status = format!("{}\n{}\n", tasks.join(" "), streams.restored_records());
         std::fs::write(dir.join("status.tmp"), status).unwrap();
         std::fs::rename(dir.join("status.tmp"), dir.join("status")).unwrap();
-        assert!(!streams.wait(Some(Duration::from_millis(100))), "the app stopped");
+        assert!(
+            !streams.wait(Some(Duration::from_millis(100))),
+            "the app stopped"
+        );
     }
     streams.close().unwrap();
 }
@@ -508,7 +524,11 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
     c.await_committed(app, &repartition);
     let (tasks_b, _) = b.status();
     assert_eq!(
-        a.status().0.union(&tasks_b).cloned().collect::<BTreeSet<_>>(),
+        a.status()
+            .0
+            .union(&tasks_b)
+            .cloned()
+            .collect::<BTreeSet<_>>(),
         all
     );
 
@@ -541,8 +561,7 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = c.counts();
-            if expected.keys().all(|k| got.get(k) >= expected.get(k)) || Instant::now() > deadline
-            {
+            if expected.keys().all(|k| got.get(k) >= expected.get(k)) || Instant::now() > deadline {
                 break got;
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -560,7 +579,9 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
             .iter()
             .filter_map(|t| {
                 let (s, p) = t.split_once('_')?;
-                (s.parse::<u32>().ok()? == sub).then(|| p.parse().ok()).flatten()
+                (s.parse::<u32>().ok()? == sub)
+                    .then(|| p.parse().ok())
+                    .flatten()
             })
             .collect()
     };
@@ -574,7 +595,9 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
     count_words(&mut allowed, &replayable_lines);
     for (p, _, k, _) in c.read(&repartition, &rep_from, Some(&rep_to)) {
         if b_rep.contains(&p) {
-            *allowed.entry(String::from_utf8(k.unwrap()).unwrap()).or_default() += 1;
+            *allowed
+                .entry(String::from_utf8(k.unwrap()).unwrap())
+                .or_default() += 1;
         }
     }
     let mut repeated = 0;
@@ -594,7 +617,10 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
     }
     assert_eq!(got.len(), expected.len(), "unexpected words: {got:?}");
     let (_, restored) = a.status();
-    assert!(restored > 0, "a took over b's tasks without restoring their stores");
+    assert!(
+        restored > 0,
+        "a took over b's tasks without restoring their stores"
+    );
     eprintln!(
         "kill -9: {repeated} words counted twice; at most {} could be",
         allowed.values().sum::<i64>()

@@ -522,7 +522,9 @@ impl Consumer {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "nothing committed before revoking partitions"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "nothing committed before revoking partitions")
+                }
             }
         }
         if let Some(l) = self.listener.as_mut() {

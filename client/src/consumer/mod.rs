@@ -77,7 +77,11 @@ impl ConsumerRecord {
 /// What `RebalanceListener::commit_before_revoke` hands the consumer: a future of the offsets to
 /// commit, or of why none can be.
 pub type RevokeCommit = Pin<
-    Box<dyn Future<Output = std::result::Result<BTreeMap<TopicPartition, OffsetAndMetadata>, String>> + Send>,
+    Box<
+        dyn Future<
+                Output = std::result::Result<BTreeMap<TopicPartition, OffsetAndMetadata>, String>,
+            > + Send,
+    >,
 >;
 
 /// A committed position: the offset of the next record to read, as Kafka commits it.

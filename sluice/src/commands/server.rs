@@ -279,11 +279,15 @@ mod tests {
             ("node.id", "4"),
             ("listeners", "PLAINTEXT://127.0.0.1:9092"),
         ]);
-        let cluster = cluster_config(&broker_only, file).unwrap().expect("cluster mode");
+        let cluster = cluster_config(&broker_only, file)
+            .unwrap()
+            .expect("cluster mode");
         assert!(!cluster.voter);
         assert_eq!(cluster.controller.node_id, 4);
         assert_eq!(cluster.controller.voters.len(), 3);
-        let combined = cluster_config(&server(&[]), file).unwrap().expect("cluster mode");
+        let combined = cluster_config(&server(&[]), file)
+            .unwrap()
+            .expect("cluster mode");
         assert!(combined.voter);
         let standalone = ServerConfig::from_properties(BTreeMap::new(), "empty").unwrap();
         assert!(cluster_config(&standalone, file).unwrap().is_none());

@@ -176,25 +176,24 @@ impl StreamsConfig {
             }
             _ => return Err(self.invalid("processing.guarantee", "expected at_least_once")),
         }
-        let extractor: Arc<dyn TimestampExtractor> = match &self.extractor {
-            Some(e) => e.clone(),
-            None => {
-                let name = self
-                    .get("default.timestamp.extractor")
-                    .unwrap_or("FailOnInvalidTimestamp");
-                match name.rsplit('.').next().unwrap_or(name) {
-                    "FailOnInvalidTimestamp" => Arc::new(RecordTimestampExtractor),
-                    "UsePartitionTimeOnInvalidTimestamp" => Arc::new(PartitionTimeOnInvalid),
-                    "WallclockTimestampExtractor" => Arc::new(WallClock),
-                    _ => {
-                        return Err(self.invalid(
+        let extractor: Arc<dyn TimestampExtractor> =
+            match &self.extractor {
+                Some(e) => e.clone(),
+                None => {
+                    let name = self
+                        .get("default.timestamp.extractor")
+                        .unwrap_or("FailOnInvalidTimestamp");
+                    match name.rsplit('.').next().unwrap_or(name) {
+                        "FailOnInvalidTimestamp" => Arc::new(RecordTimestampExtractor),
+                        "UsePartitionTimeOnInvalidTimestamp" => Arc::new(PartitionTimeOnInvalid),
+                        "WallclockTimestampExtractor" => Arc::new(WallClock),
+                        _ => return Err(self.invalid(
                             "default.timestamp.extractor",
                             "unknown extractor (set one in code with default_timestamp_extractor)",
-                        ))
+                        )),
                     }
                 }
-            }
-        };
+            };
         let handler = self
             .get("default.deserialization.exception.handler")
             .unwrap_or("LogAndFailExceptionHandler");
@@ -210,7 +209,11 @@ impl StreamsConfig {
         };
         Ok(Settings {
             num_threads: self.number("num.stream.threads", 1usize, 1)?,
-            commit_interval: Duration::from_millis(self.number("commit.interval.ms", 30_000u64, 0)?),
+            commit_interval: Duration::from_millis(self.number(
+                "commit.interval.ms",
+                30_000u64,
+                0,
+            )?),
             state_dir: PathBuf::from(self.get("state.dir").unwrap_or("/tmp/sluice-streams")),
             extractor,
             deserialization_errors,
@@ -242,7 +245,10 @@ impl StreamsConfig {
     /// The group member of stream thread `thread`.
     pub(crate) fn main_consumer(&self, app: &str, thread: usize) -> ClientConfig {
         let mut c = self
-            .client(&["consumer."], format!("{app}-StreamThread-{thread}-consumer"))
+            .client(
+                &["consumer."],
+                format!("{app}-StreamThread-{thread}-consumer"),
+            )
             .set_default("auto.offset.reset", "earliest");
         c.insert("group.id", app);
         c.insert("enable.auto.commit", "false");
@@ -256,7 +262,11 @@ impl StreamsConfig {
             &["consumer.", "restore.consumer."],
             format!("{app}-StreamThread-{thread}-restore-consumer"),
         );
-        for k in ["group.id", "group.instance.id", "partition.assignment.strategy"] {
+        for k in [
+            "group.id",
+            "group.instance.id",
+            "partition.assignment.strategy",
+        ] {
             c = c.without(k);
         }
         c.insert("enable.auto.commit", "false");
@@ -265,11 +275,14 @@ impl StreamsConfig {
     }
 
     pub(crate) fn producer(&self, app: &str, thread: usize) -> ClientConfig {
-        self.client(&["producer."], format!("{app}-StreamThread-{thread}-producer"))
-            // Kafka Streams' producer default: records must reach every in-sync replica before
-            // the offsets of their inputs are committed.
-            .set_default("acks", "all")
-            .set_default("linger.ms", "100")
+        self.client(
+            &["producer."],
+            format!("{app}-StreamThread-{thread}-producer"),
+        )
+        // Kafka Streams' producer default: records must reach every in-sync replica before
+        // the offsets of their inputs are committed.
+        .set_default("acks", "all")
+        .set_default("linger.ms", "100")
     }
 
     pub(crate) fn admin(&self, app: &str) -> ClientConfig {

@@ -57,6 +57,8 @@ struct TaskSet {
 }
 
 type Tasks = Arc<Mutex<TaskSet>>;
+type Pending = Vec<(TaskId, OutputKind, DeliveryFuture)>;
+type Offsets = BTreeMap<TopicPartition, OffsetAndMetadata>;
 
 fn lock(t: &Tasks) -> MutexGuard<'_, TaskSet> {
     t.lock().unwrap_or_else(|p| p.into_inner())
@@ -67,13 +69,7 @@ fn lock(t: &Tasks) -> MutexGuard<'_, TaskSet> {
 fn prepare_commit(
     set: &mut TaskSet,
     only: Option<&BTreeSet<TopicPartition>>,
-) -> Result<
-    (
-        Vec<(TaskId, OutputKind, DeliveryFuture)>,
-        BTreeMap<TopicPartition, OffsetAndMetadata>,
-    ),
-    StreamsError,
-> {
+) -> Result<(Pending, Offsets), StreamsError> {
     let mut offsets = BTreeMap::new();
     for t in set.active.values_mut() {
         t.task.flush()?;
@@ -88,10 +84,7 @@ fn prepare_commit(
 
 /// Awaits outputs; notes where acknowledged changelog records ended. The first failure is
 /// the result: the offsets of their inputs must then not be committed.
-async fn await_outputs(
-    tasks: &Tasks,
-    pending: Vec<(TaskId, OutputKind, DeliveryFuture)>,
-) -> Result<(), StreamsError> {
+async fn await_outputs(tasks: &Tasks, pending: Pending) -> Result<(), StreamsError> {
     let mut acked: Vec<(TaskId, String, i32, i64)> = Vec::new();
     let mut first_err = None;
     for (id, kind, f) in pending {
@@ -159,8 +152,8 @@ fn write_checkpoints(tasks: &Tasks) {
             }
         }
         let tmp = t.dir.join(".checkpoint.tmp");
-        let written = std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, checkpoint_path(&t.dir)));
+        let written =
+            std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, checkpoint_path(&t.dir)));
         if let Err(e) = written {
             tracing::warn!(task = %t.task.id(), error = %e, "cannot write the checkpoint");
         }

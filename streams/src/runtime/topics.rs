@@ -36,6 +36,9 @@ async fn partition_counts(
     Ok(out)
 }
 
+/// Partition counts: per sub-topology, and per topic (sources and internal topics).
+type PartitionPlan = (BTreeMap<u32, i32>, BTreeMap<String, i32>);
+
 /// The partition count of each sub-topology (its task count) from its source topics.
 ///
 /// A user topic has its own count. A repartition topic takes the count of the sub-topology
@@ -46,7 +49,7 @@ pub(crate) fn plan_partitions(
     topology: &Topology,
     app: &str,
     existing: &BTreeMap<String, i32>,
-) -> Result<(BTreeMap<u32, i32>, BTreeMap<String, i32>), StreamsError> {
+) -> Result<PartitionPlan, StreamsError> {
     let internal = topology.internal_topics(app);
     let writer_of = |topic: &str| {
         internal
@@ -217,11 +220,12 @@ mod tests {
         let b = StreamsBuilder::new();
         b.stream::<Option<String>, String>("in", Consumed::with(StringSerde, StringSerde))
             .flat_map_values(|l: String| {
-                l.split_whitespace()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
+                l.split_whitespace().map(str::to_string).collect::<Vec<_>>()
             })
-            .group_by(|_, w: &String| w.clone(), Grouped::with(StringSerde, StringSerde))
+            .group_by(
+                |_, w: &String| w.clone(),
+                Grouped::with(StringSerde, StringSerde),
+            )
             .count(Materialized::as_store("counts"))
             .to_stream()
             .to("out", Produced::with(StringSerde, LongSerde));
