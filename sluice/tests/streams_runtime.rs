@@ -398,7 +398,7 @@ fn streams_child_process() {
         .with_writer(std::io::stderr)
         .try_init();
     let cfg =
-        streams_config(&app, &bootstrap, &dir.join("state")).set("commit.interval.ms", "1000");
+        streams_config(&app, &bootstrap, &dir.join("state")).set("commit.interval.ms", "5000");
     let mut streams = KafkaStreams::new(wordcount(), cfg);
     streams.start().unwrap();
     while !dir.join("stop").exists() {
@@ -505,11 +505,26 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
     count_words(&mut expected, &batch1);
 
     let mut a = Instance::start(dir.path().join("a"), &broker.bootstrap(), app);
-    let mut b = Instance::start(dir.path().join("b"), &broker.bootstrap(), app);
-    let logs = || format!("--- a:\n{}\n--- b:\n{}", a.log(), b.log());
     let all: BTreeSet<String> = (0..2)
         .flat_map(|s| (0..PARTITIONS).map(move |p| format!("{s}_{p}")))
         .collect();
+    await_tasks(
+        "a never started its tasks",
+        || a.status().0 == all,
+        || a.log(),
+    );
+    c.await_counts(&expected, "one instance");
+    // b joins while a is busy: a hands tasks over with processed but not yet committed
+    // records (it commits every 5 s), which b would count again if a did not commit
+    // them before giving the tasks up.
+    let mut b = Instance::start(dir.path().join("b"), &broker.bootstrap(), app);
+    for i in 0..60 {
+        let chunk = lines(100 + i, 50);
+        c.produce(&chunk);
+        count_words(&mut expected, &chunk);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = || format!("--- a:\n{}\n--- b:\n{}", a.log(), b.log());
     await_tasks(
         "the two instances never split the tasks",
         || {
@@ -532,7 +547,8 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
         all
     );
 
-    // Half of the second batch, then kill -9 in the middle of work (commits every second).
+    // Half of the second batch, then kill -9 in the middle of work: b commits every 5 s, so
+    // it most likely has processed records it has not committed.
     let batch2 = lines(6, 4000);
     c.produce(&batch2[..2000]);
     std::thread::sleep(Duration::from_millis(700));
