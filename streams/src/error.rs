@@ -30,6 +30,11 @@ pub enum StreamsError {
     Topology(String),
     #[error("{0}")]
     Processor(String),
+    #[error("config: {0}")]
+    Config(String),
+    /// The runtime's dealings with the cluster (topics, clients, state directory).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl StreamsError {

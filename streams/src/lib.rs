@@ -22,16 +22,39 @@
 //!   Stores are in memory, or on disk ([`Materialized::as_persistent_store`]) with a
 //!   checkpoint of the changelog offset they hold, so only the tail is restored.
 //! - [`TopologyTestDriver`]: runs a topology in memory, without a broker, for unit tests.
+//! - [`KafkaStreams`] ([`runtime`]): runs a topology against a cluster with sluice-client's
+//!   consumer, producer and admin. [`StreamsConfig`] takes Kafka Streams' settings.
 //!
-//! # Processing guarantee
+//! # Running
 //!
-//! At-least-once, provided by the runtime (not in this crate yet), which is to commit a task's
-//! input offsets only after every record the task produced for them (outputs, repartition and
-//! changelog records) is acknowledged, and its stores are flushed. Nothing is lost. After a
-//! crash or an unclean hand-over, the input records processed since the task's last commit are
-//! processed again: their outputs can appear twice in output and repartition topics, and an
-//! aggregate can count them twice, since the changelog the store is restored from may already
-//! hold their effect. Exactly-once needs transactions and is not offered.
+//! `start` checks that the source topics exist and creates the internal topics: changelogs
+//! compacted, with the partition count of their store's sub-topology; repartition topics
+//! with the count of the sub-topology writing them. A sub-topology reading several topics
+//! needs them co-partitioned (one partition count), or `start` fails naming them. Each of
+//! `num.stream.threads` threads is a member of consumer group `application.id`, subscribed to
+//! every source topic, and runs task `<sub-topology>_<p>` for each partition `p` it is
+//! assigned. A new task first restores its stores from their changelog partitions (from the
+//! start, or a persistent store's checkpoint, to the end) with a separate consumer. Then each
+//! polled record goes through its task and what the task emits (sink, repartition and
+//! changelog records) is handed to the producer.
+//!
+//! # Processing guarantee: at-least-once
+//!
+//! Every `commit.interval.ms` (default 30 s), and before partitions are revoked in a
+//! rebalance or on `close`, a thread flushes its tasks' stores, waits until every record its
+//! tasks produced has been acknowledged (`acks=all` by default), and only then commits the
+//! offsets of the input records processed. So nothing is lost: an input offset is committed
+//! only once everything it caused is in the cluster.
+//!
+//! What can repeat: after a crash (`kill -9`, power loss, a thread error, a member expelled
+//! from the group because its session expired), the input records the failed member
+//! processed since its last commit are processed again by the partition's next owner. Their
+//! sink and repartition outputs can appear twice, and their changelog writes can repeat: the
+//! next owner restores the store from a changelog that may already hold their effect and
+//! applies them again, so an aggregate (a count) can be over by exactly those records (a
+//! repartitioned record both re-emitted upstream and re-counted downstream can add two). A
+//! clean `close` and an orderly rebalance between live members repeat nothing. Exactly-once
+//! needs transactions and is not offered (`processing.guarantee=exactly_once_v2` is refused).
 //!
 //! ```
 //! use sluice_streams::{Consumed, Grouped, Materialized, Produced, StreamsBuilder};
@@ -63,6 +86,7 @@ pub mod dsl;
 pub mod error;
 pub mod processor;
 pub mod record;
+pub mod runtime;
 pub mod serdes;
 pub mod state;
 pub mod task;
@@ -76,6 +100,7 @@ pub use dsl::{
 };
 pub use error::StreamsError;
 pub use record::{InputRecord, OutputKind, OutputRecord, Record, TimestampExtractor};
+pub use runtime::{CloseHandle, KafkaStreams, State, StreamsConfig};
 pub use task::{DeserializationErrorPolicy, Task, TaskConfig};
 pub use test_driver::{
     TestInputTopic, TestOutputTopic, TestRecord, TestWindowStore, TopologyTestDriver,

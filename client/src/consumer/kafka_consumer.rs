@@ -510,6 +510,22 @@ impl Consumer {
                     tracing::warn!(error = %e, "commit before revoking partitions failed");
                 }
             }
+        } else if let Some(hook) = self
+            .listener
+            .as_mut()
+            .and_then(|l| l.commit_before_revoke(partitions))
+        {
+            match hook.await {
+                Ok(offsets) if !offsets.is_empty() => {
+                    if let Err(e) = self.commit_offsets(offsets).await {
+                        tracing::warn!(error = %e, "commit before revoking partitions failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "nothing committed before revoking partitions")
+                }
+            }
         }
         if let Some(l) = self.listener.as_mut() {
             l.on_partitions_revoked(partitions);

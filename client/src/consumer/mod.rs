@@ -8,7 +8,10 @@ mod fetcher;
 mod kafka_consumer;
 mod subscription;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use sluice_protocol::records::RecordHeader;
@@ -71,6 +74,16 @@ impl ConsumerRecord {
     }
 }
 
+/// What `RebalanceListener::commit_before_revoke` hands the consumer: a future of the offsets to
+/// commit, or of why none can be.
+pub type RevokeCommit = Pin<
+    Box<
+        dyn Future<
+                Output = std::result::Result<BTreeMap<TopicPartition, OffsetAndMetadata>, String>,
+            > + Send,
+    >,
+>;
+
 /// A committed position: the offset of the next record to read, as Kafka commits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetAndMetadata {
@@ -97,6 +110,15 @@ impl OffsetAndMetadata {
 /// before `on_partitions_revoked`; with manual commits, whatever was consumed but not committed
 /// is read again by the partition's next owner.
 pub trait RebalanceListener: Send {
+    /// With manual commits: called first when `partitions` are about to be revoked in an
+    /// orderly rebalance (or on close), while this member still owns them. The future it returns
+    /// (awaited inside `poll`) yields the offsets to commit for them; the consumer commits them
+    /// before revoking. How an application that produces for its input (a stream processor)
+    /// hands over exactly the progress whose outputs are acknowledged. `None`: nothing to commit.
+    fn commit_before_revoke(&mut self, _partitions: &[TopicPartition]) -> Option<RevokeCommit> {
+        None
+    }
+
     /// Partitions taken away in an orderly rebalance: their new owner starts from the
     /// committed positions.
     fn on_partitions_revoked(&mut self, _partitions: &[TopicPartition]) {}

@@ -1,0 +1,636 @@
+//! A stream thread: one consumer group member with its tasks, restore consumer and producer;
+//! polls, processes, produces, and commits only progress whose outputs are acknowledged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sluice_client::consumer::{OffsetAndMetadata, RebalanceListener, RevokeCommit};
+use sluice_client::{Consumer, DeliveryFuture, Producer, ProducerRecord, TopicPartition};
+
+use super::config::{Settings, StreamsConfig};
+use super::Shared;
+use crate::error::StreamsError;
+use crate::record::{InputRecord, OutputKind, OutputRecord};
+use crate::task::{Task, TaskConfig};
+use crate::topology::{TaskId, Topology};
+
+/// Outputs kept awaiting acknowledgement before the finished ones are checked and dropped.
+const PENDING_CHECK: usize = 10_000;
+
+fn runtime_err(what: &str, e: impl std::fmt::Display) -> StreamsError {
+    StreamsError::Runtime(format!("{what}: {e}"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+struct ActiveTask {
+    task: Task,
+    /// Next offset to process, per input partition: what a commit stores.
+    consumed: BTreeMap<TopicPartition, i64>,
+    /// Changelog partition -> offset after the latest acknowledged changelog record, for the
+    /// checkpoint of persistent stores.
+    changelog_acked: BTreeMap<(String, i32), i64>,
+    dir: PathBuf,
+}
+
+/// Partition changes told by the consumer during a poll, acted on after it returns.
+enum Change {
+    Revoked(Vec<TopicPartition>),
+    Assigned(Vec<TopicPartition>),
+    Lost(Vec<TopicPartition>),
+}
+
+/// What the processing loop and the rebalance listener share.
+struct TaskSet {
+    active: BTreeMap<TaskId, ActiveTask>,
+    /// Revoked (offsets committed) but kept until the new assignment, which may give them back.
+    suspended: BTreeMap<TaskId, ActiveTask>,
+    /// Produced records not yet known to be acknowledged, with the task that produced them.
+    pending: Vec<(TaskId, OutputKind, DeliveryFuture)>,
+    changes: Vec<Change>,
+}
+
+type Tasks = Arc<Mutex<TaskSet>>;
+type Pending = Vec<(TaskId, OutputKind, DeliveryFuture)>;
+type Offsets = BTreeMap<TopicPartition, OffsetAndMetadata>;
+
+fn lock(t: &Tasks) -> MutexGuard<'_, TaskSet> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Flushes the stores of every task, takes the outputs to await, and names the offsets to
+/// commit (for `only`'s partitions, or all) once those outputs are acknowledged.
+fn prepare_commit(
+    set: &mut TaskSet,
+    only: Option<&BTreeSet<TopicPartition>>,
+) -> Result<(Pending, Offsets), StreamsError> {
+    let mut offsets = BTreeMap::new();
+    for t in set.active.values_mut() {
+        t.task.flush()?;
+        for (tp, &o) in &t.consumed {
+            if only.map_or(true, |s| s.contains(tp)) {
+                offsets.insert(tp.clone(), OffsetAndMetadata::new(o));
+            }
+        }
+    }
+    Ok((std::mem::take(&mut set.pending), offsets))
+}
+
+/// Awaits outputs; notes where acknowledged changelog records ended. The first failure is
+/// the result: the offsets of their inputs must then not be committed.
+async fn await_outputs(tasks: &Tasks, pending: Pending) -> Result<(), StreamsError> {
+    let mut acked: Vec<(TaskId, String, i32, i64)> = Vec::new();
+    let mut first_err = None;
+    for (id, kind, f) in pending {
+        match f.await {
+            Ok(md) if kind == OutputKind::Changelog => {
+                acked.push((id, md.topic, md.partition, md.offset + 1))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(runtime_err("producing a task's output", e));
+                }
+            }
+        }
+    }
+    let mut set = lock(tasks);
+    for (id, topic, partition, next) in acked {
+        let TaskSet {
+            active, suspended, ..
+        } = &mut *set;
+        if let Some(t) = active.get_mut(&id).or(suspended.get_mut(&id)) {
+            let e = t.changelog_acked.entry((topic, partition)).or_insert(0);
+            *e = (*e).max(next);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// The checkpoint file of a task: where each persistent store's changelog was acknowledged up
+/// to, so a restart restores only the tail (lines of `topic partition offset`).
+fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join(".checkpoint")
+}
+
+fn read_checkpoint(dir: &Path) -> BTreeMap<(String, i32), i64> {
+    let Ok(text) = std::fs::read_to_string(checkpoint_path(dir)) else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (t, p, o) = (it.next()?, it.next()?, it.next()?);
+            Some(((t.to_string(), p.parse().ok()?), o.parse().ok()?))
+        })
+        .collect()
+}
+
+fn write_checkpoints(tasks: &Tasks) {
+    let set = lock(tasks);
+    for t in set.active.values() {
+        let persistent: Vec<&str> = t
+            .task
+            .stores()
+            .names()
+            .filter(|n| t.task.stores().store(n).is_some_and(|s| s.persistent()))
+            .filter_map(|n| t.task.stores().changelog_of(n))
+            .collect();
+        if persistent.is_empty() {
+            continue;
+        }
+        let mut text = String::new();
+        for ((topic, p), o) in &t.changelog_acked {
+            if persistent.contains(&topic.as_str()) {
+                text.push_str(&format!("{topic} {p} {o}\n"));
+            }
+        }
+        let tmp = t.dir.join(".checkpoint.tmp");
+        let written =
+            std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, checkpoint_path(&t.dir)));
+        if let Err(e) = written {
+            tracing::warn!(task = %t.task.id(), error = %e, "cannot write the checkpoint");
+        }
+    }
+}
+
+/// Records partition changes, and before an orderly revocation flushes the tasks, awaits their
+/// outputs and hands the consumer the offsets to commit (Kafka Streams commits there too).
+struct Listener {
+    tasks: Tasks,
+}
+
+impl RebalanceListener for Listener {
+    fn commit_before_revoke(&mut self, partitions: &[TopicPartition]) -> Option<RevokeCommit> {
+        let only: BTreeSet<TopicPartition> = partitions.iter().cloned().collect();
+        let prepared = prepare_commit(&mut lock(&self.tasks), Some(&only));
+        let tasks = self.tasks.clone();
+        Some(Box::pin(async move {
+            let (pending, offsets) = prepared.map_err(|e| e.to_string())?;
+            await_outputs(&tasks, pending)
+                .await
+                .map_err(|e| e.to_string())?;
+            write_checkpoints(&tasks);
+            Ok(offsets)
+        }))
+    }
+
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        lock(&self.tasks)
+            .changes
+            .push(Change::Revoked(partitions.to_vec()));
+    }
+
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+        lock(&self.tasks)
+            .changes
+            .push(Change::Assigned(partitions.to_vec()));
+    }
+
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        lock(&self.tasks)
+            .changes
+            .push(Change::Lost(partitions.to_vec()));
+    }
+}
+
+pub(crate) struct StreamThread {
+    pub index: usize,
+    pub topology: Arc<Topology>,
+    pub config: StreamsConfig,
+    pub settings: Settings,
+    pub shared: Arc<Shared>,
+}
+
+struct Running {
+    index: usize,
+    topology: Arc<Topology>,
+    settings: Settings,
+    shared: Arc<Shared>,
+    task_config: TaskConfig,
+    sub_of_topic: HashMap<String, u32>,
+    tasks: Tasks,
+    consumer: Consumer,
+    restore: Consumer,
+    producer: Producer,
+}
+
+impl StreamThread {
+    pub(crate) async fn run(self) -> Result<(), StreamsError> {
+        let app = self.settings.application_id.clone();
+        let consumer = Consumer::new(self.config.main_consumer(&app, self.index))
+            .map_err(|e| runtime_err("consumer config", e))?;
+        let restore = Consumer::new(self.config.restore_consumer(&app, self.index))
+            .map_err(|e| runtime_err("restore consumer config", e))?;
+        let producer = Producer::new(self.config.producer(&app, self.index))
+            .await
+            .map_err(|e| runtime_err("producer config", e))?;
+        let sources = self.topology.source_topics(&app);
+        let sub_of_topic = sources
+            .iter()
+            .filter_map(|t| Some((t.clone(), self.topology.subtopology_of_topic(&app, t)?)))
+            .collect();
+        let mut task_config = TaskConfig::new(app.clone());
+        task_config.default_timestamp_extractor = self.settings.extractor.clone();
+        task_config.deserialization_errors = self.settings.deserialization_errors;
+        let tasks: Tasks = Arc::new(Mutex::new(TaskSet {
+            active: BTreeMap::new(),
+            suspended: BTreeMap::new(),
+            pending: Vec::new(),
+            changes: Vec::new(),
+        }));
+        let mut r = Running {
+            index: self.index,
+            topology: self.topology,
+            settings: self.settings,
+            shared: self.shared,
+            task_config,
+            sub_of_topic,
+            tasks: tasks.clone(),
+            consumer,
+            restore,
+            producer,
+        };
+        r.consumer
+            .subscribe_with_listener(sources, Listener { tasks })
+            .map_err(|e| runtime_err("subscribing", e))?;
+        let result = r.process_loop().await;
+        r.shutdown(result.is_ok()).await;
+        result
+    }
+}
+
+impl Running {
+    async fn process_loop(&mut self) -> Result<(), StreamsError> {
+        let mut next_commit = Instant::now() + self.settings.commit_interval;
+        let mut out = Vec::new();
+        while !self.shared.stopping() {
+            let records = self
+                .consumer
+                .poll(self.settings.poll)
+                .await
+                .map_err(|e| runtime_err("polling", e))?;
+            self.apply_changes().await?;
+            for rec in records {
+                let tp = rec.topic_partition();
+                let offset = rec.offset;
+                let id = TaskId {
+                    subtopology: self.sub_of_topic.get(&rec.topic).copied().ok_or_else(|| {
+                        StreamsError::Topology(format!("no sub-topology reads {}", rec.topic))
+                    })?,
+                    partition: rec.partition,
+                };
+                {
+                    let mut set = lock(&self.tasks);
+                    let Some(t) = set.active.get_mut(&id) else {
+                        // Fetched before its partition was revoked: the next owner reads it.
+                        continue;
+                    };
+                    t.task.process(InputRecord::from(rec), &mut out)?;
+                    t.consumed.insert(tp, offset + 1);
+                }
+                self.send(id, &mut out).await?;
+            }
+            let now = now_ms();
+            let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
+            for id in ids {
+                if let Some(t) = lock(&self.tasks).active.get_mut(&id) {
+                    t.task.advance_wall_clock(now, &mut out)?;
+                }
+                self.send(id, &mut out).await?;
+            }
+            if Instant::now() >= next_commit {
+                self.commit().await?;
+                next_commit = Instant::now() + self.settings.commit_interval;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, id: TaskId, out: &mut Vec<OutputRecord>) -> Result<(), StreamsError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let mut futures = Vec::with_capacity(out.len());
+        for o in out.drain(..) {
+            let kind = o.kind;
+            let mut pr = ProducerRecord::new(o.topic).timestamp(o.timestamp);
+            pr.key = o.key;
+            pr.value = o.value;
+            pr.headers = o.headers;
+            if let Some(p) = o.partition {
+                pr = pr.partition(p);
+            }
+            let f = self
+                .producer
+                .send(pr)
+                .await
+                .map_err(|e| runtime_err("producing", e))?;
+            futures.push((id, kind, f));
+        }
+        let check = {
+            let mut set = lock(&self.tasks);
+            set.pending.extend(futures);
+            set.pending.len() >= PENDING_CHECK
+        };
+        if check {
+            // Memory stays bounded between commits: finished sends are checked and dropped.
+            let pending = std::mem::take(&mut lock(&self.tasks).pending);
+            let (done, open): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|(_, _, f)| f.is_resolved());
+            lock(&self.tasks).pending.extend(open);
+            await_outputs(&self.tasks, done).await?;
+        }
+        Ok(())
+    }
+
+    /// Flush stores, wait for every output to be acknowledged, then commit the offsets.
+    async fn commit(&mut self) -> Result<(), StreamsError> {
+        let (pending, offsets) = prepare_commit(&mut lock(&self.tasks), None)?;
+        self.producer.flush().await;
+        await_outputs(&self.tasks, pending).await?;
+        write_checkpoints(&self.tasks);
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        match self.consumer.commit_sync(Some(offsets)).await {
+            Ok(()) => {
+                self.shared.note_commit();
+                Ok(())
+            }
+            // A rebalance started: the partitions still owned are committed on revocation.
+            Err(e) if e.is_retriable() || e.code().is_some() => {
+                tracing::warn!(thread = self.index, error = %e, "commit failed; the records since the last commit may be processed again");
+                Ok(())
+            }
+            Err(e) => Err(runtime_err("committing offsets", e)),
+        }
+    }
+
+    fn task_ids(&self, partitions: &[TopicPartition]) -> BTreeSet<TaskId> {
+        partitions
+            .iter()
+            .filter_map(|tp| {
+                Some(TaskId {
+                    subtopology: *self.sub_of_topic.get(&tp.topic)?,
+                    partition: tp.partition,
+                })
+            })
+            .collect()
+    }
+
+    /// Acts on partition changes: suspends revoked tasks, closes lost ones, and for an
+    /// assignment resumes suspended tasks it gives back, creates and restores new ones, and
+    /// closes the suspended rest.
+    async fn apply_changes(&mut self) -> Result<(), StreamsError> {
+        let changes = std::mem::take(&mut lock(&self.tasks).changes);
+        let mut created = Vec::new();
+        for change in changes {
+            match change {
+                Change::Revoked(parts) => {
+                    let mut set = lock(&self.tasks);
+                    for id in self.task_ids(&parts) {
+                        if let Some(t) = set.active.remove(&id) {
+                            set.suspended.insert(id, t);
+                        }
+                    }
+                }
+                Change::Lost(parts) => {
+                    let mut set = lock(&self.tasks);
+                    for id in self.task_ids(&parts) {
+                        for t in [set.active.remove(&id), set.suspended.remove(&id)]
+                            .into_iter()
+                            .flatten()
+                        {
+                            close_task(t, "lost");
+                        }
+                    }
+                }
+                Change::Assigned(parts) => {
+                    let ids = self.task_ids(&parts);
+                    let mut set = lock(&self.tasks);
+                    for id in ids {
+                        if set.active.contains_key(&id) {
+                            continue;
+                        }
+                        if let Some(t) = set.suspended.remove(&id) {
+                            set.active.insert(id, t);
+                            continue;
+                        }
+                        let dir = self
+                            .settings
+                            .state_dir
+                            .join(&self.settings.application_id)
+                            .join(id.to_string());
+                        std::fs::create_dir_all(&dir).map_err(|e| {
+                            runtime_err(&format!("creating state directory {}", dir.display()), e)
+                        })?;
+                        let mut cfg = self.task_config.clone();
+                        cfg.state_dir = Some(dir.clone());
+                        let task = Task::new(&self.topology, &cfg, id)?;
+                        set.active.insert(
+                            id,
+                            ActiveTask {
+                                task,
+                                consumed: BTreeMap::new(),
+                                changelog_acked: BTreeMap::new(),
+                                dir,
+                            },
+                        );
+                        created.push(id);
+                    }
+                    for (_, t) in std::mem::take(&mut set.suspended) {
+                        close_task(t, "revoked");
+                    }
+                }
+            }
+        }
+        let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
+        self.shared.set_tasks(self.index, ids);
+        if !created.is_empty() {
+            self.restore(&created).await?;
+        }
+        Ok(())
+    }
+
+    /// Replays each new task's changelog partitions into its stores, from the start (or the
+    /// checkpoint of a persistent store) to the end found now, before the task processes.
+    async fn restore(&mut self, ids: &[TaskId]) -> Result<(), StreamsError> {
+        // changelog partition -> (task, store, start offset)
+        let mut targets: BTreeMap<TopicPartition, (TaskId, String, Option<i64>)> = BTreeMap::new();
+        {
+            let set = lock(&self.tasks);
+            for id in ids {
+                let Some(t) = set.active.get(id) else {
+                    continue;
+                };
+                let checkpoint = read_checkpoint(&t.dir);
+                let stores = t.task.stores();
+                for name in stores.names() {
+                    let Some(topic) = stores.changelog_of(name) else {
+                        continue;
+                    };
+                    let persistent = stores.store(name).is_some_and(|s| s.persistent());
+                    let start = if persistent {
+                        checkpoint.get(&(topic.to_string(), id.partition)).copied()
+                    } else {
+                        None
+                    };
+                    targets.insert(
+                        TopicPartition::new(topic, id.partition),
+                        (*id, name.to_string(), start),
+                    );
+                }
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let parts: Vec<TopicPartition> = targets.keys().cloned().collect();
+        self.restore
+            .assign(parts.clone())
+            .map_err(|e| runtime_err("restore consumer", e))?;
+        self.restore
+            .seek_to_end(&parts)
+            .map_err(|e| runtime_err("restore consumer", e))?;
+        let mut ends = BTreeMap::new();
+        for tp in &parts {
+            let end = self
+                .restore
+                .position(tp)
+                .await
+                .map_err(|e| runtime_err(&format!("the end of changelog {tp}"), e))?;
+            ends.insert(tp.clone(), end);
+        }
+        let mut remaining = BTreeSet::new();
+        for (tp, (_, _, start)) in &targets {
+            match start {
+                Some(o) => self.restore.seek(tp, *o),
+                None => self.restore.seek_to_beginning(std::slice::from_ref(tp)),
+            }
+            .map_err(|e| runtime_err("restore consumer", e))?;
+            let from = self
+                .restore
+                .position(tp)
+                .await
+                .map_err(|e| runtime_err(&format!("the start of changelog {tp}"), e))?;
+            if from < ends[tp] {
+                remaining.insert(tp.clone());
+            }
+        }
+        let mut restored = 0u64;
+        while !remaining.is_empty() {
+            if self.shared.stopping() {
+                return Ok(());
+            }
+            let records = self
+                .restore
+                .poll(Duration::from_millis(200))
+                .await
+                .map_err(|e| runtime_err("reading a changelog", e))?;
+            {
+                let mut set = lock(&self.tasks);
+                for rec in records {
+                    let tp = rec.topic_partition();
+                    let Some((id, store, _)) = targets.get(&tp) else {
+                        continue;
+                    };
+                    if rec.offset >= ends[&tp] {
+                        continue;
+                    }
+                    let Some(key) = rec.key else { continue };
+                    if let Some(t) = set.active.get_mut(id) {
+                        t.task
+                            .stores_mut()
+                            .restore(store, [(key, rec.value, rec.timestamp)])?;
+                        t.changelog_acked
+                            .insert((tp.topic.clone(), tp.partition), rec.offset + 1);
+                        restored += 1;
+                    }
+                }
+            }
+            for tp in remaining.clone() {
+                let pos = self
+                    .restore
+                    .position(&tp)
+                    .await
+                    .map_err(|e| runtime_err("restore consumer", e))?;
+                if pos >= ends[&tp] {
+                    remaining.remove(&tp);
+                }
+            }
+        }
+        self.restore
+            .assign([])
+            .map_err(|e| runtime_err("restore consumer", e))?;
+        let names: Vec<String> = ids.iter().map(|t| t.to_string()).collect();
+        tracing::info!(thread = self.index, tasks = %names.join(","), records = restored,
+            ms = started.elapsed().as_millis() as u64, "restored stores from their changelogs");
+        self.shared.note_restored(restored);
+        Ok(())
+    }
+
+    /// A clean stop commits (and leaves the group, whose next owners start from there); after
+    /// an error only outputs already acknowledged have their offsets committed, by the revoke.
+    async fn shutdown(self, clean: bool) {
+        let Running {
+            mut consumer,
+            restore,
+            producer,
+            tasks,
+            index,
+            ..
+        } = self;
+        if clean {
+            let (pending, offsets) = match prepare_commit(&mut lock(&tasks), None) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(thread = index, error = %e, "flushing stores at shutdown");
+                    (Vec::new(), BTreeMap::new())
+                }
+            };
+            producer.flush().await;
+            match await_outputs(&tasks, pending).await {
+                Ok(()) if !offsets.is_empty() => {
+                    write_checkpoints(&tasks);
+                    if let Err(e) = consumer.commit_sync(Some(offsets)).await {
+                        tracing::warn!(thread = index, error = %e, "final commit failed");
+                    }
+                }
+                Ok(()) => {}
+                Err(e) => tracing::warn!(thread = index, error = %e, "outputs lost at shutdown"),
+            }
+        }
+        // Leaving the group revokes the partitions (committing through the listener again).
+        if let Err(e) = consumer.close().await {
+            tracing::warn!(thread = index, error = %e, "closing the consumer");
+        }
+        let _ = restore.close().await;
+        producer.close().await;
+        let mut set = lock(&tasks);
+        let all: Vec<ActiveTask> = std::mem::take(&mut set.active)
+            .into_values()
+            .chain(std::mem::take(&mut set.suspended).into_values())
+            .collect();
+        drop(set);
+        for t in all {
+            close_task(t, "shutdown");
+        }
+    }
+}
+
+fn close_task(mut t: ActiveTask, why: &str) {
+    let id = t.task.id();
+    if let Err(e) = t.task.close() {
+        tracing::warn!(task = %id, error = %e, "closing a task ({why})");
+    } else {
+        tracing::debug!(task = %id, "task closed ({why})");
+    }
+}
