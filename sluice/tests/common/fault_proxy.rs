@@ -54,7 +54,11 @@ impl FaultProxy {
                     return;
                 }
                 let Ok(client) = incoming else { continue };
-                accept_shared.forward(client);
+                // Each on its own thread: finding the opener and connecting onwards take time,
+                // and a busy machine must not make connections queue behind one another (late
+                // answers become timeouts, and timeouts more reconnections).
+                let shared = accept_shared.clone();
+                std::thread::spawn(move || shared.forward(client));
             }
         });
         FaultProxy { addr, shared }
@@ -246,8 +250,17 @@ impl Isolation {
     /// whether the connection's traffic is to be dropped, now and whenever it changes.
     fn register(&self, to: i32, client: &TcpStream, proxy: SocketAddr) -> Arc<AtomicBool> {
         let peer = client.peer_addr().ok();
-        let pids = self.state.lock().unwrap().pids.clone();
-        let from = peer.and_then(|peer| opener(peer, proxy, &pids));
+        // The /proc search is only needed while a node is cut off; `isolate` looks up the
+        // links it does not know yet.
+        let (pids, active) = {
+            let state = self.state.lock().unwrap();
+            (state.pids.clone(), state.isolated.is_some())
+        };
+        let from = if active {
+            peer.and_then(|peer| opener(peer, proxy, &pids))
+        } else {
+            None
+        };
         let mut state = self.state.lock().unwrap();
         let blackholed = Arc::new(AtomicBool::new(
             state
