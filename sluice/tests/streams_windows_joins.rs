@@ -12,8 +12,8 @@ use sluice_client::{
 };
 use sluice_streams::serdes::{LongSerde, Serde, StringSerde};
 use sluice_streams::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, State, StreamsBuilder,
-    StreamsConfig, TimeWindowedSerde, TimeWindows, Topology, Window, Windowed,
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, State, StreamsBuilder, StreamsConfig,
+    TimeWindowedSerde, TimeWindows, Topology, Window, Windowed,
 };
 
 const MINUTE: i64 = 60_000;
@@ -81,7 +81,10 @@ impl Clients {
             .iter()
             .map(|p| TopicPartition::new(topic, p.partition))
             .collect();
-        let spec: Vec<(String, i32)> = tps.iter().map(|tp| (tp.topic.clone(), tp.partition)).collect();
+        let spec: Vec<(String, i32)> = tps
+            .iter()
+            .map(|tp| (tp.topic.clone(), tp.partition))
+            .collect();
         let ends = self
             .rt
             .block_on(self.admin.list_offsets(&spec, OffsetSpec::Latest))
@@ -107,7 +110,10 @@ impl Clients {
                 if done {
                     break;
                 }
-                assert!(Instant::now() < deadline, "could not read {topic} to its end");
+                assert!(
+                    Instant::now() < deadline,
+                    "could not read {topic} to its end"
+                );
                 for r in c.poll(Duration::from_millis(200)).await.unwrap() {
                     if r.offset < end(r.partition) {
                         out.push(r);
@@ -134,7 +140,11 @@ impl Clients {
             if done(&got) {
                 return got;
             }
-            assert_ne!(streams.state(), State::Error, "the app failed; {topic}: {got:?}");
+            assert_ne!(
+                streams.state(),
+                State::Error,
+                "the app failed; {topic}: {got:?}"
+            );
             assert!(
                 Instant::now() < deadline,
                 "{topic} never got the expected records; it holds {got:?}"
@@ -204,7 +214,10 @@ fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() 
     );
 
     // Minutes near now (the broker keeps them), aligned to the epoch as windows are.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let t = (now / MINUTE - 10) * MINUTE;
     let s = 1000;
     // (key, timestamp) in produce order. Stream time (st) after each, and the window of
@@ -264,7 +277,10 @@ fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() 
     );
     streams.close().unwrap();
     // Nothing more came out while the app closed (it commits and flushes, no new counts).
-    assert_eq!(c.read(COUNTS).iter().map(decode).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        c.read(COUNTS).iter().map(decode).collect::<Vec<_>>(),
+        expected
+    );
 }
 
 // ---- stream-table joins ---------------------------------------------------------------------

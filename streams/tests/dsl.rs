@@ -429,7 +429,11 @@ struct KeyByFirstWord;
 impl Processor for KeyByFirstWord {
     fn process(&mut self, r: Record, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
         let (_, line, meta) = r.into_parts::<Option<String>, String>()?;
-        let first = line.split_whitespace().next().unwrap_or_default().to_string();
+        let first = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         ctx.forward(meta.into_record(first, line));
         Ok(())
     }
@@ -519,7 +523,10 @@ fn group_by_key_after_process_repartitions_by_the_new_key() {
             .to("out", Produced::with(StringSerde, StringSerde));
         b.build()
     };
-    let err = join_after_process(false).map(|_| ()).unwrap_err().to_string();
+    let err = join_after_process(false)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("needs key and value serdes"), "{err}");
     let t = join_after_process(true).unwrap();
     assert_eq!(t.subtopologies().len(), 2);
