@@ -7,27 +7,33 @@
 //! kcat -b localhost:9092 -t error-counts-per-minute -C -s value=Q -f '%k %s\n'
 //! ```
 //!
-//! Output keys are `<service>@<minute>` (the minute, in UTC, of the record's timestamp, e.g.
-//! `checkout@2024-05-01T12:00`); values are counts as 8-byte big-endian integers. The minute is
-//! a plain grouping key, not a window: Sluice Streams' windowed aggregations (with grace for
-//! late records) are not used here, so the counts of a minute never close.
+//! Counts are per tumbling one-minute window of record timestamps (`TimeWindows` with a
+//! grace period of 30 s): output keys are `<service>@<window start>`, the start in UTC to
+//! the minute (e.g. `checkout@2024-05-01T12:00`, a plain string, not the windowed serde's
+//! layout); values are the window's count so far as 8-byte big-endian integers, updated on
+//! every ERROR line, so the last value of a key is the minute's total. A line arriving once
+//! stream time (the latest record timestamp seen) has passed its minute's end plus the grace
+//! period is dropped: its minute is closed.
+
+use std::time::Duration;
 
 use sluice_examples::streams_app;
-use sluice_streams::processor::{Processor, ProcessorContext};
-use sluice_streams::record::Record;
 use sluice_streams::serdes::{LongSerde, StringSerde};
 use sluice_streams::{
     Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsConfig, StreamsError,
+    TimeWindows, Topology, Windowed,
 };
 
 const INPUT: &str = "app-logs";
 const OUTPUT: &str = "error-counts-per-minute";
+/// How long after its end a minute still takes late lines.
+const GRACE: Duration = Duration::from_secs(30);
 
-/// `<service>@<UTC minute of the record timestamp>` for an ERROR line; None for others.
-fn error_key(line: &str, timestamp_ms: i64) -> Option<String> {
+/// The service of an ERROR line; None for other levels and malformed lines.
+fn error_service(line: &str) -> Option<&str> {
     let mut fields = line.split_whitespace();
     let (_time, service, level) = (fields.next()?, fields.next()?, fields.next()?);
-    (level == "ERROR").then(|| format!("{service}@{}", utc_minute(timestamp_ms)))
+    (level == "ERROR").then_some(service)
 }
 
 /// `YYYY-MM-DDTHH:MM` in UTC (civil-from-days, proleptic Gregorian calendar).
@@ -50,18 +56,30 @@ fn utc_minute(ms: i64) -> String {
     )
 }
 
-/// Keeps ERROR lines, keyed by service and minute: the processor API, since the key needs the
-/// record's timestamp, which the DSL's closures do not see.
-struct KeyErrorsByMinute;
-
-impl Processor for KeyErrorsByMinute {
-    fn process(&mut self, r: Record, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
-        let (_, line, meta) = r.into_parts::<Option<String>, String>()?;
-        if let Some(key) = error_key(&line, meta.timestamp) {
-            ctx.forward(meta.into_record(key, line));
-        }
-        Ok(())
-    }
+/// ERROR lines counted per service and one-minute window, written as
+/// `<service>@<window start minute>` -> count.
+fn topology() -> Result<Topology, StreamsError> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<Option<String>, String>(INPUT, Consumed::with(StringSerde, StringSerde))
+        .filter(|_, line| error_service(line).is_some())
+        // A new key: the lines of one service go through a repartition topic to one task.
+        .group_by(
+            |_, line: &String| error_service(line).unwrap_or_default().to_string(),
+            Grouped::with(StringSerde, StringSerde).with_name("errors-by-service"),
+        )
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(60),
+            GRACE,
+        ))
+        .count(Materialized::as_store("error-counts"))
+        .to_stream()
+        // Windowed counts are never deleted, so every update has a value.
+        .flat_map(|w: Windowed<String>, count: Option<i64>| {
+            count.map(|n| (format!("{}@{}", w.key, utc_minute(w.window.start)), n))
+        })
+        .to(OUTPUT, Produced::with(StringSerde, LongSerde));
+    builder.build()
 }
 
 fn main() -> Result<(), String> {
@@ -75,24 +93,7 @@ fn main() -> Result<(), String> {
     let bootstrap = streams_app::bootstrap_server()?;
     streams_app::ensure_topics(&bootstrap, &[INPUT, OUTPUT])?;
 
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<Option<String>, String>(INPUT, Consumed::with(StringSerde, StringSerde))
-        .process::<String, String>(
-            "errors-by-service-minute",
-            || Box::new(KeyErrorsByMinute),
-            Vec::new(),
-        )
-        // The processor changed the key, which `process` does not tell the DSL: group_by
-        // (rather than group_by_key) repartitions by it, so one task counts each key.
-        .group_by(
-            |key: &String, _| key.clone(),
-            Grouped::with(StringSerde, StringSerde),
-        )
-        .count(Materialized::as_store("error-counts"))
-        .to_stream()
-        .to(OUTPUT, Produced::with(StringSerde, LongSerde));
-    let topology = builder.build().map_err(|e| e.to_string())?;
+    let topology = topology().map_err(|e| e.to_string())?;
 
     let config = StreamsConfig::new()
         .set("application.id", "log-errors")
@@ -104,18 +105,49 @@ fn main() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_streams::TopologyTestDriver;
 
     #[test]
-    fn keys_errors_by_service_and_utc_minute() {
+    fn formats_utc_minutes_and_picks_error_lines() {
         // 2024-05-01T12:34:56.789Z
-        let ts = 1_714_566_896_789;
-        assert_eq!(utc_minute(ts), "2024-05-01T12:34");
+        assert_eq!(utc_minute(1_714_566_896_789), "2024-05-01T12:34");
         assert_eq!(utc_minute(0), "1970-01-01T00:00");
         assert_eq!(
-            error_key("2024-05-01T12:34:56Z checkout ERROR card declined", ts).as_deref(),
-            Some("checkout@2024-05-01T12:34")
+            error_service("2024-05-01T12:34:56Z checkout ERROR card declined"),
+            Some("checkout")
         );
-        assert_eq!(error_key("2024-05-01T12:34:56Z checkout INFO ok", ts), None);
-        assert_eq!(error_key("garbage", ts), None);
+        assert_eq!(error_service("2024-05-01T12:34:56Z checkout INFO ok"), None);
+        assert_eq!(error_service("garbage"), None);
+    }
+
+    #[test]
+    fn counts_errors_per_service_per_minute_within_grace() {
+        let d = TopologyTestDriver::new(topology().unwrap(), "log-errors").unwrap();
+        let input = d.create_input_topic(INPUT, StringSerde, StringSerde);
+        let noon = 1_714_564_800_000; // 2024-05-01T12:00:00Z
+        let line = |at: i64, service: &str, level: &str| {
+            input
+                .pipe_input(None::<String>, format!("- {service} {level} x"), noon + at)
+                .unwrap();
+        };
+        line(1_000, "checkout", "ERROR");
+        line(2_000, "checkout", "INFO");
+        line(3_000, "search", "ERROR");
+        line(61_000, "checkout", "ERROR");
+        line(59_000, "checkout", "ERROR"); // late, within grace: 12:00 counts it
+        line(95_000, "search", "ERROR"); // stream time passes 12:01 + 30 s: 12:00 closes
+        line(58_000, "checkout", "ERROR"); // too late: dropped
+        let out = d.create_output_topic::<String, i64>(OUTPUT, StringSerde, LongSerde);
+        let s = |k: &str, n: i64| (k.to_string(), n);
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![
+                s("checkout@2024-05-01T12:00", 1),
+                s("search@2024-05-01T12:00", 1),
+                s("checkout@2024-05-01T12:01", 1),
+                s("checkout@2024-05-01T12:00", 2),
+                s("search@2024-05-01T12:01", 1),
+            ]
+        );
     }
 }

@@ -423,6 +423,129 @@ fn repartition_when_the_key_changes_before_grouping() {
     assert_eq!(driver.stream_time("shop-by-customer-repartition"), Some(10));
 }
 
+/// Re-keys each line by its first word: a key change the DSL cannot see.
+struct KeyByFirstWord;
+
+impl Processor for KeyByFirstWord {
+    fn process(&mut self, r: Record, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
+        let (_, line, meta) = r.into_parts::<Option<String>, String>()?;
+        let first = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        ctx.forward(meta.into_record(first, line));
+        Ok(())
+    }
+}
+
+#[test]
+fn group_by_key_after_process_repartitions_by_the_new_key() {
+    let b = StreamsBuilder::new();
+    lines(&b, "in")
+        .process::<String, String>(
+            "key-by-first-word",
+            || Box::new(KeyByFirstWord) as Box<dyn Processor>,
+            vec![],
+        )
+        .group_by_key(Grouped::with(StringSerde, StringSerde).with_name("by-first"))
+        .count(Materialized::as_store("first-words"))
+        .to_stream()
+        .to("out", Produced::with(StringSerde, LongSerde));
+    let t = b.build().unwrap();
+    // Without the repartition topic, lines with one first word read from different input
+    // partitions would be counted by different tasks, each with a partial count.
+    assert_eq!(t.subtopologies().len(), 2);
+    assert_eq!(
+        t.internal_topics("app")
+            .iter()
+            .map(|t| (t.name.as_str(), t.kind))
+            .collect::<Vec<_>>(),
+        vec![
+            ("app-by-first-repartition", InternalTopicKind::Repartition),
+            ("app-first-words-changelog", InternalTopicKind::Changelog),
+        ]
+    );
+    let driver = TopologyTestDriver::new(t, "app").unwrap();
+    let input = driver.create_input_topic("in", StringSerde, StringSerde);
+    for l in ["ann tea", "bob pen", "ann cup"] {
+        input.pipe_input(None, s(l), 10).unwrap();
+    }
+    let through = driver.read_raw("app-by-first-repartition");
+    assert_eq!(
+        through
+            .iter()
+            .map(|r| r.key.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        vec![&b"ann"[..], &b"bob"[..], &b"ann"[..]]
+    );
+    let out = driver.create_output_topic::<String, i64>("out", StringSerde, LongSerde);
+    let m = out.read_key_values_to_map().unwrap();
+    assert_eq!((m[&s("ann")], m[&s("bob")]), (2, 1));
+
+    // The processor's output types are unknown to the DSL, so the repartition needs serdes.
+    let b = StreamsBuilder::new();
+    lines(&b, "in")
+        .process::<String, String>(
+            "key-by-first-word",
+            || Box::new(KeyByFirstWord) as Box<dyn Processor>,
+            vec![],
+        )
+        .group_by_key(Grouped::new().with_name("by-first"))
+        .count(Materialized::as_store("first-words").with_key_serde(StringSerde))
+        .to_stream()
+        .to("out", Produced::with(StringSerde, LongSerde));
+    let err = b.build().map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.contains("repartition topic by-first-repartition needs key and value serdes"),
+        "{err}"
+    );
+
+    // A join after `process` is co-partitioned only through an explicit repartition.
+    let join_after_process = |repartition: bool| {
+        let b = StreamsBuilder::new();
+        let table = b.table::<String, String>(
+            "t",
+            Consumed::with(StringSerde, StringSerde),
+            Materialized::as_store("t-store"),
+        );
+        let mut keyed = lines(&b, "in").process::<String, String>(
+            "key-by-first-word",
+            || Box::new(KeyByFirstWord) as Box<dyn Processor>,
+            vec![],
+        );
+        if repartition {
+            keyed = keyed
+                .repartition(Repartitioned::with(StringSerde, StringSerde).with_name("by-first"));
+        }
+        keyed
+            .join(&table, |l: String, t: String| format!("{l}/{t}"))
+            .to("out", Produced::with(StringSerde, StringSerde));
+        b.build()
+    };
+    let err = join_after_process(false)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs key and value serdes"), "{err}");
+    let t = join_after_process(true).unwrap();
+    assert_eq!(t.subtopologies().len(), 2);
+    let driver = TopologyTestDriver::new(t, "app").unwrap();
+    driver
+        .create_input_topic("t", StringSerde, StringSerde)
+        .pipe_input(s("ann"), s("eu"), 1)
+        .unwrap();
+    driver
+        .create_input_topic("in", StringSerde, StringSerde)
+        .pipe_input(None, s("ann tea"), 2)
+        .unwrap();
+    let out = driver.create_output_topic::<String, String>("out", StringSerde, StringSerde);
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(s("ann"), s("ann tea/eu"))]
+    );
+}
+
 #[test]
 fn explicit_repartition_splits_the_topology() {
     let b = StreamsBuilder::new();

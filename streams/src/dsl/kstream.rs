@@ -348,6 +348,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Adds a processor of the processor API, connected to the named stores (declared here
     /// when new). Its output types are the caller's promise: a processor forwarding other
     /// types makes the next node fail with `StreamsError::TypeMismatch`.
+    ///
+    /// The DSL cannot see whether the processor changes keys, so, as Kafka does, it takes it
+    /// to: a later `group_by_key` repartitions first, by the serdes given in `Grouped`. A
+    /// join needs `repartition` with serdes first (the output serdes are unknown here).
     pub fn process<K2: Data, V2: Data>(
         &self,
         name: &str,
@@ -360,7 +364,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             g.connect_store(node, s);
         }
         drop(g);
-        KStream::new(self.g.clone(), node, None, None, self.repartition_required)
+        KStream::new(self.g.clone(), node, None, None, true)
     }
 }
 

@@ -1,0 +1,392 @@
+//! Sluice Streams windows and joins against the real broker: a tumbling one-minute count with
+//! grace over records with explicit timestamps, and stream-table joins (inner and left).
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::BrokerProcess;
+use sluice_client::admin::{NewTopic, OffsetSpec};
+use sluice_client::{
+    Admin, ClientConfig, Consumer, ConsumerRecord, Producer, ProducerRecord, TopicPartition,
+};
+use sluice_streams::serdes::{LongSerde, Serde, StringSerde};
+use sluice_streams::{
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, State, StreamsBuilder, StreamsConfig,
+    TimeWindowedSerde, TimeWindows, Topology, Window, Windowed,
+};
+
+const MINUTE: i64 = 60_000;
+
+/// The test's own clients, driven from plain test code.
+struct Clients {
+    rt: tokio::runtime::Runtime,
+    bootstrap: String,
+    admin: Admin,
+    producer: Producer,
+}
+
+impl Clients {
+    fn new(bootstrap: &str) -> Clients {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let cfg = ClientConfig::new().set("bootstrap.servers", bootstrap);
+        let admin = Admin::new(cfg.clone()).unwrap();
+        let producer = rt.block_on(Producer::new(cfg)).unwrap();
+        Clients {
+            rt,
+            bootstrap: bootstrap.to_string(),
+            admin,
+            producer,
+        }
+    }
+
+    fn create(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut t = NewTopic::new(topic).partitions(partitions);
+        for (k, v) in configs {
+            t = t.config(*k, *v);
+        }
+        let r = self
+            .rt
+            .block_on(self.admin.create_topics(&[t], false))
+            .unwrap();
+        r[topic].as_ref().unwrap();
+    }
+
+    /// Sends one record and waits for its acknowledgement, so records are in the log in the
+    /// order of the calls. A `None` value is a tombstone.
+    fn send(&self, topic: &str, key: &str, value: Option<&str>, timestamp: Option<i64>) {
+        let mut r = ProducerRecord::new(topic).key(key.as_bytes().to_vec());
+        if let Some(v) = value {
+            r = r.value(v.as_bytes().to_vec());
+        }
+        if let Some(ts) = timestamp {
+            r = r.timestamp(ts);
+        }
+        self.rt.block_on(async {
+            let delivery = self.producer.send(r).await.unwrap();
+            delivery.await.unwrap();
+        });
+    }
+
+    /// Every record of `topic` up to its end now, partition by partition in offset order.
+    fn read(&self, topic: &str) -> Vec<ConsumerRecord> {
+        let d = self
+            .rt
+            .block_on(self.admin.describe_topics(&[topic.to_string()]))
+            .unwrap();
+        let tps: Vec<TopicPartition> = d[topic]
+            .as_ref()
+            .unwrap()
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.partition))
+            .collect();
+        let spec: Vec<(String, i32)> = tps
+            .iter()
+            .map(|tp| (tp.topic.clone(), tp.partition))
+            .collect();
+        let ends = self
+            .rt
+            .block_on(self.admin.list_offsets(&spec, OffsetSpec::Latest))
+            .unwrap();
+        let end = |p: i32| ends[&(topic.to_string(), p)].as_ref().unwrap().offset;
+        self.rt.block_on(async {
+            let mut c =
+                Consumer::new(ClientConfig::new().set("bootstrap.servers", &self.bootstrap))
+                    .unwrap();
+            c.assign(tps.clone()).unwrap();
+            for tp in &tps {
+                c.seek(tp, 0).unwrap();
+            }
+            let mut out = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let mut done = true;
+                for tp in &tps {
+                    if c.position(tp).await.unwrap() < end(tp.partition) {
+                        done = false;
+                    }
+                }
+                if done {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "could not read {topic} to its end"
+                );
+                for r in c.poll(Duration::from_millis(200)).await.unwrap() {
+                    if r.offset < end(r.partition) {
+                        out.push(r);
+                    }
+                }
+            }
+            out.sort_by_key(|r| (r.partition, r.offset));
+            out
+        })
+    }
+
+    /// Reads `topic` until `done` holds for what it holds, failing with `show` of the last
+    /// read (and the app's state) after 60 s.
+    fn await_topic<T: std::fmt::Debug>(
+        &self,
+        topic: &str,
+        streams: &KafkaStreams,
+        decode: impl Fn(&ConsumerRecord) -> T,
+        done: impl Fn(&[T]) -> bool,
+    ) -> Vec<T> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got: Vec<T> = self.read(topic).iter().map(&decode).collect();
+            if done(&got) {
+                return got;
+            }
+            assert_ne!(
+                streams.state(),
+                State::Error,
+                "the app failed; {topic}: {got:?}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{topic} never got the expected records; it holds {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn streams_config(app: &str, bootstrap: &str, state: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new()
+        .set("application.id", app)
+        .set("bootstrap.servers", bootstrap)
+        .set("commit.interval.ms", "500")
+        .set("state.dir", state.display().to_string())
+        .set("producer.linger.ms", "5")
+}
+
+fn run(topology: Topology, cfg: StreamsConfig) -> KafkaStreams {
+    let mut s = KafkaStreams::new(topology, cfg);
+    s.start().unwrap();
+    s
+}
+
+fn string(b: &Option<bytes::Bytes>) -> Option<String> {
+    b.as_ref().map(|b| String::from_utf8(b.to_vec()).unwrap())
+}
+
+// ---- a tumbling one-minute windowed count ---------------------------------------------------
+
+const EVENTS: &str = "events";
+const COUNTS: &str = "counts-per-minute";
+const GRACE_MS: i64 = 30_000;
+
+fn windowed_count() -> Topology {
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>(EVENTS, Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with(StringSerde, StringSerde))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_millis(MINUTE as u64),
+            Duration::from_millis(GRACE_MS as u64),
+        ))
+        .count(Materialized::as_store("events-per-minute"))
+        .to_stream()
+        .to(
+            COUNTS,
+            Produced::with(
+                TimeWindowedSerde::new(StringSerde, Duration::from_secs(60)),
+                LongSerde,
+            ),
+        );
+    b.build().unwrap()
+}
+
+#[test]
+fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let c = Clients::new(&broker.bootstrap());
+    // One input partition: one task, whose stream time is the largest timestamp it has read,
+    // so the order the records are produced in decides what is late.
+    c.create(EVENTS, 1, &[]);
+    c.create(COUNTS, 1, &[]);
+    let mut streams = run(
+        windowed_count(),
+        streams_config("windows", &broker.bootstrap(), &dir.path().join("state")),
+    );
+
+    // Minutes near now (the broker keeps them), aligned to the epoch as windows are.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t = (now / MINUTE - 10) * MINUTE;
+    let s = 1000;
+    // (key, timestamp) in produce order. Stream time (st) after each, and the window of
+    // [t, t+60 s) closing at t+90 s.
+    let events = [
+        ("a", t + s),       // st t+1s
+        ("a", t + 30 * s),  // st t+30s
+        ("b", t + 45 * s),  // st t+45s
+        ("a", t + 61 * s),  // st t+61s: the second minute starts
+        ("a", t + 75 * s),  // st t+75s
+        ("a", t + 50 * s),  // late for the first minute, within grace: counted
+        ("b", t + 100 * s), // st t+100s: the first minute is closed
+        ("a", t + 59 * s),  // after grace: dropped
+        ("b", t + 10 * s),  // after grace: dropped
+        ("c", t + 150 * s), // st t+150s = the second minute's end + grace: it closes
+        ("a", t + 119 * s), // at exactly end + grace: dropped
+        ("a", t + 125 * s), // the third minute; the last record
+    ];
+    for (k, ts) in events {
+        c.send(EVENTS, k, Some("event"), Some(ts));
+    }
+
+    let serde = TimeWindowedSerde::new(StringSerde, Duration::from_secs(60));
+    let decode = |r: &ConsumerRecord| {
+        let k: Windowed<String> = serde.deserialize(COUNTS, r.key.as_deref()).unwrap();
+        let n: i64 = LongSerde.deserialize(COUNTS, r.value.as_deref()).unwrap();
+        (k.key, k.window.start - t, n)
+    };
+    let w = |k: &str, minute: i64, n: i64| (k.to_string(), minute * MINUTE, n);
+    let last = w("a", 2, 1);
+    // One task processes in log order: once the last record's count is out, the dropped
+    // ones (read before it) would have shown up before it if they had been counted.
+    let got = c.await_topic(COUNTS, &streams, decode, |got| got.contains(&last));
+    // Every update of every window, in processing order.
+    let expected = vec![
+        w("a", 0, 1),
+        w("a", 0, 2),
+        w("b", 0, 1),
+        w("a", 1, 1),
+        w("a", 1, 2),
+        w("a", 0, 3),
+        w("b", 1, 1),
+        w("c", 2, 1),
+        last,
+    ];
+    assert_eq!(got, expected);
+
+    // The windowed keys carry the window start as Kafka's TimeWindowedSerializer writes it.
+    let first = &c.read(COUNTS)[0];
+    let mut key = b"a".to_vec();
+    key.extend_from_slice(&t.to_be_bytes());
+    assert_eq!(first.key.as_deref(), Some(&key[..]));
+    let windowed = Windowed::new("a".to_string(), Window::new(t, t + MINUTE));
+    assert_eq!(
+        serde.serialize(COUNTS, &windowed).unwrap().as_deref(),
+        Some(&key[..])
+    );
+    streams.close().unwrap();
+    // Nothing more came out while the app closed (it commits and flushes, no new counts).
+    assert_eq!(
+        c.read(COUNTS).iter().map(decode).collect::<Vec<_>>(),
+        expected
+    );
+}
+
+// ---- stream-table joins ---------------------------------------------------------------------
+
+const USERS: &str = "users";
+const CLICKS: &str = "clicks";
+const ENRICHED: &str = "clicks-enriched";
+const ENRICHED_LEFT: &str = "clicks-enriched-left";
+const JOIN_PARTITIONS: i32 = 3;
+
+fn joins() -> Topology {
+    let b = StreamsBuilder::new();
+    let users = b.table::<String, String>(
+        USERS,
+        Consumed::with(StringSerde, StringSerde),
+        Materialized::as_store("users-store"),
+    );
+    let clicks = b.stream::<String, String>(CLICKS, Consumed::with(StringSerde, StringSerde));
+    clicks
+        .join(&users, |page: String, region: String| {
+            format!("{page}@{region}")
+        })
+        .to(ENRICHED, Produced::with(StringSerde, StringSerde));
+    clicks
+        .left_join(&users, |page: String, region: Option<String>| {
+            format!("{page}@{}", region.as_deref().unwrap_or("<none>"))
+        })
+        .to(ENRICHED_LEFT, Produced::with(StringSerde, StringSerde));
+    b.build().unwrap()
+}
+
+#[test]
+fn stream_table_join_enriches_each_click_with_the_latest_table_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let c = Clients::new(&broker.bootstrap());
+    // Co-partitioned: one partition count, and the producer's default partitioner puts a key
+    // in the same partition of both, so one task sees a user's row and clicks.
+    c.create(USERS, JOIN_PARTITIONS, &[("cleanup.policy", "compact")]);
+    c.create(CLICKS, JOIN_PARTITIONS, &[]);
+    c.create(ENRICHED, JOIN_PARTITIONS, &[]);
+    c.create(ENRICHED_LEFT, JOIN_PARTITIONS, &[]);
+    let app = "joins";
+    let mut streams = run(
+        joins(),
+        streams_config(app, &broker.bootstrap(), &dir.path().join("state")),
+    );
+    let changelog = format!("{app}-users-store-changelog");
+
+    // A task reads its table and stream partitions in whatever order fetches return them, so
+    // each table change is awaited in the store's changelog (written as the table task
+    // applies it) before the clicks that must see it are sent.
+    let table = |user: &str, region: Option<&str>| {
+        c.send(USERS, user, region, None);
+        let want = (user.to_string(), region.map(str::to_string));
+        c.await_topic(
+            &changelog,
+            &streams,
+            |r| (string(&r.key).unwrap(), string(&r.value)),
+            |got| got.iter().rev().find(|(k, _)| *k == want.0) == Some(&want),
+        );
+    };
+    let click = |user: &str, page: &str| c.send(CLICKS, user, Some(page), None);
+    let decode = |r: &ConsumerRecord| (string(&r.key).unwrap(), string(&r.value).unwrap());
+    let of = |got: &[(String, String)], user: &str| -> Vec<String> {
+        got.iter()
+            .filter(|(k, _)| k == user)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+
+    table("alice", Some("eu"));
+    table("bob", Some("us"));
+    click("alice", "home");
+    click("bob", "cart");
+    click("carol", "home"); // no row in the table
+    table("alice", Some("apac")); // alice moves between two of her clicks
+    click("alice", "checkout");
+    table("bob", None); // bob's row is deleted
+    click("bob", "help");
+    table("bob", Some("emea"));
+    click("bob", "back");
+    click("carol", "back");
+
+    // Per key, one task in log order: each user's last click shows every earlier one was
+    // processed, so a missing or extra output before it is a real error, not a slow app.
+    let done = |inner: bool| {
+        move |got: &[(String, String)]| {
+            let o = |u: &str, last: &str| of(got, u).last().map(String::as_str) == Some(last);
+            o("alice", "checkout@apac")
+                && o("bob", "back@emea")
+                && (inner || o("carol", "back@<none>"))
+        }
+    };
+    // The left join first: it also waits for carol's clicks, which the inner join drops.
+    let left = c.await_topic(ENRICHED_LEFT, &streams, decode, done(false));
+    assert_eq!(of(&left, "alice"), ["home@eu", "checkout@apac"]);
+    assert_eq!(of(&left, "bob"), ["cart@us", "help@<none>", "back@emea"]);
+    assert_eq!(of(&left, "carol"), ["home@<none>", "back@<none>"]);
+    assert_eq!(left.len(), 7, "{left:?}");
+
+    let inner = c.await_topic(ENRICHED, &streams, decode, done(true));
+    assert_eq!(of(&inner, "alice"), ["home@eu", "checkout@apac"]);
+    // While bob had no row his click joined nothing, and carol never has one.
+    assert_eq!(of(&inner, "bob"), ["cart@us", "back@emea"]);
+    assert_eq!(inner.len(), 4, "{inner:?}");
+
+    streams.close().unwrap();
+}
