@@ -277,6 +277,7 @@ impl Running {
                 .await
                 .map_err(|e| runtime_err("polling", e))?;
             self.apply_changes().await?;
+            let mut processed = 0u64;
             for rec in records {
                 let tp = rec.topic_partition();
                 let offset = rec.offset;
@@ -295,8 +296,10 @@ impl Running {
                     t.task.process(InputRecord::from(rec), &mut out)?;
                     t.consumed.insert(tp, offset + 1);
                 }
+                processed += 1;
                 self.send(id, &mut out).await?;
             }
+            self.shared.note_processed(processed);
             let now = now_ms();
             let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
             for id in ids {
