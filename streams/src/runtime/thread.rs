@@ -219,6 +219,8 @@ struct Running {
     consumer: Consumer,
     restore: Consumer,
     producer: Producer,
+    /// Pending outputs at which `send` next drops the acknowledged ones.
+    check_pending_at: usize,
 }
 
 impl StreamThread {
@@ -256,6 +258,7 @@ impl StreamThread {
             consumer,
             restore,
             producer,
+            check_pending_at: PENDING_CHECK,
         };
         r.consumer
             .subscribe_with_listener(sources, Listener { tasks })
@@ -340,13 +343,16 @@ impl Running {
         let check = {
             let mut set = lock(&self.tasks);
             set.pending.extend(futures);
-            set.pending.len() >= PENDING_CHECK
+            set.pending.len() >= self.check_pending_at
         };
         if check {
             // Memory stays bounded between commits: finished sends are checked and dropped.
             let pending = std::mem::take(&mut lock(&self.tasks).pending);
             let (done, open): (Vec<_>, Vec<_>) =
                 pending.into_iter().partition(|(_, _, f)| f.is_resolved());
+            // Unacknowledged outputs are the normal state (linger.ms, acks=all): the next look
+            // comes PENDING_CHECK sends later, not at every send while the backlog is large.
+            self.check_pending_at = open.len() + PENDING_CHECK;
             lock(&self.tasks).pending.extend(open);
             await_outputs(&self.tasks, done).await?;
         }
@@ -356,6 +362,7 @@ impl Running {
     /// Flush stores, wait for every output to be acknowledged, then commit the offsets.
     async fn commit(&mut self) -> Result<(), StreamsError> {
         let (pending, offsets) = prepare_commit(&mut lock(&self.tasks), None)?;
+        self.check_pending_at = PENDING_CHECK;
         self.producer.flush().await;
         await_outputs(&self.tasks, pending).await?;
         write_checkpoints(&self.tasks);
