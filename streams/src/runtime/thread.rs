@@ -347,13 +347,21 @@ impl Running {
         };
         if check {
             // Memory stays bounded between commits: finished sends are checked and dropped.
-            let pending = std::mem::take(&mut lock(&self.tasks).pending);
-            let (done, open): (Vec<_>, Vec<_>) =
-                pending.into_iter().partition(|(_, _, f)| f.is_resolved());
-            // Unacknowledged outputs are the normal state (linger.ms, acks=all): the next look
-            // comes PENDING_CHECK sends later, not at every send while the backlog is large.
-            self.check_pending_at = open.len() + PENDING_CHECK;
-            lock(&self.tasks).pending.extend(open);
+            // Outputs are acknowledged about in the order sent, so the finished ones are the
+            // front (those behind an open one wait for the next look, or the commit).
+            let done: Pending = {
+                let mut set = lock(&self.tasks);
+                let n = set
+                    .pending
+                    .iter()
+                    .position(|(_, _, f)| !f.is_resolved())
+                    .unwrap_or(set.pending.len());
+                let done = set.pending.drain(..n).collect();
+                // Unacknowledged outputs are the normal state (linger.ms, acks=all): looking
+                // again once the backlog has doubled keeps the cost per send constant.
+                self.check_pending_at = (2 * set.pending.len()).max(PENDING_CHECK);
+                done
+            };
             await_outputs(&self.tasks, done).await?;
         }
         Ok(())
