@@ -31,8 +31,9 @@ fn now_ms() -> i64 {
 
 struct ActiveTask {
     task: Task,
-    /// Next offset to process, per input partition: what a commit stores.
-    consumed: BTreeMap<TopicPartition, i64>,
+    /// Next offset to process, per input partition: what a commit stores. A list, as a task
+    /// reads a partition of each of a few topics.
+    consumed: Vec<(TopicPartition, i64)>,
     /// Changelog partition -> offset after the latest acknowledged changelog record, for the
     /// checkpoint of persistent stores.
     changelog_acked: BTreeMap<(String, i32), i64>,
@@ -73,9 +74,9 @@ fn prepare_commit(
     let mut offsets = BTreeMap::new();
     for t in set.active.values_mut() {
         t.task.flush()?;
-        for (tp, &o) in &t.consumed {
+        for (tp, o) in &t.consumed {
             if only.map_or(true, |s| s.contains(tp)) {
-                offsets.insert(tp.clone(), OffsetAndMetadata::new(o));
+                offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
             }
         }
     }
@@ -221,6 +222,8 @@ struct Running {
     producer: Producer,
     /// Pending outputs at which `send` next drops the acknowledged ones.
     check_pending_at: usize,
+    /// `send`'s list of deliveries, empty between calls.
+    sent: Pending,
 }
 
 impl StreamThread {
@@ -259,6 +262,7 @@ impl StreamThread {
             restore,
             producer,
             check_pending_at: PENDING_CHECK,
+            sent: Vec::new(),
         };
         r.consumer
             .subscribe_with_listener(sources, Listener { tasks })
@@ -282,8 +286,7 @@ impl Running {
             self.apply_changes().await?;
             let mut processed = 0u64;
             for rec in records {
-                let tp = rec.topic_partition();
-                let offset = rec.offset;
+                let (partition, offset) = (rec.partition, rec.offset);
                 let id = TaskId {
                     subtopology: self.sub_of_topic.get(&rec.topic).copied().ok_or_else(|| {
                         StreamsError::Topology(format!("no sub-topology reads {}", rec.topic))
@@ -296,8 +299,19 @@ impl Running {
                         // Fetched before its partition was revoked: the next owner reads it.
                         continue;
                     };
+                    // Found by name, as building the key would copy the topic each record.
+                    // Its slot, or the key of a new one.
+                    let slot = t
+                        .consumed
+                        .iter()
+                        .position(|(tp, _)| tp.partition == partition && tp.topic == rec.topic)
+                        .ok_or_else(|| rec.topic_partition());
                     t.task.process(InputRecord::from(rec), &mut out)?;
-                    t.consumed.insert(tp, offset + 1);
+                    // Only once processed: a failure must not commit past its record.
+                    match slot {
+                        Ok(i) => t.consumed[i].1 = offset + 1,
+                        Err(tp) => t.consumed.push((tp, offset + 1)),
+                    }
                 }
                 processed += 1;
                 self.send(id, &mut out).await?;
@@ -323,7 +337,7 @@ impl Running {
         if out.is_empty() {
             return Ok(());
         }
-        let mut futures = Vec::with_capacity(out.len());
+        let mut futures = std::mem::take(&mut self.sent);
         for o in out.drain(..) {
             let kind = o.kind;
             let mut pr = ProducerRecord::new(o.topic).timestamp(o.timestamp);
@@ -342,9 +356,11 @@ impl Running {
         }
         let check = {
             let mut set = lock(&self.tasks);
-            set.pending.extend(futures);
+            set.pending.append(&mut futures);
             set.pending.len() >= self.check_pending_at
         };
+        // Kept for the next call: a list per input record would cost an allocation each.
+        self.sent = futures;
         if check {
             // Memory stays bounded between commits: finished sends are checked and dropped.
             // Outputs are acknowledged about in the order sent, so the finished ones are the
@@ -456,7 +472,7 @@ impl Running {
                             id,
                             ActiveTask {
                                 task,
-                                consumed: BTreeMap::new(),
+                                consumed: Vec::new(),
                                 changelog_acked: BTreeMap::new(),
                                 dir,
                             },
