@@ -89,11 +89,16 @@ async fn await_outputs(tasks: &Tasks, pending: Pending) -> Result<(), StreamsErr
     let mut acked: Vec<(TaskId, String, i32, i64)> = Vec::new();
     let mut first_err = None;
     for (id, kind, f) in pending {
-        match f.await {
-            Ok(md) if kind == OutputKind::Changelog => {
-                acked.push((id, md.topic, md.partition, md.offset + 1))
-            }
-            Ok(_) => {}
+        // Only changelog offsets are kept; other outputs just need to be stored, which spares
+        // building their metadata (a copy of the topic name each).
+        let result = if kind == OutputKind::Changelog {
+            f.await.map(Some)
+        } else {
+            f.stored().await.map(|()| None)
+        };
+        match result {
+            Ok(Some(md)) => acked.push((id, md.topic, md.partition, md.offset + 1)),
+            Ok(None) => {}
             Err(e) => {
                 if first_err.is_none() {
                     first_err = Some(runtime_err("producing a task's output", e));
