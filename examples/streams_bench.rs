@@ -69,7 +69,11 @@ fn parse_args() -> Result<Args, String> {
             "--record-size" => a.record_size = number(value()?)? as usize,
             "--commit-interval-ms" => a.commit_interval_ms = number(value()?)?,
             "--state-dir" => a.state_dir = value()?,
-            other => return Err(format!("unknown argument {other} (see the file's doc comment)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other} (see the file's doc comment)"
+                ))
+            }
         }
     }
     Ok(a)
@@ -164,10 +168,8 @@ impl Timing {
 
 fn streams(a: &Args) -> Result<(), String> {
     let builder = StreamsBuilder::new();
-    let input = builder.stream::<String, String>(
-        a.topic.as_str(),
-        Consumed::with(StringSerde, StringSerde),
-    );
+    let input = builder
+        .stream::<String, String>(a.topic.as_str(), Consumed::with(StringSerde, StringSerde));
     match a.mode.as_str() {
         "map-filter" => input
             .filter(|_, v: &String| keep(v))
@@ -230,7 +232,10 @@ async fn plain_loop(a: &Args, first: &AtomicU64) -> Result<(), String> {
     let mut consumer = Consumer::new(
         ClientConfig::new()
             .set("bootstrap.servers", &a.bootstrap)
-            .set("group.id", format!("streams-bench-plain-{}", std::process::id()))
+            .set(
+                "group.id",
+                format!("streams-bench-plain-{}", std::process::id()),
+            )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest"),
     )
@@ -280,7 +285,10 @@ async fn plain_loop(a: &Args, first: &AtomicU64) -> Result<(), String> {
         }
         for rec in records {
             processed += 1;
-            offsets.insert(rec.topic_partition(), OffsetAndMetadata::new(rec.offset + 1));
+            offsets.insert(
+                rec.topic_partition(),
+                OffsetAndMetadata::new(rec.offset + 1),
+            );
             let value = rec
                 .value
                 .as_deref()
@@ -347,8 +355,7 @@ fn plain(a: &Args) -> Result<(), String> {
 fn main() -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
