@@ -110,6 +110,9 @@ pub struct Task {
     policy: DeserializationErrorPolicy,
     skipped: u64,
     dropped: u64,
+    /// Emptied forward lists for `send` to reuse: a fresh one per node and record would cost
+    /// an allocation at every step of every record.
+    spare_forwards: Vec<Vec<Forward>>,
 }
 
 impl Task {
@@ -193,6 +196,7 @@ impl Task {
             policy: cfg.deserialization_errors,
             skipped: 0,
             dropped: 0,
+            spare_forwards: Vec::new(),
         };
         task.init()?;
         Ok(task)
@@ -352,6 +356,7 @@ impl Task {
             rec,
             out,
             &mut self.dropped,
+            &mut self.spare_forwards,
         )?;
         self.punctuate(PunctuationType::StreamTime, self.stream_time, out)
     }
@@ -426,6 +431,7 @@ impl Task {
                     rec,
                     out,
                     &mut self.dropped,
+                    &mut self.spare_forwards,
                 )?;
             }
         }
@@ -460,20 +466,24 @@ fn send(
     rec: Record,
     out: &mut Vec<OutputRecord>,
     dropped: &mut u64,
+    spare: &mut Vec<Vec<Forward>>,
 ) -> Result<(), StreamsError> {
     // Children are local indexes: an edge never leaves its sub-topology.
-    let targets: Vec<usize> = match target {
-        Some(i) => nodes[from].children.get(i).copied().into_iter().collect(),
-        None => nodes[from].children.clone(),
+    let children = nodes[from].children.len();
+    let (first, count) = match target {
+        Some(i) if i < children => (i, 1),
+        Some(_) => (0, 0),
+        None => (0, children),
     };
     let mut rec = Some(rec);
-    for (n, &child) in targets.iter().enumerate() {
-        let r = if n + 1 == targets.len() {
+    for n in 0..count {
+        let child = nodes[from].children[first + n];
+        let r = if n + 1 == count {
             rec.take().expect("moved into the last child only")
         } else {
             rec.as_ref().expect("still held").clone()
         };
-        let mut forwards: Vec<Forward> = Vec::new();
+        let mut forwards = spare.pop().unwrap_or_default();
         {
             let TaskNode {
                 name,
@@ -504,9 +514,10 @@ fn send(
             };
             p.process(r, &mut ctx)?;
         }
-        for (t, f) in forwards {
-            send(nodes, stores, env, rc, child, t, f, out, dropped)?;
+        for (t, f) in forwards.drain(..) {
+            send(nodes, stores, env, rc, child, t, f, out, dropped, spare)?;
         }
+        spare.push(forwards);
     }
     Ok(())
 }

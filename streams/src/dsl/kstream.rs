@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::ops::{step_supplier, Branch, Predicate, StepFn};
 use super::{Grouped, KGroupedStream, Produced, Repartitioned};
 use crate::processor::{Processor, ProcessorSupplier};
-use crate::record::{Data, Record};
+use crate::record::{Data, Erased, Record};
 use crate::serdes::Serde;
 use crate::state::StoreSpec;
 use crate::topology::{GraphBuilder, SerdePair, TopicRef};
@@ -118,9 +118,14 @@ impl<K: Data, V: Data> KStream<K, V> {
         f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
     ) -> KStream<K, V2> {
         let f: Arc<StepFn> = Arc::new(move |r: Record, ctx| {
-            let (k, v, meta) = r.into_parts::<K, V>()?;
-            let v2 = f(&k, v);
-            ctx.forward(meta.into_record(k, v2));
+            // The key goes on in its box: only the value is unboxed and boxed anew.
+            let v2 = f(r.key.get::<K>()?, r.value.take::<V>()?);
+            ctx.forward(Record {
+                key: r.key,
+                value: Erased::new(v2),
+                timestamp: r.timestamp,
+                headers: r.headers,
+            });
             Ok(())
         });
         self.step("KSTREAM-MAPVALUES", f, self.key_serde.clone(), None, false)

@@ -36,6 +36,7 @@ pub(crate) struct Shared {
     tasks: Mutex<BTreeMap<usize, Vec<TaskId>>>,
     commits: AtomicU64,
     restored: AtomicU64,
+    processed: AtomicU64,
 }
 
 impl Shared {
@@ -56,6 +57,10 @@ impl Shared {
 
     pub(crate) fn note_restored(&self, n: u64) {
         self.restored.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_processed(&self, n: u64) {
+        self.processed.fetch_add(n, Ordering::Relaxed);
     }
 
     fn set_state(&self, s: State) {
@@ -124,6 +129,7 @@ impl KafkaStreams {
                 tasks: Mutex::new(BTreeMap::new()),
                 commits: AtomicU64::new(0),
                 restored: AtomicU64::new(0),
+                processed: AtomicU64::new(0),
             }),
             threads: Vec::new(),
         }
@@ -153,6 +159,12 @@ impl KafkaStreams {
     /// Changelog records replayed into stores so far.
     pub fn restored_records(&self) -> u64 {
         self.shared.restored.load(Ordering::Relaxed)
+    }
+
+    /// Input records the tasks of this instance have processed so far (Kafka's process-total);
+    /// their outputs may not be acknowledged yet.
+    pub fn processed_records(&self) -> u64 {
+        self.shared.processed.load(Ordering::Relaxed)
     }
 
     /// Validates the config, prepares the topics and starts the stream threads.

@@ -31,8 +31,9 @@ fn now_ms() -> i64 {
 
 struct ActiveTask {
     task: Task,
-    /// Next offset to process, per input partition: what a commit stores.
-    consumed: BTreeMap<TopicPartition, i64>,
+    /// Next offset to process, per input partition: what a commit stores. A list, as a task
+    /// reads a partition of each of a few topics.
+    consumed: Vec<(TopicPartition, i64)>,
     /// Changelog partition -> offset after the latest acknowledged changelog record, for the
     /// checkpoint of persistent stores.
     changelog_acked: BTreeMap<(String, i32), i64>,
@@ -73,9 +74,9 @@ fn prepare_commit(
     let mut offsets = BTreeMap::new();
     for t in set.active.values_mut() {
         t.task.flush()?;
-        for (tp, &o) in &t.consumed {
+        for (tp, o) in &t.consumed {
             if only.map_or(true, |s| s.contains(tp)) {
-                offsets.insert(tp.clone(), OffsetAndMetadata::new(o));
+                offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
             }
         }
     }
@@ -88,11 +89,16 @@ async fn await_outputs(tasks: &Tasks, pending: Pending) -> Result<(), StreamsErr
     let mut acked: Vec<(TaskId, String, i32, i64)> = Vec::new();
     let mut first_err = None;
     for (id, kind, f) in pending {
-        match f.await {
-            Ok(md) if kind == OutputKind::Changelog => {
-                acked.push((id, md.topic, md.partition, md.offset + 1))
-            }
-            Ok(_) => {}
+        // Only changelog offsets are kept; other outputs just need to be stored, which spares
+        // building their metadata (a copy of the topic name each).
+        let result = if kind == OutputKind::Changelog {
+            f.await.map(Some)
+        } else {
+            f.stored().await.map(|()| None)
+        };
+        match result {
+            Ok(Some(md)) => acked.push((id, md.topic, md.partition, md.offset + 1)),
+            Ok(None) => {}
             Err(e) => {
                 if first_err.is_none() {
                     first_err = Some(runtime_err("producing a task's output", e));
@@ -219,6 +225,10 @@ struct Running {
     consumer: Consumer,
     restore: Consumer,
     producer: Producer,
+    /// Pending outputs at which `send` next drops the acknowledged ones.
+    check_pending_at: usize,
+    /// `send`'s list of deliveries, empty between calls.
+    sent: Pending,
 }
 
 impl StreamThread {
@@ -256,6 +266,8 @@ impl StreamThread {
             consumer,
             restore,
             producer,
+            check_pending_at: PENDING_CHECK,
+            sent: Vec::new(),
         };
         r.consumer
             .subscribe_with_listener(sources, Listener { tasks })
@@ -277,9 +289,9 @@ impl Running {
                 .await
                 .map_err(|e| runtime_err("polling", e))?;
             self.apply_changes().await?;
+            let mut processed = 0u64;
             for rec in records {
-                let tp = rec.topic_partition();
-                let offset = rec.offset;
+                let (partition, offset) = (rec.partition, rec.offset);
                 let id = TaskId {
                     subtopology: self.sub_of_topic.get(&rec.topic).copied().ok_or_else(|| {
                         StreamsError::Topology(format!("no sub-topology reads {}", rec.topic))
@@ -292,11 +304,24 @@ impl Running {
                         // Fetched before its partition was revoked: the next owner reads it.
                         continue;
                     };
+                    // Found by name, as building the key would copy the topic each record.
+                    // Its slot, or the key of a new one.
+                    let slot = t
+                        .consumed
+                        .iter()
+                        .position(|(tp, _)| tp.partition == partition && tp.topic == rec.topic)
+                        .ok_or_else(|| rec.topic_partition());
                     t.task.process(InputRecord::from(rec), &mut out)?;
-                    t.consumed.insert(tp, offset + 1);
+                    // Only once processed: a failure must not commit past its record.
+                    match slot {
+                        Ok(i) => t.consumed[i].1 = offset + 1,
+                        Err(tp) => t.consumed.push((tp, offset + 1)),
+                    }
                 }
+                processed += 1;
                 self.send(id, &mut out).await?;
             }
+            self.shared.note_processed(processed);
             let now = now_ms();
             let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
             for id in ids {
@@ -317,7 +342,7 @@ impl Running {
         if out.is_empty() {
             return Ok(());
         }
-        let mut futures = Vec::with_capacity(out.len());
+        let mut futures = std::mem::take(&mut self.sent);
         for o in out.drain(..) {
             let kind = o.kind;
             let mut pr = ProducerRecord::new(o.topic).timestamp(o.timestamp);
@@ -336,15 +361,28 @@ impl Running {
         }
         let check = {
             let mut set = lock(&self.tasks);
-            set.pending.extend(futures);
-            set.pending.len() >= PENDING_CHECK
+            set.pending.append(&mut futures);
+            set.pending.len() >= self.check_pending_at
         };
+        // Kept for the next call: a list per input record would cost an allocation each.
+        self.sent = futures;
         if check {
             // Memory stays bounded between commits: finished sends are checked and dropped.
-            let pending = std::mem::take(&mut lock(&self.tasks).pending);
-            let (done, open): (Vec<_>, Vec<_>) =
-                pending.into_iter().partition(|(_, _, f)| f.is_resolved());
-            lock(&self.tasks).pending.extend(open);
+            // Outputs are acknowledged about in the order sent, so the finished ones are the
+            // front (those behind an open one wait for the next look, or the commit).
+            let done: Pending = {
+                let mut set = lock(&self.tasks);
+                let n = set
+                    .pending
+                    .iter()
+                    .position(|(_, _, f)| !f.is_resolved())
+                    .unwrap_or(set.pending.len());
+                let done = set.pending.drain(..n).collect();
+                // Unacknowledged outputs are the normal state (linger.ms, acks=all): looking
+                // again once the backlog has doubled keeps the cost per send constant.
+                self.check_pending_at = (2 * set.pending.len()).max(PENDING_CHECK);
+                done
+            };
             await_outputs(&self.tasks, done).await?;
         }
         Ok(())
@@ -353,6 +391,7 @@ impl Running {
     /// Flush stores, wait for every output to be acknowledged, then commit the offsets.
     async fn commit(&mut self) -> Result<(), StreamsError> {
         let (pending, offsets) = prepare_commit(&mut lock(&self.tasks), None)?;
+        self.check_pending_at = PENDING_CHECK;
         self.producer.flush().await;
         await_outputs(&self.tasks, pending).await?;
         write_checkpoints(&self.tasks);
@@ -438,7 +477,7 @@ impl Running {
                             id,
                             ActiveTask {
                                 task,
-                                consumed: BTreeMap::new(),
+                                consumed: Vec::new(),
                                 changelog_acked: BTreeMap::new(),
                                 dir,
                             },
