@@ -199,6 +199,9 @@ pub struct Materialized<K, V> {
     pub(crate) supplier: Option<Arc<dyn StoreSupplier>>,
     pub(crate) logged: bool,
     pub(crate) retention_ms: Option<i64>,
+    /// Set by `as_persistent_store`: the store is the persistent one of whichever kind the
+    /// operation needs (key-value, window or session), chosen where the store is built.
+    pub(crate) persistent: bool,
 }
 
 impl<K: Data, V: Data> Materialized<K, V> {
@@ -211,6 +214,7 @@ impl<K: Data, V: Data> Materialized<K, V> {
             supplier: None,
             logged: true,
             retention_ms: None,
+            persistent: false,
         }
     }
 
@@ -221,10 +225,15 @@ impl<K: Data, V: Data> Materialized<K, V> {
         }
     }
 
-    /// A key-value store on local disk (redb, under the task's state directory), restored
-    /// from the changelog only past its checkpoint. See `state::PersistentKeyValueStore`.
+    /// A store on local disk (redb, under the task's state directory), restored from the
+    /// changelog only past its checkpoint: `state::PersistentKeyValueStore`, or for windowed
+    /// aggregations `PersistentWindowStore`/`PersistentSessionStore`.
     pub fn as_persistent_store(name: impl Into<String>) -> Self {
-        Self::with_supplier(PersistentStoreSupplier::new(name))
+        Materialized {
+            name: Some(name.into()),
+            persistent: true,
+            ..Materialized::new()
+        }
     }
 
     /// A store built by `supplier` (a persistent one, say); the store takes the supplier's name.
@@ -265,7 +274,10 @@ impl<K: Data, V: Data> Materialized<K, V> {
         let supplier = self
             .supplier
             .clone()
-            .unwrap_or_else(|| Arc::new(InMemoryStoreSupplier::new(name.clone())));
+            .unwrap_or_else(|| match self.persistent {
+                true => Arc::new(PersistentStoreSupplier::new(name.clone())),
+                false => Arc::new(InMemoryStoreSupplier::new(name.clone())),
+            });
         let spec = StoreSpec {
             supplier,
             logged: self.logged,

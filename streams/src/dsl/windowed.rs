@@ -11,8 +11,8 @@ use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Data, Record};
 use crate::serdes::{LongSerde, Serde};
 use crate::state::{
-    InMemorySessionStoreSupplier, InMemoryWindowStoreSupplier, StoreKind, StoreSpec, StoreSupplier,
-    TypedKeyValueStore,
+    InMemorySessionStoreSupplier, InMemoryWindowStoreSupplier, PersistentSessionStoreSupplier,
+    PersistentWindowStoreSupplier, StoreKind, StoreSpec, StoreSupplier, TypedKeyValueStore,
 };
 use crate::topology::GraphBuilder;
 use crate::window::{
@@ -38,8 +38,14 @@ fn window_store_spec<K: Data, VA: Data>(
     }
     let supplier: Arc<dyn StoreSupplier> = match (&m.supplier, kind) {
         (Some(s), _) => s.clone(),
+        (None, StoreKind::Session) if m.persistent => {
+            Arc::new(PersistentSessionStoreSupplier::new(name.clone(), retention))
+        }
         (None, StoreKind::Session) => {
             Arc::new(InMemorySessionStoreSupplier::new(name.clone(), retention))
+        }
+        (None, _) if m.persistent => {
+            Arc::new(PersistentWindowStoreSupplier::new(name.clone(), retention))
         }
         (None, _) => Arc::new(InMemoryWindowStoreSupplier::new(name.clone(), retention)),
     };

@@ -1,12 +1,13 @@
 //! State stores: the `StateStore`/`KeyValueStore` traits over bytes, the `StoreSupplier` factory
 //! a topology holds per store, a task's stores with their changelogs, and the typed layer on top.
 //!
-//! Kinds of store: key-value (`KeyValueStore`, in memory or persistent on disk), window
-//! (`WindowStore`) and session (`SessionStore`); each reached from `StateStore` through its
+//! Kinds of store: key-value (`KeyValueStore`), window (`WindowStore`) and session
+//! (`SessionStore`), each in memory or persistent on disk; each reached from `StateStore` through its
 //! `as_*` accessor and written by processors through a handle that logs every write.
 
 mod memory;
 mod persistent;
+mod persistent_window;
 mod typed;
 mod window;
 
@@ -22,6 +23,10 @@ use crate::topology::TaskId;
 
 pub use memory::{InMemoryKeyValueStore, InMemoryStoreSupplier};
 pub use persistent::{PersistentKeyValueStore, PersistentStoreSupplier};
+pub use persistent_window::{
+    PersistentSessionStore, PersistentSessionStoreSupplier, PersistentWindowStore,
+    PersistentWindowStoreSupplier,
+};
 pub use typed::TypedKeyValueStore;
 pub use window::{
     window_changelog_key, InMemorySessionStore, InMemorySessionStoreSupplier, InMemoryWindowStore,

@@ -44,7 +44,7 @@ pub struct PersistentKeyValueStore {
     _temp: Option<tempfile::TempDir>,
 }
 
-fn io(store: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn io(store: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io {
         store: store.to_string(),
         message: e.to_string(),

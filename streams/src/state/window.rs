@@ -71,7 +71,7 @@ pub fn window_changelog_key(key: &[u8], start: i64) -> Bytes {
     b.freeze()
 }
 
-fn split_window_changelog_key<'k>(
+pub(super) fn split_window_changelog_key<'k>(
     store: &str,
     raw: &'k [u8],
 ) -> Result<(&'k [u8], i64), StoreError> {
