@@ -250,21 +250,11 @@ impl Isolation {
     /// whether the connection's traffic is to be dropped, now and whenever it changes.
     fn register(&self, to: i32, client: &TcpStream, proxy: SocketAddr) -> Arc<AtomicBool> {
         let peer = client.peer_addr().ok();
-        // The /proc search is only needed while a node is cut off: a link recorded while none
-        // is, `isolate` looks up itself. Whether one is must be decided under the same lock as
-        // recording the link, or an isolation starting in between would miss it.
-        let mut from = None;
-        let mut looked_up = false;
-        let mut state = loop {
-            let state = self.state.lock().unwrap();
-            if state.isolated.is_none() || looked_up {
-                break state;
-            }
-            let pids = state.pids.clone();
-            drop(state);
-            from = peer.and_then(|peer| opener(peer, proxy, &pids));
-            looked_up = true;
-        };
+        // Looked up now, while the socket surely exists, even with no node isolated: `isolate`
+        // must flag a node's open connections at once, not search /proc for each of them.
+        let pids = self.state.lock().unwrap().pids.clone();
+        let from = peer.and_then(|peer| opener(peer, proxy, &pids));
+        let mut state = self.state.lock().unwrap();
         let blackholed = Arc::new(AtomicBool::new(
             state
                 .isolated
