@@ -465,6 +465,30 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
     }
 }
 
+fn topic_spec(name: &str, partitions: i32, replication_factor: i16) -> CreateTopicsRequestTopic {
+    CreateTopicsRequestTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor,
+        ..Default::default()
+    }
+}
+
+/// Creates `topic` through the node `client` is connected to, which must accept it.
+async fn create_topic(client: &mut Client, topic: CreateTopicsRequestTopic) {
+    let created = client
+        .send(
+            5,
+            &CreateTopicsRequest {
+                topics: vec![topic],
+                timeout_ms: 10_000,
+                validate_only: false,
+            },
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+}
+
 /// Asks `client` which broker coordinates `group` until one is named.
 async fn find_coordinator(client: &mut Client, group: &str) -> i32 {
     let deadline = Instant::now() + WAIT;
@@ -529,22 +553,7 @@ async fn the_group_coordinator_moves_with_its_offsets_partition_and_keeps_commit
 
     // A commit is answered once the ISR has it.
     let mut admin = Client::connect_to(nodes[&3].addr).await;
-    let created = admin
-        .send(
-            5,
-            &CreateTopicsRequest {
-                topics: vec![CreateTopicsRequestTopic {
-                    name: "t".into(),
-                    num_partitions: 1,
-                    replication_factor: 1,
-                    ..Default::default()
-                }],
-                timeout_ms: 10_000,
-                validate_only: false,
-            },
-        )
-        .await;
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    create_topic(&mut admin, topic_spec("t", 1, 1)).await;
     let commit = OffsetCommitRequest {
         group_id: "g".into(),
         generation_id_or_member_epoch: -1,
@@ -631,26 +640,17 @@ async fn a_broker_only_node_follows_the_quorum_and_leads_partitions() {
     assert!(!nodes[&4].controller.is_leader());
 
     let mut client = Client::connect_to(nodes[&4].addr).await;
-    let created = client
-        .send(
-            5,
-            &CreateTopicsRequest {
-                topics: vec![CreateTopicsRequestTopic {
-                    name: "on-four".into(),
-                    num_partitions: -1,
-                    replication_factor: -1,
-                    assignments: vec![CreateTopicsRequestAssignment {
-                        partition_index: 0,
-                        broker_ids: vec![4, 1, 2],
-                    }],
-                    ..Default::default()
-                }],
-                timeout_ms: 10_000,
-                validate_only: false,
-            },
-        )
-        .await;
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    create_topic(
+        &mut client,
+        CreateTopicsRequestTopic {
+            assignments: vec![CreateTopicsRequestAssignment {
+                partition_index: 0,
+                broker_ids: vec![4, 1, 2],
+            }],
+            ..topic_spec("on-four", -1, -1)
+        },
+    )
+    .await;
     eventually("node 4 leads on-four-0 with all three in the ISR", || {
         let led = role(&nodes[&4].replicas, "on-four") == Some((true, 0));
         let isr = image
@@ -720,22 +720,7 @@ async fn a_cleanly_stopped_leader_hands_its_partitions_over_before_it_goes() {
     })
     .await;
     let mut admin = Client::connect_to(nodes[&1].addr).await;
-    let created = admin
-        .send(
-            5,
-            &CreateTopicsRequest {
-                topics: vec![CreateTopicsRequestTopic {
-                    name: "handover".into(),
-                    num_partitions: 3,
-                    replication_factor: 3,
-                    ..Default::default()
-                }],
-                timeout_ms: 10_000,
-                validate_only: false,
-            },
-        )
-        .await;
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    create_topic(&mut admin, topic_spec("handover", 3, 3)).await;
     let victim = 2;
     let survivor = 3;
     let image = nodes[&survivor].controller.image();
