@@ -153,6 +153,19 @@ async fn auto_create(
     }
 }
 
+/// The error code and message for one topic the controller refused, or did not answer for;
+/// `None` when it was done.
+fn refusal(outcome: Option<&Result<()>>) -> Option<(i16, String)> {
+    match outcome {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some((e.code().code(), e.to_string())),
+        None => Some((
+            ErrorCode::UnknownServerError.code(),
+            "the controller did not answer for it".into(),
+        )),
+    }
+}
+
 fn unexpected(reply: &ControllerReply) -> BrokerError {
     BrokerError::Quorum(format!("the controller answered with {reply:?}"))
 }
@@ -388,18 +401,11 @@ pub async fn delete_topics(
         if response.error_code != 0 {
             continue;
         }
-        match outcome.get(name) {
-            // Every broker drops the topic's replicas and committed offsets as it applies the
-            // deletion (`ClusterMember::apply`).
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                response.error_code = e.code().code();
-                response.error_message = Some(e.to_string());
-            }
-            None => {
-                response.error_code = ErrorCode::UnknownServerError.code();
-                response.error_message = Some("the controller did not answer for it".into());
-            }
+        // On success every broker drops the topic's replicas and committed offsets as it
+        // applies the deletion (`ClusterMember::apply`).
+        if let Some((code, message)) = refusal(outcome.get(name)) {
+            response.error_code = code;
+            response.error_message = Some(message);
         }
     }
     DeleteTopicsResponse {
@@ -495,16 +501,9 @@ pub async fn create_partitions(
         if result.error_code != 0 {
             continue;
         }
-        match outcome.get(&result.name) {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                result.error_code = e.code().code();
-                result.error_message = Some(e.to_string());
-            }
-            None => {
-                result.error_code = ErrorCode::UnknownServerError.code();
-                result.error_message = Some("the controller did not answer for it".into());
-            }
+        if let Some((code, message)) = refusal(outcome.get(&result.name)) {
+            result.error_code = code;
+            result.error_message = Some(message);
         }
     }
     CreatePartitionsResponse {
