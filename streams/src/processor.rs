@@ -5,7 +5,9 @@ use std::fmt;
 
 use crate::error::StreamsError;
 use crate::record::{OutputRecord, Record, RecordContext};
-use crate::state::{KvStoreHandle, SessionStoreHandle, StoreError, TaskStores, WindowStoreHandle};
+use crate::state::{
+    CacheFlush, KvStoreHandle, SessionStoreHandle, StoreError, TaskStores, WindowStoreHandle,
+};
 use crate::topology::TaskId;
 
 /// What drives a punctuation: stream time (the largest record timestamp the task has seen,
@@ -37,6 +39,20 @@ pub trait Processor: Send {
         &mut self,
         _kind: PunctuationType,
         _timestamp: i64,
+        _ctx: &mut ProcessorContext<'_>,
+    ) -> Result<(), StreamsError> {
+        Ok(())
+    }
+
+    /// Called when the record cache of a store this processor is connected to has passed its
+    /// held writes to the store and changelog (at a commit, or when the task's cache budget
+    /// ran out). A processor that writes through a cached handle (`KvStoreHandle::is_cached`)
+    /// forwards what its writes mean here, once per key and flush, instead of at each record;
+    /// the DSL's aggregations and tables do.
+    fn cache_flushed(
+        &mut self,
+        _store: &str,
+        _writes: &[CacheFlush],
         _ctx: &mut ProcessorContext<'_>,
     ) -> Result<(), StreamsError> {
         Ok(())

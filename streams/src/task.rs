@@ -10,7 +10,7 @@ use crate::record::{
     InputRecord, OutputKind, OutputRecord, Record, RecordContext, RecordTimestampExtractor,
     TimestampExtractor,
 };
-use crate::state::{changelog_topic, StoreContext, StoreEntry, TaskStores};
+use crate::state::{changelog_topic, StoreContext, StoreEntry, StoreSpec, TaskStores};
 use crate::topology::{NodeKind, SinkEncoder, SourceDecoder, TaskId, TopicRef, Topology};
 
 /// What to do with a record whose key or value the source's serdes reject.
@@ -31,7 +31,14 @@ pub struct TaskConfig {
     pub state_dir: Option<PathBuf>,
     pub default_timestamp_extractor: Arc<dyn TimestampExtractor>,
     pub deserialization_errors: DeserializationErrorPolicy,
+    /// Bytes the task's record caches may hold before they are flushed early (Kafka's
+    /// cache.max.bytes.buffering, the thread's share split among its tasks); 0 turns the
+    /// caches off, so every write reaches store, changelog and downstream at once.
+    pub cache_max_bytes: usize,
 }
+
+/// Kafka's default cache.max.bytes.buffering: 10 MiB.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 impl TaskConfig {
     pub fn new(application_id: impl Into<String>) -> TaskConfig {
@@ -40,6 +47,7 @@ impl TaskConfig {
             state_dir: None,
             default_timestamp_extractor: Arc::new(RecordTimestampExtractor),
             deserialization_errors: DeserializationErrorPolicy::Fail,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
         }
     }
 }
@@ -103,6 +111,10 @@ pub struct Task {
     /// Resolved source topic -> local node.
     sources: Vec<(String, usize)>,
     stores: TaskStores,
+    /// For each store (by its index in `stores`), the local nodes connected to it: they hear
+    /// of its cache flushes.
+    store_nodes: Vec<Vec<usize>>,
+    cache_max_bytes: usize,
     punctuations: Vec<Punctuation>,
     stream_time: i64,
     partition_time: Vec<(String, i64)>,
@@ -173,15 +185,24 @@ impl Task {
             task: id,
             state_dir: cfg.state_dir.clone(),
         };
+        let mut store_nodes = Vec::new();
         for name in &sub.stores {
             let spec = topology
                 .store_spec(name)
                 .ok_or_else(|| StreamsError::Topology(format!("undeclared store {name}")))?;
-            stores.add(StoreEntry {
-                store: spec.supplier.build(&store_ctx)?,
-                changelog: spec.logged.then(|| changelog_topic(app, name)),
-                timestamped: spec.timestamped,
-            });
+            let store = spec.supplier.build(&store_ctx)?;
+            let changelog = spec.logged.then(|| changelog_topic(app, name));
+            let spec = StoreSpec {
+                cached: spec.cached && cfg.cache_max_bytes > 0,
+                ..spec.clone()
+            };
+            stores.add(StoreEntry::new(store, changelog, &spec));
+            store_nodes.push(
+                (sub.nodes.iter().enumerate())
+                    .filter(|(_, &gi)| topology.nodes[gi].stores.contains(name))
+                    .map(|(li, _)| li)
+                    .collect(),
+            );
         }
         let mut task = Task {
             id,
@@ -189,6 +210,8 @@ impl Task {
             nodes,
             sources,
             stores,
+            store_nodes,
+            cache_max_bytes: cfg.cache_max_bytes,
             punctuations: Vec::new(),
             stream_time: -1,
             partition_time: Vec::new(),
@@ -358,7 +381,8 @@ impl Task {
             &mut self.dropped,
             &mut self.spare_forwards,
         )?;
-        self.punctuate(PunctuationType::StreamTime, self.stream_time, out)
+        self.punctuate(PunctuationType::StreamTime, self.stream_time, out)?;
+        self.flush_caches_if_full(out)
     }
 
     /// Moves the wall clock (milliseconds) and fires wall-clock punctuations that are due.
@@ -368,7 +392,8 @@ impl Task {
         out: &mut Vec<OutputRecord>,
     ) -> Result<(), StreamsError> {
         self.wall_clock_ms = self.wall_clock_ms.max(now_ms);
-        self.punctuate(PunctuationType::WallClockTime, self.wall_clock_ms, out)
+        self.punctuate(PunctuationType::WallClockTime, self.wall_clock_ms, out)?;
+        self.flush_caches_if_full(out)
     }
 
     fn punctuate(
@@ -377,7 +402,6 @@ impl Task {
         now: i64,
         out: &mut Vec<OutputRecord>,
     ) -> Result<(), StreamsError> {
-        let rc = RecordContext::default();
         for pi in 0..self.punctuations.len() {
             let p = &self.punctuations[pi];
             if p.schedule.kind != kind || p.next > now {
@@ -386,60 +410,127 @@ impl Task {
             let node = p.node;
             // The next firing is one interval after now, so a jump in time fires once.
             self.punctuations[pi].next = now.saturating_add(p.schedule.interval_ms);
-            let env = Env {
-                application_id: &self.application_id,
-                task: self.id,
-                stream_time: self.stream_time,
-                wall_clock_ms: self.wall_clock_ms,
-            };
-            let mut forwards = Vec::new();
-            {
-                let TaskNode {
-                    name,
-                    child_names,
-                    body,
-                    ..
-                } = &mut self.nodes[node];
-                let Body::Processor(proc_) = body else {
-                    continue;
-                };
-                let mut ctx = ProcessorContext {
-                    application_id: env.application_id,
-                    task: env.task,
-                    node: name,
-                    children: child_names,
-                    record: &rc,
-                    timestamp: now,
-                    stream_time: env.stream_time,
-                    wall_clock_ms: env.wall_clock_ms,
-                    forwards: &mut forwards,
-                    stores: &mut self.stores,
-                    outputs: out,
-                    schedules: None,
-                    dropped: &mut self.dropped,
-                };
-                proc_.punctuate(kind, now, &mut ctx)?;
-            }
-            for (target, rec) in forwards {
-                send(
-                    &mut self.nodes,
-                    &mut self.stores,
-                    &env,
-                    &rc,
-                    node,
-                    target,
-                    rec,
-                    out,
-                    &mut self.dropped,
-                    &mut self.spare_forwards,
-                )?;
-            }
+            self.call_node(node, now, out, |p, ctx| p.punctuate(kind, now, ctx))?;
         }
         Ok(())
     }
 
-    /// Flushes every store (before offsets are committed).
-    pub fn flush(&mut self) -> Result<(), StreamsError> {
+    /// Runs a hook of the processor at local node `node` (outside `process`, so with no
+    /// source record), then sends on what it forwarded.
+    fn call_node(
+        &mut self,
+        node: usize,
+        timestamp: i64,
+        out: &mut Vec<OutputRecord>,
+        hook: impl FnOnce(&mut dyn Processor, &mut ProcessorContext<'_>) -> Result<(), StreamsError>,
+    ) -> Result<(), StreamsError> {
+        let rc = RecordContext {
+            partition: self.id.partition,
+            ..RecordContext::default()
+        };
+        let env = Env {
+            application_id: &self.application_id,
+            task: self.id,
+            stream_time: self.stream_time,
+            wall_clock_ms: self.wall_clock_ms,
+        };
+        let mut forwards = self.spare_forwards.pop().unwrap_or_default();
+        {
+            let TaskNode {
+                name,
+                child_names,
+                body,
+                ..
+            } = &mut self.nodes[node];
+            let Body::Processor(proc_) = body else {
+                return Ok(());
+            };
+            let mut ctx = ProcessorContext {
+                application_id: env.application_id,
+                task: env.task,
+                node: name,
+                children: child_names,
+                record: &rc,
+                timestamp,
+                stream_time: env.stream_time,
+                wall_clock_ms: env.wall_clock_ms,
+                forwards: &mut forwards,
+                stores: &mut self.stores,
+                outputs: out,
+                schedules: None,
+                dropped: &mut self.dropped,
+            };
+            hook(proc_.as_mut(), &mut ctx)?;
+        }
+        for (target, rec) in forwards.drain(..) {
+            send(
+                &mut self.nodes,
+                &mut self.stores,
+                &env,
+                &rc,
+                node,
+                target,
+                rec,
+                out,
+                &mut self.dropped,
+                &mut self.spare_forwards,
+            )?;
+        }
+        self.spare_forwards.push(forwards);
+        Ok(())
+    }
+
+    fn flush_caches_if_full(&mut self, out: &mut Vec<OutputRecord>) -> Result<(), StreamsError> {
+        if self.stores.cache_size() > self.cache_max_bytes {
+            self.flush_caches(out)?;
+        }
+        Ok(())
+    }
+
+    /// Passes every cached write on (store, changelog on `out`, and the changes the connected
+    /// processors forward). Those changes may fill another cached store downstream, so this
+    /// goes on until no cache holds writes: at most once per store in an acyclic topology.
+    pub(crate) fn flush_caches(&mut self, out: &mut Vec<OutputRecord>) -> Result<(), StreamsError> {
+        for _ in 0..=self.store_nodes.len() {
+            let held = self.stores.held_writes();
+            if held.is_empty() {
+                return Ok(());
+            }
+            for si in held {
+                let writes = self.stores.flush_cache(si, out)?;
+                if writes.is_empty() {
+                    continue;
+                }
+                let store = self.stores.name_at(si).to_string();
+                for node in self.store_nodes[si].clone() {
+                    self.call_node(node, self.stream_time, out, |p, ctx| {
+                        p.cache_flushed(&store, &writes, ctx)
+                    })?;
+                }
+            }
+        }
+        Err(StreamsError::Topology(format!(
+            "task {}: flushing the record caches keeps writing to them (a processor writes to a \
+             cached store from its own cache_flushed?)",
+            self.id
+        )))
+    }
+
+    /// Sets the task's share of the record cache budget, flushing at once if it holds more.
+    pub fn set_cache_max_bytes(
+        &mut self,
+        bytes: usize,
+        out: &mut Vec<OutputRecord>,
+    ) -> Result<(), StreamsError> {
+        self.cache_max_bytes = bytes;
+        self.flush_caches_if_full(out)
+    }
+
+    /// Before offsets are committed: passes the cached writes on (their changelog records and
+    /// the changes they forward land in `out`, to be produced and acknowledged before the
+    /// commit), then flushes every store.
+    pub fn flush(&mut self, out: &mut Vec<OutputRecord>) -> Result<(), StreamsError> {
+        self.flush_caches(out)?;
         Ok(self.stores.flush()?)
     }
 

@@ -32,17 +32,50 @@ impl Inner {
             .position(|t| t.source_topics().any(|s| s == topic))
     }
 
-    fn pipe(&mut self, first: InputRecord) -> Result<(), StreamsError> {
-        let mut queue = VecDeque::from([first]);
-        while let Some(rec) = queue.pop_front() {
-            let t = self.task_reading(&rec.topic).ok_or_else(|| {
-                StreamsError::Topology(format!("no source reads topic {}", rec.topic))
-            })?;
-            let mut out = Vec::new();
-            self.tasks[t].process(rec, &mut out)?;
-            self.route(out, &mut queue);
+    /// Pipes one new record at the next offset of its topic.
+    fn pipe_new(
+        &mut self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        timestamp: i64,
+        headers: Vec<RecordHeader>,
+    ) -> Result<(), StreamsError> {
+        let offset = self.next_offset.entry(topic.to_string()).or_insert(0);
+        let rec = InputRecord {
+            topic: topic.to_string(),
+            partition: 0,
+            offset: *offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        };
+        *offset += 1;
+        self.pipe(VecDeque::from([rec]))
+    }
+
+    /// Processes queued records and all they lead to. Then, as Kafka's driver commits after
+    /// every record, the record caches are flushed, so each input's updates can be read at once.
+    fn pipe(&mut self, mut queue: VecDeque<InputRecord>) -> Result<(), StreamsError> {
+        loop {
+            while let Some(rec) = queue.pop_front() {
+                let t = self.task_reading(&rec.topic).ok_or_else(|| {
+                    StreamsError::Topology(format!("no source reads topic {}", rec.topic))
+                })?;
+                let mut out = Vec::new();
+                self.tasks[t].process(rec, &mut out)?;
+                self.route(out, &mut queue);
+            }
+            for t in 0..self.tasks.len() {
+                let mut out = Vec::new();
+                self.tasks[t].flush_caches(&mut out)?;
+                self.route(out, &mut queue);
+            }
+            if queue.is_empty() {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Keeps every produced record for reading; repartition records also go to their reader.
@@ -147,19 +180,9 @@ impl TopologyTestDriver {
         timestamp: i64,
         headers: Vec<RecordHeader>,
     ) -> Result<(), StreamsError> {
-        let mut inner = self.inner.borrow_mut();
-        let offset = inner.next_offset.entry(topic.to_string()).or_insert(0);
-        let rec = InputRecord {
-            topic: topic.to_string(),
-            partition: 0,
-            offset: *offset,
-            timestamp,
-            key,
-            value,
-            headers,
-        };
-        *offset += 1;
-        inner.pipe(rec)
+        self.inner
+            .borrow_mut()
+            .pipe_new(topic, key, value, timestamp, headers)
     }
 
     /// Takes everything produced to a topic so far (sinks, repartition and changelog topics).
@@ -190,10 +213,7 @@ impl TopologyTestDriver {
             inner.tasks[t].advance_wall_clock(now, &mut out)?;
             inner.route(out, &mut queue);
         }
-        while let Some(rec) = queue.pop_front() {
-            inner.pipe(rec)?;
-        }
-        Ok(())
+        inner.pipe(queue)
     }
 
     /// The stream time of the task reading `topic` (-1 before its first record).
@@ -231,7 +251,13 @@ impl TopologyTestDriver {
     /// Flushes every task's stores, as the runtime does before committing.
     pub fn flush(&self) -> Result<(), StreamsError> {
         let mut inner = self.inner.borrow_mut();
-        inner.tasks.iter_mut().try_for_each(Task::flush)
+        let mut queue = VecDeque::new();
+        for t in 0..inner.tasks.len() {
+            let mut out = Vec::new();
+            inner.tasks[t].flush(&mut out)?;
+            inner.route(out, &mut queue);
+        }
+        inner.pipe(queue)
     }
 
     /// Records in a persistent store that it includes its changelog up to `offset`, as the
@@ -323,19 +349,9 @@ impl<K: Data, V: Data> TestInputTopic<K, V> {
             .value
             .serialize(t, &value)
             .map_err(|e| StreamsError::serde("serialize", "value", t, e))?;
-        let mut inner = self.inner.borrow_mut();
-        let offset = inner.next_offset.entry(t.clone()).or_insert(0);
-        let rec = InputRecord {
-            topic: t.clone(),
-            partition: 0,
-            offset: *offset,
-            timestamp,
-            key: k,
-            value: v,
-            headers,
-        };
-        *offset += 1;
-        inner.pipe(rec)
+        self.inner
+            .borrow_mut()
+            .pipe_new(t, k, v, timestamp, headers)
     }
 
     pub fn pipe_key_value_list(

@@ -587,12 +587,13 @@ fn store_writes_go_to_the_changelog_and_a_store_restores_from_it() {
         .collect();
     let long = |n: i64| Some(Bytes::copy_from_slice(&n.to_be_bytes()));
     let key = |k: &str| Bytes::copy_from_slice(k.as_bytes());
+    // One input record's two updates of "a" reach the changelog as one (the record cache
+    // holds them until the driver's commit after the record).
     assert_eq!(
         entries,
         vec![
-            (key("a"), long(1), 10),
-            (key("b"), long(1), 10),
             (key("a"), long(2), 10),
+            (key("b"), long(1), 10),
             (key("b"), long(2), 20),
         ]
     );
@@ -602,7 +603,7 @@ fn store_writes_go_to_the_changelog_and_a_store_restores_from_it() {
 
     // A new instance restores the store from the changelog and goes on counting from there.
     let second = build();
-    assert_eq!(second.restore_store("counts", changelog).unwrap(), 4);
+    assert_eq!(second.restore_store("counts", changelog).unwrap(), 3);
     let store = second.key_value_store::<String, i64>("counts", StringSerde, LongSerde);
     assert_eq!(store.get_with_timestamp(&s("a")).unwrap(), Some((2, 10)));
     assert_eq!(store.get_with_timestamp(&s("b")).unwrap(), Some((2, 20)));

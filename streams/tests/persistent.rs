@@ -44,9 +44,10 @@ fn a_restarted_instance_keeps_checkpointed_state_and_restores_only_the_tail() {
     line(&first, "a b a", 10);
     let changelog = first.changelog_topic("counts");
     let mut log = first.read_raw(&changelog);
-    assert_eq!(log.len(), 3);
-    // The runtime checkpoints once the changelog up to offset 2 is acknowledged and committed.
-    first.write_checkpoint("counts", 2).unwrap();
+    // "a" counted twice in one record: the record cache makes that one changelog record.
+    assert_eq!(log.len(), 2);
+    // The runtime checkpoints once the changelog up to offset 1 is acknowledged and committed.
+    first.write_checkpoint("counts", 1).unwrap();
     line(&first, "b", 20);
     log.extend(first.read_raw(&changelog));
     assert!(
@@ -58,11 +59,11 @@ fn a_restarted_instance_keeps_checkpointed_state_and_restores_only_the_tail() {
 
     let second = word_count(dir.path());
     let store = second.key_value_store::<String, i64>("counts", StringSerde, LongSerde);
-    assert_eq!(second.checkpointed_offset("counts").unwrap(), Some(2));
+    assert_eq!(second.checkpointed_offset("counts").unwrap(), Some(1));
     assert_eq!(store.get(&s("a")).unwrap(), Some(2));
     assert_eq!(store.get(&s("b")).unwrap(), Some(1));
     // Only the changelog after the checkpoint is replayed.
-    assert_eq!(second.restore_store("counts", log.split_off(3)).unwrap(), 1);
+    assert_eq!(second.restore_store("counts", log.split_off(2)).unwrap(), 1);
     assert_eq!(store.get(&s("b")).unwrap(), Some(2));
     line(&second, "a b", 30);
     let out = second.create_output_topic::<String, i64>("out", StringSerde, LongSerde);
@@ -72,10 +73,10 @@ fn a_restarted_instance_keeps_checkpointed_state_and_restores_only_the_tail() {
     );
     // A checkpointed store comes back whole with no restore at all. (Topic and store views
     // share the driver, so they go too.)
-    second.write_checkpoint("counts", 5).unwrap();
+    second.write_checkpoint("counts", 4).unwrap();
     drop((second, store, out));
     let third = word_count(dir.path());
-    assert_eq!(third.checkpointed_offset("counts").unwrap(), Some(5));
+    assert_eq!(third.checkpointed_offset("counts").unwrap(), Some(4));
     let store = third.key_value_store::<String, i64>("counts", StringSerde, LongSerde);
     assert_eq!(store.all().unwrap(), vec![(s("a"), 3), (s("b"), 3)]);
 }

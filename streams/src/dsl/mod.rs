@@ -202,6 +202,7 @@ pub struct Materialized<K, V> {
     /// Set by `as_persistent_store`: the store is the persistent one of whichever kind the
     /// operation needs (key-value, window or session), chosen where the store is built.
     pub(crate) persistent: bool,
+    pub(crate) cached: bool,
 }
 
 impl<K: Data, V: Data> Materialized<K, V> {
@@ -215,6 +216,7 @@ impl<K: Data, V: Data> Materialized<K, V> {
             logged: true,
             retention_ms: None,
             persistent: false,
+            cached: true,
         }
     }
 
@@ -260,6 +262,14 @@ impl<K: Data, V: Data> Materialized<K, V> {
         self
     }
 
+    /// Every update reaches the store, its changelog and the table's downstream at once,
+    /// instead of the latest per key at each commit (key-value stores are cached by default,
+    /// within the application's cache.max.bytes.buffering).
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.cached = false;
+        self
+    }
+
     /// How long a window or session store keeps windows, counted in stream time from their
     /// start (sessions: their end); at least the windows' size plus grace. Queries of closed
     /// windows need a longer retention. Ignored by key-value stores.
@@ -282,6 +292,7 @@ impl<K: Data, V: Data> Materialized<K, V> {
             supplier,
             logged: self.logged,
             timestamped: true,
+            cached: self.cached,
         };
         (name, spec)
     }

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::dsl::Change;
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext, ProcessorSupplier};
 use crate::record::{Data, Record};
-use crate::state::TypedKeyValueStore;
+use crate::state::{CacheFlush, TypedKeyValueStore};
 
 pub(crate) type StepFn =
     dyn Fn(Record, &mut ProcessorContext<'_>) -> Result<(), StreamsError> + Send + Sync;
@@ -51,7 +53,8 @@ impl<K: Data, V: Data> Processor for Branch<K, V> {
 pub(crate) type AggFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
 /// Folds each record into its key's entry in a timestamped store and forwards the change;
-/// the result's timestamp is the largest of the key's records, as in Kafka.
+/// the result's timestamp is the largest of the key's records, as in Kafka. With a cached
+/// store the change is forwarded when the cache is flushed: the latest per key, once.
 pub(crate) struct Aggregate<K, V, VA> {
     pub store: TypedKeyValueStore<K, VA>,
     pub agg: AggFn<K, V, VA>,
@@ -73,6 +76,9 @@ impl<K: Data, V: Data, VA: Data> Processor for Aggregate<K, V, VA> {
         let new = (self.agg)(&k, v, old_value.clone());
         let ts = meta.timestamp.max(old_ts);
         self.store.put(&mut h, kb, Some(&new), ts)?;
+        if h.is_cached() {
+            return Ok(());
+        }
         let change = Change {
             new: Some(new),
             old: old_value,
@@ -83,10 +89,47 @@ impl<K: Data, V: Data, VA: Data> Processor for Aggregate<K, V, VA> {
         });
         Ok(())
     }
+
+    fn cache_flushed(
+        &mut self,
+        store: &str,
+        writes: &[CacheFlush],
+        ctx: &mut ProcessorContext<'_>,
+    ) -> Result<(), StreamsError> {
+        forward_flushed(&self.store, store, writes, ctx)
+    }
+}
+
+/// Forwards each write a cached timestamped store passed on as the change it made to its key
+/// (at the write's timestamp, without headers: the records behind it may be many).
+fn forward_flushed<K: Data, V: Data>(
+    typed: &TypedKeyValueStore<K, V>,
+    store: &str,
+    writes: &[CacheFlush],
+    ctx: &mut ProcessorContext<'_>,
+) -> Result<(), StreamsError> {
+    if store != typed.name() {
+        return Ok(());
+    }
+    let timestamped = ctx.stores().is_timestamped(store);
+    let decode = |raw: &Option<Bytes>| -> Result<Option<V>, StreamsError> {
+        raw.clone()
+            .map(|b| typed.decode_value(b, timestamped).map(|(v, _)| v))
+            .transpose()
+    };
+    for w in writes {
+        let change = Change {
+            new: decode(&w.new)?,
+            old: decode(&w.old)?,
+        };
+        let key = typed.decode_key(&w.key)?;
+        ctx.forward(Record::new(key, change, w.timestamp));
+    }
+    Ok(())
 }
 
 /// Keeps the latest value per key of a table's topic (a `None` value deletes the key) and
-/// forwards each change with the value it replaced.
+/// forwards each change with the value it replaced (for a cached store, at its flush).
 pub(crate) struct TableSource<K, V> {
     pub store: TypedKeyValueStore<K, V>,
 }
@@ -103,7 +146,18 @@ impl<K: Data, V: Data> Processor for TableSource<K, V> {
             return Ok(()); // deleting an absent key changes nothing
         }
         self.store.put(&mut h, kb, v.as_ref(), meta.timestamp)?;
-        ctx.forward(meta.into_record(k, Change { new: v, old }));
+        if !h.is_cached() {
+            ctx.forward(meta.into_record(k, Change { new: v, old }));
+        }
         Ok(())
+    }
+
+    fn cache_flushed(
+        &mut self,
+        store: &str,
+        writes: &[CacheFlush],
+        ctx: &mut ProcessorContext<'_>,
+    ) -> Result<(), StreamsError> {
+        forward_flushed(&self.store, store, writes, ctx)
     }
 }

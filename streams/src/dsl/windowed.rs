@@ -62,6 +62,8 @@ fn window_store_spec<K: Data, VA: Data>(
             logged: m.logged,
             // Session aggregates take their timestamp from the session's end instead.
             timestamped: kind == StoreKind::Window,
+            // Window and session stores have no record cache (yet): every update goes on.
+            cached: false,
         },
     ))
 }

@@ -11,7 +11,7 @@ use sluice_client::ClientConfig;
 
 use crate::error::StreamsError;
 use crate::record::{InputRecord, RecordTimestampExtractor, TimestampExtractor};
-use crate::task::DeserializationErrorPolicy;
+use crate::task::{DeserializationErrorPolicy, DEFAULT_CACHE_MAX_BYTES};
 
 /// Every key read here; others are passed to the clients (see [`StreamsConfig`]).
 pub const STREAMS_KEYS: &[&str] = &[
@@ -25,6 +25,8 @@ pub const STREAMS_KEYS: &[&str] = &[
     "default.deserialization.exception.handler",
     "replication.factor",
     "poll.ms",
+    "statestore.cache.max.bytes",
+    "cache.max.bytes.buffering",
 ];
 
 /// Settings by Kafka Streams' names:
@@ -47,6 +49,11 @@ pub const STREAMS_KEYS: &[&str] = &[
 ///   `LogAndContinueExceptionHandler`.
 /// - `replication.factor` (-1, the broker's default): of the internal topics.
 /// - `poll.ms` (100): the longest a stream thread waits in one poll.
+/// - `statestore.cache.max.bytes` (or its older name `cache.max.bytes.buffering`; 10485760):
+///   bytes of record cache for all threads, split evenly among them and each thread's share
+///   among its tasks. Aggregations and tables hold their latest update per key there until a
+///   commit (or until the task's share is full), so a busy key writes one changelog record and
+///   one downstream update per commit instead of one per input record. 0 turns caching off.
 ///
 /// Client settings: `consumer.`, `producer.` and `admin.` prefixed keys go, unprefixed, to that
 /// client only (`restore.consumer.` to the consumer restoring stores); the clients' common keys
@@ -70,6 +77,8 @@ pub(crate) struct Settings {
     pub deserialization_errors: DeserializationErrorPolicy,
     pub replication_factor: i16,
     pub poll: Duration,
+    /// The record cache budget of all threads together.
+    pub cache_max_bytes: usize,
 }
 
 /// The record's timestamp, or (when negative) the partition's latest timestamp.
@@ -219,6 +228,10 @@ impl StreamsConfig {
             deserialization_errors,
             replication_factor: self.number("replication.factor", -1i16, -1)?,
             poll: Duration::from_millis(self.number("poll.ms", 100u64, 1)?),
+            cache_max_bytes: match self.get("statestore.cache.max.bytes") {
+                Some(_) => self.number("statestore.cache.max.bytes", 0usize, 0)?,
+                None => self.number("cache.max.bytes.buffering", DEFAULT_CACHE_MAX_BYTES, 0)?,
+            },
             application_id,
         })
     }
@@ -323,6 +336,28 @@ mod tests {
         assert_eq!(s.commit_interval, Duration::from_secs(30));
         assert_eq!(s.num_threads, 1);
         assert_eq!(s.state_dir, PathBuf::from("/tmp/sluice-streams"));
+        assert_eq!(s.cache_max_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_cache_size_takes_either_name_the_newer_winning() {
+        let old = base()
+            .set("cache.max.bytes.buffering", "0")
+            .settings()
+            .unwrap();
+        assert_eq!(old.cache_max_bytes, 0);
+        let both = base()
+            .set("cache.max.bytes.buffering", "0")
+            .set("statestore.cache.max.bytes", "4096")
+            .settings()
+            .unwrap();
+        assert_eq!(both.cache_max_bytes, 4096);
+        let bad = base().set("statestore.cache.max.bytes", "-1").settings();
+        assert!(bad
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("statestore.cache.max.bytes"));
     }
 
     #[test]

@@ -65,22 +65,63 @@ fn lock(t: &Tasks) -> MutexGuard<'_, TaskSet> {
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Flushes the stores of every task, takes the outputs to await, and names the offsets to
-/// commit (for `only`'s partitions, or all) once those outputs are acknowledged.
-fn prepare_commit(
-    set: &mut TaskSet,
+/// Produces a task's outputs, adding their deliveries to `into`.
+async fn produce(
+    producer: &Producer,
+    id: TaskId,
+    out: &mut Vec<OutputRecord>,
+    into: &mut Pending,
+) -> Result<(), StreamsError> {
+    for o in out.drain(..) {
+        let kind = o.kind;
+        let mut pr = ProducerRecord::new(o.topic).timestamp(o.timestamp);
+        pr.key = o.key;
+        pr.value = o.value;
+        pr.headers = o.headers;
+        if let Some(p) = o.partition {
+            pr = pr.partition(p);
+        }
+        let f = producer
+            .send(pr)
+            .await
+            .map_err(|e| runtime_err("producing", e))?;
+        into.push((id, kind, f));
+    }
+    Ok(())
+}
+
+/// What a commit stores, made safe to store: flushes every task (the record caches first,
+/// whose writes and the changes they forward are produced too, then the stores), waits until
+/// every output is acknowledged, writes the checkpoints, and returns the offsets to commit
+/// (for `only`'s partitions, or all). On an error nothing may be committed.
+async fn commit_point(
+    tasks: &Tasks,
+    producer: &Producer,
     only: Option<&BTreeSet<TopicPartition>>,
-) -> Result<(Pending, Offsets), StreamsError> {
+) -> Result<Offsets, StreamsError> {
     let mut offsets = BTreeMap::new();
-    for t in set.active.values_mut() {
-        t.task.flush()?;
-        for (tp, o) in &t.consumed {
-            if only.map_or(true, |s| s.contains(tp)) {
-                offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
+    let mut flushed = Vec::new();
+    let mut pending = {
+        let mut set = lock(tasks);
+        for (id, t) in set.active.iter_mut() {
+            let mut out = Vec::new();
+            t.task.flush(&mut out)?;
+            flushed.push((*id, out));
+            for (tp, o) in &t.consumed {
+                if only.map_or(true, |s| s.contains(tp)) {
+                    offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
+                }
             }
         }
+        std::mem::take(&mut set.pending)
+    };
+    for (id, mut out) in flushed {
+        produce(producer, id, &mut out, &mut pending).await?;
     }
-    Ok((std::mem::take(&mut set.pending), offsets))
+    producer.flush().await;
+    await_outputs(tasks, pending).await?;
+    write_checkpoints(tasks);
+    Ok(offsets)
 }
 
 /// Awaits outputs; notes where acknowledged changelog records ended. The first failure is
@@ -170,20 +211,18 @@ fn write_checkpoints(tasks: &Tasks) {
 /// outputs and hands the consumer the offsets to commit (Kafka Streams commits there too).
 struct Listener {
     tasks: Tasks,
+    producer: Arc<Producer>,
 }
 
 impl RebalanceListener for Listener {
     fn commit_before_revoke(&mut self, partitions: &[TopicPartition]) -> Option<RevokeCommit> {
         let only: BTreeSet<TopicPartition> = partitions.iter().cloned().collect();
-        let prepared = prepare_commit(&mut lock(&self.tasks), Some(&only));
         let tasks = self.tasks.clone();
+        let producer = self.producer.clone();
         Some(Box::pin(async move {
-            let (pending, offsets) = prepared.map_err(|e| e.to_string())?;
-            await_outputs(&tasks, pending)
+            commit_point(&tasks, &producer, Some(&only))
                 .await
-                .map_err(|e| e.to_string())?;
-            write_checkpoints(&tasks);
-            Ok(offsets)
+                .map_err(|e| e.to_string())
         }))
     }
 
@@ -224,7 +263,7 @@ struct Running {
     tasks: Tasks,
     consumer: Consumer,
     restore: Consumer,
-    producer: Producer,
+    producer: Arc<Producer>,
     /// Pending outputs at which `send` next drops the acknowledged ones.
     check_pending_at: usize,
     /// `send`'s list of deliveries, empty between calls.
@@ -238,9 +277,11 @@ impl StreamThread {
             .map_err(|e| runtime_err("consumer config", e))?;
         let restore = Consumer::new(self.config.restore_consumer(&app, self.index))
             .map_err(|e| runtime_err("restore consumer config", e))?;
-        let producer = Producer::new(self.config.producer(&app, self.index))
-            .await
-            .map_err(|e| runtime_err("producer config", e))?;
+        let producer = Arc::new(
+            Producer::new(self.config.producer(&app, self.index))
+                .await
+                .map_err(|e| runtime_err("producer config", e))?,
+        );
         let sources = self.topology.source_topics(&app);
         let sub_of_topic = sources
             .iter()
@@ -249,6 +290,7 @@ impl StreamThread {
         let mut task_config = TaskConfig::new(app.clone());
         task_config.default_timestamp_extractor = self.settings.extractor.clone();
         task_config.deserialization_errors = self.settings.deserialization_errors;
+        task_config.cache_max_bytes = self.settings.cache_max_bytes / self.settings.num_threads;
         let tasks: Tasks = Arc::new(Mutex::new(TaskSet {
             active: BTreeMap::new(),
             suspended: BTreeMap::new(),
@@ -270,7 +312,13 @@ impl StreamThread {
             sent: Vec::new(),
         };
         r.consumer
-            .subscribe_with_listener(sources, Listener { tasks })
+            .subscribe_with_listener(
+                sources,
+                Listener {
+                    tasks,
+                    producer: r.producer.clone(),
+                },
+            )
             .map_err(|e| runtime_err("subscribing", e))?;
         let result = r.process_loop().await;
         r.shutdown(result.is_ok()).await;
@@ -343,22 +391,7 @@ impl Running {
             return Ok(());
         }
         let mut futures = std::mem::take(&mut self.sent);
-        for o in out.drain(..) {
-            let kind = o.kind;
-            let mut pr = ProducerRecord::new(o.topic).timestamp(o.timestamp);
-            pr.key = o.key;
-            pr.value = o.value;
-            pr.headers = o.headers;
-            if let Some(p) = o.partition {
-                pr = pr.partition(p);
-            }
-            let f = self
-                .producer
-                .send(pr)
-                .await
-                .map_err(|e| runtime_err("producing", e))?;
-            futures.push((id, kind, f));
-        }
+        produce(&self.producer, id, out, &mut futures).await?;
         let check = {
             let mut set = lock(&self.tasks);
             set.pending.append(&mut futures);
@@ -388,13 +421,11 @@ impl Running {
         Ok(())
     }
 
-    /// Flush stores, wait for every output to be acknowledged, then commit the offsets.
+    /// Flush caches and stores, wait for every output to be acknowledged, then commit the
+    /// offsets.
     async fn commit(&mut self) -> Result<(), StreamsError> {
-        let (pending, offsets) = prepare_commit(&mut lock(&self.tasks), None)?;
+        let offsets = commit_point(&self.tasks, &self.producer, None).await?;
         self.check_pending_at = PENDING_CHECK;
-        self.producer.flush().await;
-        await_outputs(&self.tasks, pending).await?;
-        write_checkpoints(&self.tasks);
         if offsets.is_empty() {
             return Ok(());
         }
@@ -429,6 +460,9 @@ impl Running {
     /// closes the suspended rest.
     async fn apply_changes(&mut self) -> Result<(), StreamsError> {
         let changes = std::mem::take(&mut lock(&self.tasks).changes);
+        if changes.is_empty() {
+            return Ok(());
+        }
         let mut created = Vec::new();
         for change in changes {
             match change {
@@ -491,9 +525,19 @@ impl Running {
             }
         }
         let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
-        self.shared.set_tasks(self.index, ids);
+        self.shared.set_tasks(self.index, ids.clone());
         if !created.is_empty() {
             self.restore(&created).await?;
+        }
+        // The thread's record cache budget is split among its tasks, as they are now.
+        let thread_share = self.settings.cache_max_bytes / self.settings.num_threads;
+        let share = thread_share / ids.len().max(1);
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(t) = lock(&self.tasks).active.get_mut(&id) {
+                t.task.set_cache_max_bytes(share, &mut out)?;
+            }
+            self.send(id, &mut out).await?;
         }
         Ok(())
     }
@@ -628,22 +672,13 @@ impl Running {
             ..
         } = self;
         if clean {
-            let (pending, offsets) = match prepare_commit(&mut lock(&tasks), None) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(thread = index, error = %e, "flushing stores at shutdown");
-                    (Vec::new(), BTreeMap::new())
-                }
-            };
-            producer.flush().await;
-            match await_outputs(&tasks, pending).await {
-                Ok(()) if !offsets.is_empty() => {
-                    write_checkpoints(&tasks);
+            match commit_point(&tasks, &producer, None).await {
+                Ok(offsets) if !offsets.is_empty() => {
                     if let Err(e) = consumer.commit_sync(Some(offsets)).await {
                         tracing::warn!(thread = index, error = %e, "final commit failed");
                     }
                 }
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(e) => tracing::warn!(thread = index, error = %e, "outputs lost at shutdown"),
             }
         }

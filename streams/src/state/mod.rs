@@ -5,6 +5,7 @@
 //! (`SessionStore`), each in memory or persistent on disk; each reached from `StateStore` through its
 //! `as_*` accessor and written by processors through a handle that logs every write.
 
+mod cache;
 mod memory;
 mod persistent;
 mod persistent_window;
@@ -20,6 +21,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::record::{OutputKind, OutputRecord};
 use crate::topology::TaskId;
+use cache::{CachedWrite, RecordCache};
 
 pub use memory::{InMemoryKeyValueStore, InMemoryStoreSupplier};
 pub use persistent::{PersistentKeyValueStore, PersistentStoreSupplier};
@@ -133,13 +135,15 @@ pub trait StoreSupplier: Send + Sync + 'static {
 }
 
 /// A store as the topology declares it: how to build it, whether writes go to a changelog,
-/// and whether values carry their timestamp (aggregates and tables do, as Kafka's
-/// timestamped stores: 8-byte big-endian timestamp before the value bytes).
+/// whether values carry their timestamp (aggregates and tables do, as Kafka's timestamped
+/// stores: 8-byte big-endian timestamp before the value bytes), and whether a record cache
+/// holds writes back until a commit (key-value stores only; see `Processor::cache_flushed`).
 #[derive(Clone)]
 pub struct StoreSpec {
     pub supplier: Arc<dyn StoreSupplier>,
     pub logged: bool,
     pub timestamped: bool,
+    pub cached: bool,
 }
 
 impl StoreSpec {
@@ -175,6 +179,32 @@ pub(crate) struct StoreEntry {
     pub store: Box<dyn StateStore>,
     pub changelog: Option<String>,
     pub timestamped: bool,
+    /// Writes held back until the next flush, for a cached key-value store.
+    pub cache: Option<RecordCache>,
+}
+
+impl StoreEntry {
+    pub fn new(store: Box<dyn StateStore>, changelog: Option<String>, spec: &StoreSpec) -> Self {
+        let cached = spec.cached && store.as_key_value_ref().is_some();
+        StoreEntry {
+            store,
+            changelog,
+            timestamped: spec.timestamped,
+            cache: cached.then(RecordCache::default),
+        }
+    }
+}
+
+/// A write a cached store held back and has now passed to the store and its changelog, in the
+/// store's own bytes (a timestamped store's with their timestamp prefix); `old` is what the
+/// store had before it. A processor connected to the store gets these in `cache_flushed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheFlush {
+    pub key: Bytes,
+    pub new: Option<Bytes>,
+    pub old: Option<Bytes>,
+    /// The timestamp of the write (for timestamped stores, the one in its value).
+    pub timestamp: i64,
 }
 
 /// One task's stores by name. Everything written through a handle is also queued as a
@@ -272,6 +302,86 @@ impl TaskStores {
         self.entries.iter_mut().try_for_each(|e| e.store.close())
     }
 
+    /// Bytes held in the record caches of these stores.
+    pub(crate) fn cache_size(&self) -> usize {
+        self.entries
+            .iter()
+            .filter_map(|e| e.cache.as_ref())
+            .map(RecordCache::size)
+            .sum()
+    }
+
+    /// Indexes of the stores whose caches hold writes.
+    pub(crate) fn held_writes(&self) -> Vec<usize> {
+        (0..self.entries.len())
+            .filter(|&i| {
+                self.entries[i]
+                    .cache
+                    .as_ref()
+                    .is_some_and(|c| !c.is_empty())
+            })
+            .collect()
+    }
+
+    pub(crate) fn name_at(&self, i: usize) -> &str {
+        self.entries[i].store.name()
+    }
+
+    /// Passes a store's held writes to the store and its changelog (queued on `out`), and
+    /// returns them with the values they replaced, for the processors that forward them.
+    pub(crate) fn flush_cache(
+        &mut self,
+        i: usize,
+        out: &mut Vec<OutputRecord>,
+    ) -> Result<Vec<CacheFlush>, StoreError> {
+        let partition = self.partition;
+        let StoreEntry {
+            store,
+            changelog,
+            timestamped,
+            cache,
+        } = &mut self.entries[i];
+        let Some(held) = cache.as_mut().map(RecordCache::drain) else {
+            return Ok(Vec::new());
+        };
+        let name = store.name().to_string();
+        let kv = store
+            .as_key_value()
+            .ok_or_else(|| StoreError::WrongKind(name.clone()))?;
+        let mut logger = ChangeLogger {
+            topic: changelog.as_deref(),
+            partition,
+            timestamp: -1,
+            out,
+        };
+        let mut flushed = Vec::with_capacity(held.len());
+        for (key, write) in held {
+            let old = kv.get(&key)?;
+            let logged = match &write.value {
+                None if old.is_none() => continue, // put and deleted since the last flush
+                None => {
+                    kv.delete(&key)?;
+                    None
+                }
+                Some(v) => {
+                    kv.put(key.clone(), v.clone())?;
+                    match timestamped {
+                        true => Some(split_timestamp(&name, v.clone())?.0),
+                        false => Some(v.clone()),
+                    }
+                }
+            };
+            logger.log(key.clone(), logged, write.timestamp);
+            flushed.push(CacheFlush {
+                key,
+                new: write.value,
+                old,
+                timestamp: write.timestamp,
+            });
+        }
+        Ok(flushed)
+    }
+
     pub(crate) fn kv_handle<'a>(
         &'a mut self,
         name: &str,
@@ -292,6 +402,7 @@ impl TaskStores {
         Ok(KvStoreHandle {
             store,
             timestamped,
+            cache: entry.cache.as_mut(),
             logger: ChangeLogger {
                 topic: entry.changelog.as_deref(),
                 partition,
@@ -328,10 +439,12 @@ impl ChangeLogger<'_> {
 }
 
 /// A processor's access to a key-value store during one `process` or `punctuate` call:
-/// reads go to the store, writes go to the store and to its changelog.
+/// reads go to the store, writes go to the store and to its changelog; for a cached store
+/// writes wait in its cache (which reads see first) until the task flushes it.
 pub struct KvStoreHandle<'a> {
     store: &'a mut dyn KeyValueStore,
     timestamped: bool,
+    cache: Option<&'a mut RecordCache>,
     logger: ChangeLogger<'a>,
 }
 
@@ -344,31 +457,72 @@ impl KvStoreHandle<'_> {
         self.timestamped
     }
 
+    /// True when writes are held in a record cache: what they mean downstream is then
+    /// forwarded from `Processor::cache_flushed`, not at the write.
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
+    }
+
     /// The stored bytes (for a timestamped store, timestamp included: see `get_timestamped`).
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        if let Some(held) = self.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(held.cloned());
+        }
         self.store.get(key)
+    }
+
+    /// One write: `stored` is what the store keeps (`None` deletes), `logged` the changelog
+    /// record's value, `timestamp` its timestamp.
+    fn write(
+        &mut self,
+        key: Bytes,
+        stored: Option<Bytes>,
+        logged: Option<Bytes>,
+        timestamp: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(cache) = self.cache.as_mut() {
+            cache.put(
+                key,
+                CachedWrite {
+                    value: stored,
+                    timestamp,
+                },
+            );
+            return Ok(());
+        }
+        match stored {
+            Some(v) => self.store.put(key.clone(), v)?,
+            None => {
+                self.store.delete(&key)?;
+            }
+        }
+        self.logger.log(key, logged, timestamp);
+        Ok(())
     }
 
     pub fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), StoreError> {
         let ts = self.logger.timestamp;
-        self.store.put(key.clone(), value.clone())?;
-        self.logger.log(key, Some(value), ts);
-        Ok(())
+        self.write(key, Some(value.clone()), Some(value), ts)
     }
 
+    /// Removes the key, returning the value it had.
     pub fn delete(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        let old = self.store.delete(key)?;
+        let old = self.get(key)?;
         let ts = self.logger.timestamp;
-        self.logger.log(Bytes::copy_from_slice(key), None, ts);
+        self.write(Bytes::copy_from_slice(key), None, None, ts)?;
         Ok(old)
     }
 
     pub fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<KvIter<'_>, StoreError> {
-        self.store.range(from, to)
+        let entries = self.store.range(from, to)?;
+        Ok(match self.cache.as_deref() {
+            Some(cache) => cache.overlay(entries, from, to),
+            None => entries,
+        })
     }
 
     pub fn all(&self) -> Result<KvIter<'_>, StoreError> {
-        self.store.all()
+        self.range(Bound::Unbounded, Bound::Unbounded)
     }
 
     /// Value bytes and timestamp of a timestamped store's entry.
@@ -387,9 +541,7 @@ impl KvStoreHandle<'_> {
         value: Bytes,
         timestamp: i64,
     ) -> Result<(), StoreError> {
-        self.store
-            .put(key.clone(), with_timestamp(&value, timestamp))?;
-        self.logger.log(key, Some(value), timestamp);
-        Ok(())
+        let stored = with_timestamp(&value, timestamp);
+        self.write(key, Some(stored), Some(value), timestamp)
     }
 }
