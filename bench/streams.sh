@@ -2,9 +2,11 @@
 # Sluice Streams against a plain consume-then-produce loop on one release broker in one run:
 # N records (keys key-0..key-9999, 100-byte values) pre-produced to a one-partition topic, then
 # per round (a) a map+filter Streams app, (b) a group_by_key+count Streams app (in-memory store
-# with a changelog) and (c) the same map+filter written with sluice-client's Consumer and
-# Producer, each a fresh group reading the whole topic (examples/streams_bench.rs), with the
-# same producer settings and commit cadence; prints records/s, CPU seconds and (a)/(c), (b)/(c).
+# with a changelog and the default 10 MiB record cache), (b') the same count with the cache off
+# (statestore.cache.max.bytes=0: a changelog and an output record per input record) and (c) the
+# same map+filter written with sluice-client's Consumer and Producer, each a fresh group reading
+# the whole topic (examples/streams_bench.rs), with the same producer settings and commit
+# cadence; prints records/s, CPU seconds and (a)/(c), (b)/(c), (b')/(c).
 # Usage: bench/streams.sh [records] [rounds] [commit_interval_ms]   (default 2,000,000, 2, 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,7 @@ run() {
 
 lines=()
 for r in $(seq "$ROUNDS"); do
-  for mode in map-filter count plain-loop; do
+  for mode in map-filter count count-uncached plain-loop; do
     line=$(run "$mode" "$r")
     echo "round $r: $line"
     lines+=("$r $line")
@@ -49,11 +51,12 @@ for line in sys.argv[3:]:
     d = dict(x.split("=") for x in kv)
     rows.setdefault(int(r), {})[d["mode"]] = d
 print(f"\n{n:,} records of 100 bytes, one partition, commit.interval.ms={commit}")
-print("round | (a) map-filter | (b) count | (c) plain loop | (a)/(c) | (b)/(c) | CPU s a/b/c (app) | CPU s a/b/c (broker)")
+print("round | (a) map-filter | (b) count | (b') count, no cache | (c) plain loop | (a)/(c) | (b)/(c) | (b')/(c) | CPU s a/b/b'/c (app) | CPU s a/b/b'/c (broker)")
 for r, m in sorted(rows.items()):
-    a, b, c = m["map-filter"], m["count"], m["plain-loop"]
+    a, b, u, c = m["map-filter"], m["count"], m["count-uncached"], m["plain-loop"]
     rate = lambda d: float(d["rate"])
-    print(f"{r} | {rate(a):,.0f} rec/s | {rate(b):,.0f} rec/s | {rate(c):,.0f} rec/s | "
-          f"{rate(a) / rate(c):.2f} | {rate(b) / rate(c):.2f} | "
-          f"{a['cpu']}/{b['cpu']}/{c['cpu']} | {a['broker_cpu']}/{b['broker_cpu']}/{c['broker_cpu']}")
+    print(f"{r} | {rate(a):,.0f} rec/s | {rate(b):,.0f} rec/s | {rate(u):,.0f} rec/s | "
+          f"{rate(c):,.0f} rec/s | {rate(a) / rate(c):.2f} | {rate(b) / rate(c):.2f} | "
+          f"{rate(u) / rate(c):.2f} | {a['cpu']}/{b['cpu']}/{u['cpu']}/{c['cpu']} | "
+          f"{a['broker_cpu']}/{b['broker_cpu']}/{u['broker_cpu']}/{c['broker_cpu']}")
 PY

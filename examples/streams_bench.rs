@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! streams_bench --bootstrap-server H:P --mode produce --topic in --records N [--keys K] [--record-size S]
-//! streams_bench --bootstrap-server H:P --mode map-filter|count|plain-loop --topic in --output out --records N
+//! streams_bench --bootstrap-server H:P --mode map-filter|count|count-uncached|plain-loop --topic in --output out --records N
 //! ```
 //!
 //! `produce` writes the input: keys `key-<i mod K>`, values of S random uppercase letters.
@@ -178,7 +178,7 @@ fn streams(a: &Args) -> Result<(), String> {
                 v
             })
             .to(&a.output, Produced::with(StringSerde, StringSerde)),
-        "count" => input
+        "count" | "count-uncached" => input
             .group_by_key(Grouped::with(StringSerde, StringSerde))
             .count(Materialized::as_store("bench-counts"))
             .to_stream()
@@ -193,7 +193,14 @@ fn streams(a: &Args) -> Result<(), String> {
         )
         .set("bootstrap.servers", &a.bootstrap)
         .set("commit.interval.ms", a.commit_interval_ms.to_string())
-        .set("state.dir", &a.state_dir);
+        .set("state.dir", &a.state_dir)
+        .set(
+            "statestore.cache.max.bytes",
+            match a.mode.as_str() {
+                "count-uncached" => "0",
+                _ => "10485760",
+            },
+        );
     let mut t = Timing {
         t0: Instant::now(),
         first: None,
@@ -362,9 +369,9 @@ fn main() -> Result<(), String> {
     let a = parse_args()?;
     match a.mode.as_str() {
         "produce" => produce(&a),
-        "map-filter" | "count" => streams(&a),
+        "map-filter" | "count" | "count-uncached" => streams(&a),
         "plain-loop" => plain(&a),
-        "" => Err("--mode produce|map-filter|count|plain-loop is required".into()),
+        "" => Err("--mode produce|map-filter|count|count-uncached|plain-loop is required".into()),
         other => Err(format!("unknown mode {other}")),
     }
 }

@@ -120,47 +120,114 @@ impl<T: Data> AnyData for T {
     }
 }
 
+/// Moves `a` into a `B` when they are the same type (a type-id check the compiler folds away),
+/// or gives it back: lets the common key and value types travel unboxed.
+fn cast<A: 'static, B: 'static>(a: A) -> Result<B, A> {
+    let mut slot = Some(a);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>() {
+        Some(b) => Ok(b.take().expect("filled just above")),
+        None => Err(slot.expect("untouched when the types differ")),
+    }
+}
+
+/// Where an erased value lives: the types most records carry inline (an allocation saved per
+/// key and value at every step), anything else in a box.
+enum Slot {
+    Str(String),
+    OptStr(Option<String>),
+    Bytes(Bytes),
+    Long(i64),
+    Boxed(Box<dyn AnyData>),
+}
+
 /// One key or value with its type erased. The DSL only ever takes back the type it put in,
 /// so a mismatch is a bug in a hand-written processor, reported as an error rather than a panic.
-pub struct Erased(Box<dyn AnyData>);
+pub struct Erased(Slot);
 
 impl Erased {
     pub fn new<T: Data>(value: T) -> Erased {
-        Erased(Box::new(value))
+        let value = match cast::<T, String>(value) {
+            Ok(s) => return Erased(Slot::Str(s)),
+            Err(v) => v,
+        };
+        let value = match cast::<T, Option<String>>(value) {
+            Ok(s) => return Erased(Slot::OptStr(s)),
+            Err(v) => v,
+        };
+        let value = match cast::<T, Bytes>(value) {
+            Ok(b) => return Erased(Slot::Bytes(b)),
+            Err(v) => v,
+        };
+        match cast::<T, i64>(value) {
+            Ok(n) => Erased(Slot::Long(n)),
+            Err(v) => Erased(Slot::Boxed(Box::new(v))),
+        }
+    }
+
+    fn mismatch<T>(&self) -> StreamsError {
+        StreamsError::TypeMismatch {
+            expected: std::any::type_name::<T>(),
+            found: self.type_name(),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match &self.0 {
+            Slot::Str(_) => std::any::type_name::<String>(),
+            Slot::OptStr(_) => std::any::type_name::<Option<String>>(),
+            Slot::Bytes(_) => std::any::type_name::<Bytes>(),
+            Slot::Long(_) => std::any::type_name::<i64>(),
+            Slot::Boxed(b) => (**b).type_name(),
+        }
     }
 
     pub fn take<T: Data>(self) -> Result<T, StreamsError> {
-        let found = self.0.type_name();
-        self.0
-            .into_any()
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StreamsError::TypeMismatch {
-                expected: std::any::type_name::<T>(),
-                found,
-            })
+        let err = |e: &Erased| Err(e.mismatch::<T>());
+        match self.0 {
+            Slot::Str(s) => cast(s).or_else(|s| err(&Erased(Slot::Str(s)))),
+            Slot::OptStr(s) => cast(s).or_else(|s| err(&Erased(Slot::OptStr(s)))),
+            Slot::Bytes(b) => cast(b).or_else(|b| err(&Erased(Slot::Bytes(b)))),
+            Slot::Long(n) => cast(n).or_else(|n| err(&Erased(Slot::Long(n)))),
+            Slot::Boxed(b) => {
+                let found = (*b).type_name();
+                b.into_any()
+                    .downcast::<T>()
+                    .map(|b| *b)
+                    .map_err(|_| StreamsError::TypeMismatch {
+                        expected: std::any::type_name::<T>(),
+                        found,
+                    })
+            }
+        }
     }
 
     pub fn get<T: Data>(&self) -> Result<&T, StreamsError> {
-        self.0
-            .as_any()
-            .downcast_ref::<T>()
-            .ok_or(StreamsError::TypeMismatch {
-                expected: std::any::type_name::<T>(),
-                found: self.0.type_name(),
-            })
+        let any: &dyn Any = match &self.0 {
+            Slot::Str(s) => s,
+            Slot::OptStr(s) => s,
+            Slot::Bytes(b) => b,
+            Slot::Long(n) => n,
+            Slot::Boxed(b) => (**b).as_any(),
+        };
+        any.downcast_ref::<T>().ok_or_else(|| self.mismatch::<T>())
     }
 }
 
 impl Clone for Erased {
     fn clone(&self) -> Erased {
-        Erased(self.0.clone_box())
+        Erased(match &self.0 {
+            Slot::Str(s) => Slot::Str(s.clone()),
+            Slot::OptStr(s) => Slot::OptStr(s.clone()),
+            Slot::Bytes(b) => Slot::Bytes(b.clone()),
+            Slot::Long(n) => Slot::Long(*n),
+            Slot::Boxed(b) => Slot::Boxed((**b).clone_box()),
+        })
     }
 }
 
 impl fmt::Debug for Erased {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Erased<{}>", self.0.type_name())
+        write!(f, "Erased<{}>", self.type_name())
     }
 }
 
@@ -227,5 +294,40 @@ impl RecordMeta {
             timestamp: self.timestamp,
             headers: self.headers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Data + PartialEq + fmt::Debug>(v: T) {
+        let e = Erased::new(v.clone());
+        assert_eq!(e.get::<T>().unwrap(), &v);
+        assert_eq!(e.clone().take::<T>().unwrap(), v);
+    }
+
+    #[test]
+    fn values_come_back_as_the_type_they_went_in() {
+        round_trip(String::from("inline"));
+        round_trip(Some(String::from("inline")));
+        round_trip(None::<String>);
+        round_trip(Bytes::from_static(b"inline"));
+        round_trip(7i64);
+        round_trip(7i32);
+        round_trip((String::from("boxed"), 1u8));
+    }
+
+    #[test]
+    fn another_type_is_an_error_naming_both() {
+        for e in [Erased::new(String::from("s")), Erased::new(5i64), Erased::new(5u16)] {
+            let shown = e.get::<Vec<u8>>().unwrap_err().to_string();
+            assert!(shown.contains("Vec<u8>"), "{shown}");
+            let err = e.take::<Option<i64>>().unwrap_err().to_string();
+            assert!(err.contains("Option<i64>"), "{err}");
+        }
+        let e = Erased::new(String::from("s"));
+        assert!(e.get::<Option<String>>().is_err());
+        assert!(e.take::<Bytes>().unwrap_err().to_string().contains("String"));
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_client::consumer::{OffsetAndMetadata, RebalanceListener, RevokeCommit};
-use sluice_client::{Consumer, DeliveryFuture, Producer, ProducerRecord, TopicPartition};
+use sluice_client::{
+    Consumer, ConsumerRecord, DeliveryFuture, Producer, ProducerRecord, TopicPartition,
+};
 
 use super::config::{Settings, StreamsConfig};
 use super::Shared;
@@ -338,35 +340,41 @@ impl Running {
                 .map_err(|e| runtime_err("polling", e))?;
             self.apply_changes().await?;
             let mut processed = 0u64;
-            for rec in records {
-                let (partition, offset) = (rec.partition, rec.offset);
+            // A poll's records come in runs of one partition: each run is processed under one
+            // lock and its outputs produced together.
+            let mut records = records.into_iter().peekable();
+            while let Some(first) = records.next() {
                 let id = TaskId {
-                    subtopology: self.sub_of_topic.get(&rec.topic).copied().ok_or_else(|| {
-                        StreamsError::Topology(format!("no sub-topology reads {}", rec.topic))
+                    subtopology: self.sub_of_topic.get(&first.topic).copied().ok_or_else(|| {
+                        StreamsError::Topology(format!("no sub-topology reads {}", first.topic))
                     })?,
-                    partition: rec.partition,
+                    partition: first.partition,
                 };
-                {
-                    let mut set = lock(&self.tasks);
-                    let Some(t) = set.active.get_mut(&id) else {
-                        // Fetched before its partition was revoked: the next owner reads it.
-                        continue;
-                    };
-                    // Found by name, as building the key would copy the topic each record.
-                    // Its slot, or the key of a new one.
-                    let slot = t
-                        .consumed
-                        .iter()
-                        .position(|(tp, _)| tp.partition == partition && tp.topic == rec.topic)
-                        .ok_or_else(|| rec.topic_partition());
+                let tp = first.topic_partition();
+                let same_partition =
+                    |r: &ConsumerRecord| r.partition == tp.partition && r.topic == tp.topic;
+                let mut set = lock(&self.tasks);
+                let Some(t) = set.active.get_mut(&id) else {
+                    // Fetched before its partition was revoked: the next owner reads it.
+                    while records.next_if(same_partition).is_some() {}
+                    continue;
+                };
+                let mut slot = t.consumed.iter().position(|(p, _)| *p == tp);
+                let mut next = Some(first);
+                while let Some(rec) = next.take().or_else(|| records.next_if(same_partition)) {
+                    let offset = rec.offset;
                     t.task.process(InputRecord::from(rec), &mut out)?;
                     // Only once processed: a failure must not commit past its record.
                     match slot {
-                        Ok(i) => t.consumed[i].1 = offset + 1,
-                        Err(tp) => t.consumed.push((tp, offset + 1)),
+                        Some(i) => t.consumed[i].1 = offset + 1,
+                        None => {
+                            t.consumed.push((tp.clone(), offset + 1));
+                            slot = Some(t.consumed.len() - 1);
+                        }
                     }
+                    processed += 1;
                 }
-                processed += 1;
+                drop(set);
                 self.send(id, &mut out).await?;
             }
             self.shared.note_processed(processed);

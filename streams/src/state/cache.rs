@@ -5,9 +5,9 @@
 //! `None` for a delete; reads through a store handle see it first. `TaskStores` passes the
 //! writes on at a flush (a commit, or the task's cache budget running out).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::iter::Peekable;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
@@ -25,9 +25,11 @@ pub(crate) struct CachedWrite {
     pub timestamp: i64,
 }
 
+/// Hashed, not ordered: every record looks a key up, while only flushes and the rare range
+/// read over a cached store need key order, and they sort what they take.
 #[derive(Debug, Default)]
 pub(crate) struct RecordCache {
-    dirty: BTreeMap<Bytes, CachedWrite>,
+    dirty: HashMap<Bytes, CachedWrite>,
     bytes: usize,
 }
 
@@ -61,9 +63,11 @@ impl RecordCache {
     }
 
     /// Takes every held write, in key order.
-    pub fn drain(&mut self) -> BTreeMap<Bytes, CachedWrite> {
+    pub fn drain(&mut self) -> Vec<(Bytes, CachedWrite)> {
         self.bytes = 0;
-        std::mem::take(&mut self.dirty)
+        let mut held: Vec<(Bytes, CachedWrite)> = self.dirty.drain().collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        held
     }
 
     /// A range of the store as it will be once the cache is flushed: the store's entries
@@ -74,13 +78,16 @@ impl RecordCache {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> KvIter<'a> {
-        let held = self
+        let mut held: Vec<(Bytes, Option<Bytes>)> = self
             .dirty
-            .range::<[u8], _>((from, to))
-            .map(|(k, w)| (k.clone(), w.value.clone()));
+            .iter()
+            .filter(|(k, _)| RangeBounds::<[u8]>::contains(&(from, to), &k[..]))
+            .map(|(k, w)| (k.clone(), w.value.clone()))
+            .collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Box::new(Overlay {
             store: store.peekable(),
-            held: held.peekable(),
+            held: held.into_iter().peekable(),
         })
     }
 }

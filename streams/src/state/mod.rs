@@ -165,14 +165,22 @@ pub(crate) fn with_timestamp(value: &[u8], timestamp: i64) -> Bytes {
 }
 
 pub(crate) fn split_timestamp(store: &str, raw: Bytes) -> Result<(Bytes, i64), StoreError> {
-    if raw.len() < 8 {
-        return Err(StoreError::Corrupt {
+    let ts = split_timestamp_ref(store, &raw)?.1;
+    Ok((raw.slice(8..), ts))
+}
+
+/// `split_timestamp` for borrowed bytes.
+pub(crate) fn split_timestamp_ref<'a>(
+    store: &str,
+    raw: &'a [u8],
+) -> Result<(&'a [u8], i64), StoreError> {
+    match raw.split_first_chunk::<8>() {
+        Some((ts, value)) => Ok((value, i64::from_be_bytes(*ts))),
+        None => Err(StoreError::Corrupt {
             store: store.to_string(),
             message: format!("timestamped value of {} bytes", raw.len()),
-        });
+        }),
     }
-    let ts = i64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
-    Ok((raw.slice(8..), ts))
 }
 
 pub(crate) struct StoreEntry {
@@ -469,6 +477,18 @@ impl KvStoreHandle<'_> {
             return Ok(held.cloned());
         }
         self.store.get(key)
+    }
+
+    /// Reads an entry where it is, without copying it out: `read` gets the stored bytes.
+    pub fn read<R>(
+        &self,
+        key: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        if let Some(held) = self.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(held.map(|b| read(b)));
+        }
+        Ok(self.store.get(key)?.map(|b| read(&b)))
     }
 
     /// One write: `stored` is what the store keeps (`None` deletes), `logged` the changelog

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{split_timestamp, KeyValueStore, KvStoreHandle};
+use super::{split_timestamp_ref, KeyValueStore, KvStoreHandle};
 use crate::error::StreamsError;
 use crate::record::Data;
 use crate::serdes::Serde;
@@ -60,14 +60,18 @@ impl<K: Data, V: Data> TypedKeyValueStore<K, V> {
     }
 
     pub fn decode_value(&self, raw: Bytes, timestamped: bool) -> Result<(V, i64), StreamsError> {
+        self.decode_value_ref(&raw, timestamped)
+    }
+
+    fn decode_value_ref(&self, raw: &[u8], timestamped: bool) -> Result<(V, i64), StreamsError> {
         let (bytes, ts) = if timestamped {
-            split_timestamp(&self.name, raw)?
+            split_timestamp_ref(&self.name, raw)?
         } else {
             (raw, -1)
         };
         let v = self
             .value_serde
-            .deserialize(&self.name, Some(&bytes))
+            .deserialize(&self.name, Some(bytes))
             .map_err(|e| StreamsError::serde("deserialize", "value", &self.name, e))?;
         Ok((v, ts))
     }
@@ -80,10 +84,9 @@ impl<K: Data, V: Data> TypedKeyValueStore<K, V> {
     }
 
     pub fn get(&self, h: &KvStoreHandle<'_>, key: &[u8]) -> Result<Option<(V, i64)>, StreamsError> {
-        match h.get(key)? {
-            Some(raw) => self.decode_value(raw, h.is_timestamped()).map(Some),
-            None => Ok(None),
-        }
+        let timestamped = h.is_timestamped();
+        h.read(key, |raw| self.decode_value_ref(raw, timestamped))?
+            .transpose()
     }
 
     /// Writes a value, or deletes the key when `value` is `None` or serializes to null.
