@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::ReadableTable;
 
-use super::persistent::io;
+use super::persistent::{io, store_path, RedbFile, DATA};
 use super::window::split_window_changelog_key;
 use super::{
     SessionIter, SessionStore, StateStore, StoreContext, StoreError, StoreKind, StoreSupplier,
@@ -20,9 +20,6 @@ use super::{
 };
 use crate::window::{split_session_key, Window};
 
-const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
-const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
-const CHECKPOINT: &str = "changelog_offset";
 const OBSERVED: &str = "observed_time";
 
 /// A time as 8 bytes whose unsigned order is the signed order of the times.
@@ -88,102 +85,13 @@ fn split_session_table_key(store: &str, raw: &[u8]) -> Result<(Bytes, Window), S
     Ok((key.freeze(), Window::new(start, end)))
 }
 
-/// The redb file, its open transaction and its metadata, shared by both stores.
-struct RedbFile {
-    name: String,
-    /// Declared before `db` so it is dropped, uncommitted, before the database closes.
-    txn: Option<redb::WriteTransaction>,
-    db: Database,
-    /// Owns the store's directory when no state directory was given (the test driver).
-    _temp: Option<tempfile::TempDir>,
-}
-
+/// Reads and writes of a store file whose table keys lead with a time (the window stores').
 impl RedbFile {
-    fn open(
-        name: String,
-        path: PathBuf,
-        temp: Option<tempfile::TempDir>,
-    ) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io(&name, e))?;
-        }
-        let db = Database::create(&path).map_err(|e| io(&name, e))?;
-        let mut f = RedbFile {
-            name,
-            txn: None,
-            db,
-            _temp: temp,
-        };
-        f.begin()?;
-        if f.meta(CHECKPOINT)?.is_none() {
-            let txn = f.txn();
-            let had_data = txn
-                .open_table(DATA)
-                .map_err(|e| io(&f.name, e))?
-                .first()
-                .map_err(|e| io(&f.name, e))?
-                .is_some();
-            if had_data || f.meta(OBSERVED)?.is_some() {
-                tracing::info!(store = %f.name, path = %path.display(),
-                    "persistent window store has no checkpoint: emptying it to restore from the changelog");
-                txn.delete_table(DATA).map_err(|e| io(&f.name, e))?;
-                txn.delete_table(META).map_err(|e| io(&f.name, e))?;
-                f.commit()?;
-            }
-        }
-        Ok(f)
-    }
-
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.txn = Some(self.db.begin_write().map_err(|e| io(&self.name, e))?);
-        Ok(())
-    }
-
-    /// Commits the open transaction durably and opens the next.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        if let Some(mut txn) = self.txn.take() {
-            txn.set_durability(Durability::Immediate);
-            txn.commit().map_err(|e| io(&self.name, e))?;
-        }
-        self.begin()
-    }
-
-    fn txn(&self) -> &redb::WriteTransaction {
-        self.txn
-            .as_ref()
-            .expect("a write transaction is open between calls")
-    }
-
-    fn meta(&self, k: &str) -> Result<Option<i64>, StoreError> {
-        let t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
-        let v = t.get(k).map_err(|e| io(&self.name, e))?;
-        Ok(v.map(|g| g.value()))
-    }
-
-    fn set_meta(&self, k: &str, v: i64) -> Result<(), StoreError> {
-        let mut t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
-        t.insert(k, v).map_err(|e| io(&self.name, e))?;
-        Ok(())
-    }
-
-    fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
-        self.set_meta(CHECKPOINT, offset)?;
-        self.commit()
-    }
-
-    fn get(&self, k: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        let v = t.get(k).map_err(|e| io(&self.name, e))?;
-        Ok(v.map(|g| Bytes::copy_from_slice(g.value())))
-    }
-
     fn write(&self, k: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        let mut t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
         match value {
-            Some(v) => t.insert(k, v).map(|_| ()),
-            None => t.remove(k).map(|_| ()),
+            Some(v) => self.insert(k, v),
+            None => self.remove(k).map(|_| ()),
         }
-        .map_err(|e| io(&self.name, e))
     }
 
     /// Removes entries from the front while their leading time is at or before `floor`.
@@ -225,25 +133,6 @@ impl RedbFile {
         }
         Ok(out)
     }
-}
-
-/// Where a supplier's store file goes: `<task state dir>/redb/<store>.redb`, or a temporary
-/// directory removed with the store when the task has none.
-fn store_path(
-    name: &str,
-    ctx: &StoreContext,
-) -> Result<(PathBuf, Option<tempfile::TempDir>), StoreError> {
-    let file = format!("{name}.redb");
-    Ok(match &ctx.state_dir {
-        Some(dir) => (dir.join("redb").join(file), None),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("sluice-streams-")
-                .tempdir()
-                .map_err(|e| io(name, e))?;
-            (t.path().join(file), Some(t))
-        }
-    })
 }
 
 /// A window store in a redb file, purged by retention as `InMemoryWindowStore`.
@@ -314,7 +203,7 @@ impl StateStore for PersistentWindowStore {
         Some(self)
     }
     fn checkpointed_offset(&self) -> Result<Option<i64>, StoreError> {
-        self.f.meta(CHECKPOINT)
+        self.f.checkpoint()
     }
     fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
         self.f.write_checkpoint(offset)
@@ -427,7 +316,7 @@ impl StateStore for PersistentSessionStore {
         Some(self)
     }
     fn checkpointed_offset(&self) -> Result<Option<i64>, StoreError> {
-        self.f.meta(CHECKPOINT)
+        self.f.checkpoint()
     }
     fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
         self.f.write_checkpoint(offset)
