@@ -13,12 +13,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use redb::ReadableTable;
 
 use super::persistent::{io, store_path, RedbFile, DATA};
-use super::window::split_window_changelog_key;
+use super::window::{split_session_changelog_key, split_window_changelog_key, Retention};
 use super::{
     SessionIter, SessionStore, StateStore, StoreContext, StoreError, StoreKind, StoreSupplier,
     WindowIter, WindowStore,
 };
-use crate::window::{split_session_key, Window};
+use crate::window::Window;
 
 const OBSERVED: &str = "observed_time";
 
@@ -87,11 +87,36 @@ fn split_session_table_key(store: &str, raw: &[u8]) -> Result<(Bytes, Window), S
 
 /// Reads and writes of a store file whose table keys lead with a time (the window stores').
 impl RedbFile {
-    fn write(&self, k: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        match value {
-            Some(v) => self.insert(k, v),
-            None => self.remove(k).map(|_| ()),
+    /// The retention of a store kept in this file, observed time included.
+    fn retention(&self, ms: i64) -> Result<Retention, StoreError> {
+        let observed = self.meta(OBSERVED)?.unwrap_or(-1);
+        Ok(Retention { ms, observed })
+    }
+
+    /// Writes (or with `None` deletes) the entry at `table_key`, whose leading time is `time`,
+    /// after purging what falls out of `retention`; a write out of retention is refused (false).
+    fn write_retained(
+        &self,
+        retention: &mut Retention,
+        time: i64,
+        table_key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        if retention.observe(time) {
+            self.set_meta(OBSERVED, time)?;
         }
+        let floor = retention.expired_through();
+        self.purge_through(floor)?;
+        if time <= floor {
+            return Ok(false);
+        }
+        match value {
+            Some(v) => self.insert(table_key, v)?,
+            None => {
+                self.remove(table_key)?;
+            }
+        }
+        Ok(true)
     }
 
     /// Removes entries from the front while their leading time is at or before `floor`.
@@ -138,8 +163,7 @@ impl RedbFile {
 /// A window store in a redb file, purged by retention as `InMemoryWindowStore`.
 pub struct PersistentWindowStore {
     f: RedbFile,
-    retention_ms: i64,
-    observed: i64,
+    retention: Retention,
 }
 
 impl PersistentWindowStore {
@@ -159,26 +183,14 @@ impl PersistentWindowStore {
         retention_ms: i64,
     ) -> Result<Self, StoreError> {
         let f = RedbFile::open(name, path, temp)?;
-        let observed = f.meta(OBSERVED)?.unwrap_or(-1);
-        Ok(PersistentWindowStore {
-            f,
-            retention_ms,
-            observed,
-        })
+        let retention = f.retention(retention_ms)?;
+        Ok(PersistentWindowStore { f, retention })
     }
 
     fn write(&mut self, key: &[u8], start: i64, value: Option<&[u8]>) -> Result<bool, StoreError> {
-        if start > self.observed {
-            self.observed = start;
-            self.f.set_meta(OBSERVED, start)?;
-        }
-        let floor = self.observed.saturating_sub(self.retention_ms);
-        self.f.purge_through(floor)?;
-        if start <= floor {
-            return Ok(false);
-        }
-        self.f.write(&window_key(key, start), value)?;
-        Ok(true)
+        let table_key = window_key(key, start);
+        self.f
+            .write_retained(&mut self.retention, start, &table_key, value)
     }
 }
 
@@ -212,10 +224,10 @@ impl StateStore for PersistentWindowStore {
 
 impl WindowStore for PersistentWindowStore {
     fn retention_ms(&self) -> i64 {
-        self.retention_ms
+        self.retention.ms
     }
     fn observed_time(&self) -> i64 {
-        self.observed
+        self.retention.observed
     }
     fn put(&mut self, key: Bytes, start: i64, value: Option<Bytes>) -> Result<bool, StoreError> {
         self.write(&key, start, value.as_deref())
@@ -248,8 +260,7 @@ impl WindowStore for PersistentWindowStore {
 /// A session store in a redb file, purged by retention as `InMemorySessionStore`.
 pub struct PersistentSessionStore {
     f: RedbFile,
-    retention_ms: i64,
-    observed: i64,
+    retention: Retention,
 }
 
 impl PersistentSessionStore {
@@ -269,26 +280,14 @@ impl PersistentSessionStore {
         retention_ms: i64,
     ) -> Result<Self, StoreError> {
         let f = RedbFile::open(name, path, temp)?;
-        let observed = f.meta(OBSERVED)?.unwrap_or(-1);
-        Ok(PersistentSessionStore {
-            f,
-            retention_ms,
-            observed,
-        })
+        let retention = f.retention(retention_ms)?;
+        Ok(PersistentSessionStore { f, retention })
     }
 
     fn write(&mut self, key: &[u8], w: Window, value: Option<&[u8]>) -> Result<bool, StoreError> {
-        if w.end > self.observed {
-            self.observed = w.end;
-            self.f.set_meta(OBSERVED, w.end)?;
-        }
-        let floor = self.observed.saturating_sub(self.retention_ms);
-        self.f.purge_through(floor)?;
-        if w.end <= floor {
-            return Ok(false);
-        }
-        self.f.write(&session_table_key(key, w), value)?;
-        Ok(true)
+        let table_key = session_table_key(key, w);
+        self.f
+            .write_retained(&mut self.retention, w.end, &table_key, value)
     }
 }
 
@@ -303,10 +302,7 @@ impl StateStore for PersistentSessionStore {
         self.f.commit()
     }
     fn restore(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), StoreError> {
-        let (k, w) = split_session_key(&key).ok_or_else(|| StoreError::Corrupt {
-            store: self.f.name.clone(),
-            message: format!("session changelog key of {} bytes", key.len()),
-        })?;
+        let (k, w) = split_session_changelog_key(&self.f.name, &key)?;
         self.write(k, w, value.as_deref()).map(|_| ())
     }
     fn as_session(&mut self) -> Option<&mut dyn SessionStore> {
@@ -325,10 +321,10 @@ impl StateStore for PersistentSessionStore {
 
 impl SessionStore for PersistentSessionStore {
     fn retention_ms(&self) -> i64 {
-        self.retention_ms
+        self.retention.ms
     }
     fn observed_time(&self) -> i64 {
-        self.observed
+        self.retention.observed
     }
     fn put(&mut self, key: Bytes, w: Window, value: Option<Bytes>) -> Result<bool, StoreError> {
         self.write(&key, w, value.as_deref())
