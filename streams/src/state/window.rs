@@ -516,36 +516,20 @@ impl SessionStoreHandle<'_> {
 }
 
 impl TaskStores {
-    fn entry_index(&self, name: &str) -> Result<usize, StoreError> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| StoreError::Unknown(name.to_string()))
-    }
-
     pub(crate) fn window_handle<'a>(
         &'a mut self,
         name: &str,
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<WindowStoreHandle<'a>, StoreError> {
-        let partition = self.partition;
-        let i = self.entry_index(name)?;
-        let entry = &mut self.entries[i];
-        let timestamped = entry.timestamped;
-        let store = entry
-            .store
+        let (store, timestamped, logger) = self.handle_parts(name, timestamp, out)?;
+        let store = store
             .as_window()
             .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
         Ok(WindowStoreHandle {
             store,
             timestamped,
-            logger: ChangeLogger {
-                topic: entry.changelog.as_deref(),
-                partition,
-                timestamp,
-                out,
-            },
+            logger,
         })
     }
 
@@ -555,22 +539,11 @@ impl TaskStores {
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<SessionStoreHandle<'a>, StoreError> {
-        let partition = self.partition;
-        let i = self.entry_index(name)?;
-        let entry = &mut self.entries[i];
-        let store = entry
-            .store
+        let (store, _, logger) = self.handle_parts(name, timestamp, out)?;
+        let store = store
             .as_session()
             .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
-        Ok(SessionStoreHandle {
-            store,
-            logger: ChangeLogger {
-                topic: entry.changelog.as_deref(),
-                partition,
-                timestamp,
-                out,
-            },
-        })
+        Ok(SessionStoreHandle { store, logger })
     }
 }
 
