@@ -73,9 +73,7 @@ pub(crate) fn init_agg<K: Data, V: Data, VA: Data>(
     initializer: impl Fn() -> VA + Send + Sync + 'static,
     aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
 ) -> AggFn<K, V, VA> {
-    Arc::new(move |k: &K, v: V, old: Option<VA>| {
-        aggregator(k, v, old.unwrap_or_else(&initializer))
-    })
+    Arc::new(move |k: &K, v: V, old: Option<VA>| aggregator(k, v, old.unwrap_or_else(&initializer)))
 }
 
 /// Folds each record into its key's entry in a timestamped store and forwards the change;

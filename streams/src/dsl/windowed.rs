@@ -106,7 +106,13 @@ fn add_windowed_aggregate<K: Data, V: Data, VA: Data>(
     let node = gb.add_processor(name, &[input.node], supplier);
     gb.connect_store(node, spec);
     drop(gb);
-    KTable::new(g, node, Some(store_name), Some(windowed_serde(ks)), Some(vs))
+    KTable::new(
+        g,
+        node,
+        Some(store_name),
+        Some(windowed_serde(ks)),
+        Some(vs),
+    )
 }
 
 /// A grouped stream cut into time windows; `count`, `reduce` and `aggregate` give one row
