@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::error::StreamsError;
 use crate::record::{Data, InputRecord, OutputKind, OutputRecord, RecordHeader};
 use crate::serdes::Serde;
-use crate::state::{StoreError, TypedKeyValueStore};
+use crate::state::{StateStore, StoreError, TypedKeyValueStore};
 use crate::task::{Task, TaskConfig};
 use crate::topology::{TaskId, Topology};
 use crate::window::Windowed;
@@ -293,6 +293,18 @@ impl TopologyTestDriver {
             .sum()
     }
 
+    fn store_view<K: Data, V: Data>(
+        &self,
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+    ) -> StoreView<K, V> {
+        StoreView {
+            inner: self.inner.clone(),
+            typed: TypedKeyValueStore::new(name, Arc::new(key), Arc::new(value)),
+        }
+    }
+
     /// Typed reads of a window or session store by name.
     pub fn window_store<K: Data, V: Data>(
         &self,
@@ -300,10 +312,7 @@ impl TopologyTestDriver {
         key: impl Serde<K>,
         value: impl Serde<V>,
     ) -> TestWindowStore<K, V> {
-        TestWindowStore {
-            inner: self.inner.clone(),
-            typed: TypedKeyValueStore::new(name, Arc::new(key), Arc::new(value)),
-        }
+        TestWindowStore(self.store_view(name, key, value))
     }
 
     /// Typed reads of a key-value store by name.
@@ -313,10 +322,7 @@ impl TopologyTestDriver {
         key: impl Serde<K>,
         value: impl Serde<V>,
     ) -> TestKeyValueStore<K, V> {
-        TestKeyValueStore {
-            inner: self.inner.clone(),
-            typed: TypedKeyValueStore::new(name, Arc::new(key), Arc::new(value)),
-        }
+        TestKeyValueStore(self.store_view(name, key, value))
     }
 }
 
@@ -451,56 +457,17 @@ impl<K: Data, V: Data> TestOutputTopic<K, V> {
     }
 }
 
-/// Typed reads of one store of the driver's tasks.
-pub struct TestKeyValueStore<K, V> {
+/// One store of the driver's tasks, by name, with the codec of its keys and values.
+struct StoreView<K, V> {
     inner: Rc<RefCell<Inner>>,
     typed: TypedKeyValueStore<K, V>,
 }
 
-impl<K: Data, V: Data> TestKeyValueStore<K, V> {
-    fn with_store<T>(
+impl<K: Data, V: Data> StoreView<K, V> {
+    /// Calls `f` with the store (in whichever task has it) and whether it is timestamped.
+    fn read<T>(
         &self,
-        f: impl FnOnce(&dyn crate::state::KeyValueStore, bool) -> Result<T, StreamsError>,
-    ) -> Result<T, StreamsError> {
-        let inner = self.inner.borrow();
-        let name = self.typed.name();
-        for t in &inner.tasks {
-            if let Some(s) = t.stores().store(name) {
-                let kv = s
-                    .as_key_value_ref()
-                    .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
-                return f(kv, t.stores().is_timestamped(name));
-            }
-        }
-        Err(StoreError::Unknown(name.to_string()).into())
-    }
-
-    pub fn get(&self, key: &K) -> Result<Option<V>, StreamsError> {
-        Ok(self.get_with_timestamp(key)?.map(|(v, _)| v))
-    }
-
-    /// The value and, for timestamped stores, its timestamp (-1 otherwise).
-    pub fn get_with_timestamp(&self, key: &K) -> Result<Option<(V, i64)>, StreamsError> {
-        self.with_store(|s, ts| self.typed.read(s, ts, key))
-    }
-
-    /// Every entry, in key byte order.
-    pub fn all(&self) -> Result<Vec<(K, V)>, StreamsError> {
-        let all = self.with_store(|s, ts| self.typed.read_all(s, ts))?;
-        Ok(all.into_iter().map(|(k, v, _)| (k, v)).collect())
-    }
-}
-
-/// Typed reads of one window or session store of the driver's tasks.
-pub struct TestWindowStore<K, V> {
-    inner: Rc<RefCell<Inner>>,
-    typed: TypedKeyValueStore<K, V>,
-}
-
-impl<K: Data, V: Data> TestWindowStore<K, V> {
-    fn with_store<T>(
-        &self,
-        f: impl FnOnce(&dyn crate::state::StateStore, bool) -> Result<T, StreamsError>,
+        f: impl FnOnce(&dyn StateStore, bool) -> Result<T, StreamsError>,
     ) -> Result<T, StreamsError> {
         let inner = self.inner.borrow();
         let name = self.typed.name();
@@ -512,17 +479,52 @@ impl<K: Data, V: Data> TestWindowStore<K, V> {
         Err(StoreError::Unknown(name.to_string()).into())
     }
 
+    /// The error for a store that is not of the kind read.
+    fn wrong_kind(&self) -> StoreError {
+        StoreError::WrongKind(self.typed.name().to_string())
+    }
+}
+
+/// Typed reads of one store of the driver's tasks.
+pub struct TestKeyValueStore<K, V>(StoreView<K, V>);
+
+impl<K: Data, V: Data> TestKeyValueStore<K, V> {
+    pub fn get(&self, key: &K) -> Result<Option<V>, StreamsError> {
+        Ok(self.get_with_timestamp(key)?.map(|(v, _)| v))
+    }
+
+    /// The value and, for timestamped stores, its timestamp (-1 otherwise).
+    pub fn get_with_timestamp(&self, key: &K) -> Result<Option<(V, i64)>, StreamsError> {
+        self.0.read(|s, ts| {
+            let kv = s.as_key_value_ref().ok_or_else(|| self.0.wrong_kind())?;
+            self.0.typed.read(kv, ts, key)
+        })
+    }
+
+    /// Every entry, in key byte order.
+    pub fn all(&self) -> Result<Vec<(K, V)>, StreamsError> {
+        let all = self.0.read(|s, ts| {
+            let kv = s.as_key_value_ref().ok_or_else(|| self.0.wrong_kind())?;
+            self.0.typed.read_all(kv, ts)
+        })?;
+        Ok(all.into_iter().map(|(k, v, _)| (k, v)).collect())
+    }
+}
+
+/// Typed reads of one window or session store of the driver's tasks.
+pub struct TestWindowStore<K, V>(StoreView<K, V>);
+
+impl<K: Data, V: Data> TestWindowStore<K, V> {
     /// Every window of a window store, by start then key: key, window start, value.
     pub fn all(&self) -> Result<Vec<(K, i64, V)>, StreamsError> {
-        self.with_store(|s, timestamped| {
-            let w = s
-                .as_window_ref()
-                .ok_or_else(|| StoreError::WrongKind(self.typed.name().to_string()))?;
+        let typed = &self.0.typed;
+        self.0.read(|s, timestamped| {
+            let w = s.as_window_ref().ok_or_else(|| self.0.wrong_kind())?;
             let mut out = Vec::new();
             for e in w.all()? {
                 let (k, start, raw) = e?;
-                let (v, _) = self.typed.decode_value(raw, timestamped)?;
-                out.push((self.typed.decode_key(&k)?, start, v));
+                let (v, _) = typed.decode_value(raw, timestamped)?;
+                out.push((typed.decode_key(&k)?, start, v));
             }
             Ok(out)
         })
@@ -530,15 +532,14 @@ impl<K: Data, V: Data> TestWindowStore<K, V> {
 
     /// The value of one key in the window starting at `start`.
     pub fn fetch(&self, key: &K, start: i64) -> Result<Option<V>, StreamsError> {
-        let Some(kb) = self.typed.key_bytes(key)? else {
+        let typed = &self.0.typed;
+        let Some(kb) = typed.key_bytes(key)? else {
             return Ok(None);
         };
-        self.with_store(|s, timestamped| {
-            let w = s
-                .as_window_ref()
-                .ok_or_else(|| StoreError::WrongKind(self.typed.name().to_string()))?;
+        self.0.read(|s, timestamped| {
+            let w = s.as_window_ref().ok_or_else(|| self.0.wrong_kind())?;
             match w.fetch(&kb, start)? {
-                Some(raw) => Ok(Some(self.typed.decode_value(raw, timestamped)?.0)),
+                Some(raw) => Ok(Some(typed.decode_value(raw, timestamped)?.0)),
                 None => Ok(None),
             }
         })
@@ -546,15 +547,14 @@ impl<K: Data, V: Data> TestWindowStore<K, V> {
 
     /// Every session of a session store, by end, key, then start.
     pub fn sessions(&self) -> Result<Vec<(Windowed<K>, V)>, StreamsError> {
-        self.with_store(|s, timestamped| {
-            let ss = s
-                .as_session_ref()
-                .ok_or_else(|| StoreError::WrongKind(self.typed.name().to_string()))?;
+        let typed = &self.0.typed;
+        self.0.read(|s, timestamped| {
+            let ss = s.as_session_ref().ok_or_else(|| self.0.wrong_kind())?;
             let mut out = Vec::new();
             for e in ss.all()? {
                 let (k, window, raw) = e?;
-                let (v, _) = self.typed.decode_value(raw, timestamped)?;
-                out.push((Windowed::new(self.typed.decode_key(&k)?, window), v));
+                let (v, _) = typed.decode_value(raw, timestamped)?;
+                out.push((Windowed::new(typed.decode_key(&k)?, window), v));
             }
             Ok(out)
         })

@@ -1,18 +1,16 @@
 //! Persistent key-value, window and session stores through `TopologyTestDriver`: state kept on
 //! disk across a restart past its checkpoint, and the same results as the in-memory stores.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{pipe_events, s, MIN};
 use sluice_streams::serdes::{LongSerde, StringSerde};
 use sluice_streams::{
-    Consumed, Grouped, Materialized, Produced, SessionWindowedSerde, SessionWindows,
-    StreamsBuilder, TaskConfig, TimeWindowedSerde, TimeWindows, TopologyTestDriver, Window,
-    Windowed,
+    Consumed, Grouped, Materialized, Produced, SessionWindowedSerde, StreamsBuilder, TaskConfig,
+    TimeWindowedSerde, TimeWindows, TopologyTestDriver, Window, Windowed,
 };
-
-fn s(v: &str) -> String {
-    v.to_string()
-}
 
 fn word_count(state_dir: &std::path::Path) -> TopologyTestDriver {
     let b = StreamsBuilder::new();
@@ -104,40 +102,15 @@ fn without_a_state_directory_the_store_lives_in_a_temporary_one() {
 // Window and session stores on disk: `Materialized::as_persistent_store` in windowed
 // aggregations gives the persistent window or session store.
 
-const MIN: i64 = 60_000;
-
 /// Counts "events" per key in `windows` into store "counts" and topic "out".
 fn windowed_count(
     windows: TimeWindows,
     m: Materialized<String, i64>,
     state_dir: Option<&std::path::Path>,
 ) -> TopologyTestDriver {
-    let b = StreamsBuilder::new();
-    b.stream::<String, String>("events", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::new())
-        .windowed_by(windows)
-        .count(m)
-        .to_stream()
-        .to(
-            "out",
-            Produced::with(
-                TimeWindowedSerde::new(
-                    StringSerde,
-                    Duration::from_millis(windows.size_ms() as u64),
-                ),
-                LongSerde,
-            ),
-        );
     let mut cfg = TaskConfig::new("pwin");
     cfg.state_dir = state_dir.map(|d| d.to_path_buf());
-    TopologyTestDriver::with_config(b.build().unwrap(), cfg).unwrap()
-}
-
-fn events(d: &TopologyTestDriver, records: &[(&str, i64)]) {
-    let input = d.create_input_topic("events", StringSerde, StringSerde);
-    for (k, ts) in records {
-        input.pipe_input(s(k), s("v"), *ts).unwrap();
-    }
+    TopologyTestDriver::with_config(common::windowed_count(windows, m), cfg).unwrap()
 }
 
 fn windowed_out(d: &TopologyTestDriver, size_ms: i64) -> Vec<(Windowed<String>, Option<i64>)> {
@@ -174,8 +147,8 @@ fn a_windowed_count_gives_the_same_results_on_disk_as_in_memory() {
         Materialized::as_persistent_store("counts"),
         Some(dir.path()),
     );
-    events(&mem, &input);
-    events(&disk, &input);
+    pipe_events(&mem, &input);
+    pipe_events(&disk, &input);
     let out = windowed_out(&disk, MIN);
     assert_eq!(out, windowed_out(&mem, MIN));
     assert!(out.len() > 10, "{out:?}");
@@ -205,7 +178,7 @@ fn a_persistent_window_store_keeps_checkpointed_windows_across_a_restart() {
     let m = || Materialized::as_persistent_store("counts").with_retention(Duration::from_secs(600));
     {
         let first = windowed_count(w, m(), Some(dir.path()));
-        events(&first, &[("a", 10_000), ("a", 20_000), ("b", 70_000)]);
+        pipe_events(&first, &[("a", 10_000), ("a", 20_000), ("b", 70_000)]);
         first.flush().unwrap();
         first.write_checkpoint("counts", 2).unwrap();
     }
@@ -214,7 +187,7 @@ fn a_persistent_window_store_keeps_checkpointed_windows_across_a_restart() {
     let store = second.window_store::<String, i64>("counts", StringSerde, LongSerde);
     assert_eq!(store.all().unwrap(), vec![(s("a"), 0, 2), (s("b"), MIN, 1)]);
     // Counting goes on from the stored windows.
-    events(&second, &[("a", 30_000), ("b", 80_000)]);
+    pipe_events(&second, &[("a", 30_000), ("b", 80_000)]);
     let got = windowed_out(&second, MIN);
     let win = |k: &str, start: i64| Windowed::new(s(k), Window::new(start, start + MIN));
     assert_eq!(got, vec![(win("a", 0), Some(3)), (win("b", MIN), Some(2))]);
@@ -229,9 +202,9 @@ fn a_persistent_window_store_purges_windows_past_retention() {
         Some(dir.path()),
     );
     let store = d.window_store::<String, i64>("counts", StringSerde, LongSerde);
-    events(&d, &[("a", 10_000), ("a", 70_000), ("a", 130_000)]);
+    pipe_events(&d, &[("a", 10_000), ("a", 70_000), ("a", 130_000)]);
     assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
-    events(&d, &[("a", 190_000)]);
+    pipe_events(&d, &[("a", 190_000)]);
     assert_eq!(store.fetch(&s("a"), 0).unwrap(), None);
     let left: Vec<i64> = store.all().unwrap().into_iter().map(|e| e.1).collect();
     assert_eq!(left, vec![MIN, 2 * MIN, 3 * MIN]);
@@ -252,22 +225,10 @@ fn session_count(
     m: Materialized<String, i64>,
     state_dir: Option<&std::path::Path>,
 ) -> TopologyTestDriver {
-    let b = StreamsBuilder::new();
-    b.stream::<String, String>("clicks", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::new())
-        .session_windowed_by(SessionWindows::of_inactivity_gap_and_grace(
-            Duration::from_secs(10),
-            Duration::from_secs(5),
-        ))
-        .count(m)
-        .to_stream()
-        .to(
-            "out",
-            Produced::with(SessionWindowedSerde::new(StringSerde), LongSerde),
-        );
     let mut cfg = TaskConfig::new("psess");
     cfg.state_dir = state_dir.map(|d| d.to_path_buf());
-    TopologyTestDriver::with_config(b.build().unwrap(), cfg).unwrap()
+    let topology = common::session_count(Duration::from_secs(5), m);
+    TopologyTestDriver::with_config(topology, cfg).unwrap()
 }
 
 #[test]

@@ -1,20 +1,17 @@
 //! Windowed aggregations through `TopologyTestDriver`: tumbling counts per window, grace and
 //! dropped late records, hopping windows, retention, session merges, changelogs and restore.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{pipe_events, s, MIN};
 use sluice_streams::serdes::{LongSerde, StringSerde};
 use sluice_streams::{
-    Consumed, Grouped, Materialized, Produced, SessionWindowedSerde, SessionWindows,
-    StreamsBuilder, TimeWindowedSerde, TimeWindows, TopologyTestDriver, Window, Windowed,
+    Consumed, Grouped, Materialized, Produced, SessionWindowedSerde, StreamsBuilder,
+    TimeWindowedSerde, TimeWindows, TopologyTestDriver, Window, Windowed,
 };
-
-const MIN: i64 = 60_000;
-
-fn s(v: &str) -> String {
-    v.to_string()
-}
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -22,30 +19,7 @@ fn secs(n: u64) -> Duration {
 
 /// Counts "events" per key in `windows`, into store "counts" and topic "out".
 fn windowed_count(windows: TimeWindows, m: Materialized<String, i64>) -> TopologyTestDriver {
-    let b = StreamsBuilder::new();
-    b.stream::<String, String>("events", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::new())
-        .windowed_by(windows)
-        .count(m)
-        .to_stream()
-        .to(
-            "out",
-            Produced::with(
-                TimeWindowedSerde::new(
-                    StringSerde,
-                    Duration::from_millis(windows.size_ms() as u64),
-                ),
-                LongSerde,
-            ),
-        );
-    TopologyTestDriver::new(b.build().unwrap(), "win").unwrap()
-}
-
-fn pipe(d: &TopologyTestDriver, records: &[(&str, i64)]) {
-    let input = d.create_input_topic("events", StringSerde, StringSerde);
-    for (k, ts) in records {
-        input.pipe_input(s(k), s("v"), *ts).unwrap();
-    }
+    TopologyTestDriver::new(common::windowed_count(windows, m), "win").unwrap()
 }
 
 /// The latest count per (key, window start) written to "out".
@@ -72,7 +46,7 @@ fn tumbling_one_minute_count_gives_counts_per_window() {
         TimeWindows::of_size_with_no_grace(secs(60)),
         Materialized::as_store("counts").with_retention(secs(600)),
     );
-    pipe(
+    pipe_events(
         &d,
         &[
             ("a", 0),
@@ -105,7 +79,7 @@ fn windowed_keys_reach_the_topic_as_key_bytes_and_window_start() {
         TimeWindows::of_size_with_no_grace(secs(60)),
         Materialized::new(),
     );
-    pipe(&d, &[("k", 90_000)]);
+    pipe_events(&d, &[("k", 90_000)]);
     let raw = d.read_raw("out");
     assert_eq!(raw.len(), 1);
     let mut key = b"k".to_vec();
@@ -122,14 +96,14 @@ fn a_late_record_within_grace_is_counted_and_one_after_grace_is_dropped() {
         Materialized::as_store("counts"),
     );
     // Stream time reaches 70s; window [0, 60) stays open until 60s + 30s of grace.
-    pipe(&d, &[("a", 10_000), ("a", 70_000), ("a", 50_000)]);
+    pipe_events(&d, &[("a", 10_000), ("a", 70_000), ("a", 50_000)]);
     assert_eq!(d.dropped_records(), 0);
     assert_eq!(
         counts(&d, secs(60)),
         vec![(s("a"), 0, MIN, 2), (s("a"), MIN, 2 * MIN, 1)]
     );
     // At 90s the window has closed: a record for it changes nothing and is counted as dropped.
-    pipe(&d, &[("a", 90_000), ("a", 20_000)]);
+    pipe_events(&d, &[("a", 90_000), ("a", 20_000)]);
     assert_eq!(d.dropped_records(), 1);
     assert_eq!(counts(&d, secs(60)), vec![(s("a"), MIN, 2 * MIN, 2)]);
     let store = d.window_store::<String, i64>("counts", StringSerde, LongSerde);
@@ -142,7 +116,7 @@ fn without_grace_a_window_closes_at_its_end() {
         TimeWindows::of_size_with_no_grace(secs(60)),
         Materialized::as_store("counts"),
     );
-    pipe(&d, &[("a", 59_000), ("a", MIN), ("a", 59_999)]);
+    pipe_events(&d, &[("a", 59_000), ("a", MIN), ("a", 59_999)]);
     assert_eq!(d.dropped_records(), 1);
     assert_eq!(
         counts(&d, secs(60)),
@@ -157,7 +131,7 @@ fn hopping_windows_count_a_record_in_each_overlapping_window() {
         TimeWindows::of_size_with_no_grace(size).advance_by(secs(20)),
         Materialized::as_store("counts"),
     );
-    pipe(&d, &[("a", 65_000), ("a", 70_000), ("a", 85_000)]);
+    pipe_events(&d, &[("a", 65_000), ("a", 70_000), ("a", 85_000)]);
     assert_eq!(
         counts(&d, size),
         vec![
@@ -177,10 +151,10 @@ fn closed_windows_are_kept_for_the_retention_then_purged() {
         Materialized::as_store("counts").with_retention(secs(180)),
     );
     let store = d.window_store::<String, i64>("counts", StringSerde, LongSerde);
-    pipe(&d, &[("a", 10_000), ("a", 70_000), ("a", 130_000)]);
+    pipe_events(&d, &[("a", 10_000), ("a", 70_000), ("a", 130_000)]);
     // Window 0 closed at 60s, but retention keeps it until a window starts at 180s.
     assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
-    pipe(&d, &[("a", 190_000)]);
+    pipe_events(&d, &[("a", 190_000)]);
     assert_eq!(store.fetch(&s("a"), 0).unwrap(), None);
     let left: Vec<i64> = store.all().unwrap().into_iter().map(|e| e.1).collect();
     assert_eq!(left, vec![MIN, 2 * MIN, 3 * MIN]);
@@ -280,7 +254,7 @@ fn window_store_writes_go_to_the_changelog_and_restore_from_it() {
         )
     };
     let first = build();
-    pipe(&first, &[("a", 5_000), ("a", 65_000)]);
+    pipe_events(&first, &[("a", 5_000), ("a", 65_000)]);
     let topic = first.changelog_topic("counts");
     assert_eq!(topic, "win-counts-changelog");
     let changelog = first.read_raw(&topic);
@@ -302,7 +276,7 @@ fn window_store_writes_go_to_the_changelog_and_restore_from_it() {
 
     let second = build();
     assert_eq!(second.restore_store("counts", changelog).unwrap(), 2);
-    pipe(&second, &[("a", 70_000)]);
+    pipe_events(&second, &[("a", 70_000)]);
     assert_eq!(counts(&second, secs(60)), vec![(s("a"), MIN, 2 * MIN, 2)]);
     let store = second.window_store::<String, i64>("counts", StringSerde, LongSerde);
     assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
@@ -310,17 +284,8 @@ fn window_store_writes_go_to_the_changelog_and_restore_from_it() {
 
 /// Counts "clicks" per user session with a 10 s inactivity gap, into store "sessions".
 fn session_count(grace: Duration) -> TopologyTestDriver {
-    let b = StreamsBuilder::new();
-    b.stream::<String, String>("clicks", Consumed::with(StringSerde, StringSerde))
-        .group_by_key(Grouped::new())
-        .session_windowed_by(SessionWindows::of_inactivity_gap_and_grace(secs(10), grace))
-        .count(Materialized::as_store("sessions"))
-        .to_stream()
-        .to(
-            "out",
-            Produced::with(SessionWindowedSerde::new(StringSerde), LongSerde),
-        );
-    TopologyTestDriver::new(b.build().unwrap(), "sess").unwrap()
+    let topology = common::session_count(grace, Materialized::as_store("sessions"));
+    TopologyTestDriver::new(topology, "sess").unwrap()
 }
 
 fn click(d: &TopologyTestDriver, k: &str, ts: i64) {

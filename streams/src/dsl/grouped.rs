@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::ops::{AggFn, Aggregate};
+use super::ops::{count_agg, init_agg, reduce_agg, AggFn, Aggregate};
 use super::{Grouped, KStream, KTable, Materialized, SessionWindowedKStream, TimeWindowedKStream};
 use crate::processor::Processor;
 use crate::record::Data;
@@ -38,14 +38,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// The number of records per key (a count of 8-byte big-endian longs in the store).
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let materialized = Materialized {
-            value: materialized.value.or_else(|| Some(Arc::new(LongSerde))),
-            ..materialized
-        };
-        self.aggregate_with(
-            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
-            materialized,
-        )
+        let materialized = materialized.or_value_serde(Some(Arc::new(LongSerde)));
+        self.aggregate_with(count_agg(), materialized)
     }
 
     /// Combines the values of each key: the first value as is, then `reducer(aggregate, value)`.
@@ -54,17 +48,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
-        let materialized = Materialized {
-            value: materialized.value.or_else(|| self.value_serde()),
-            ..materialized
-        };
-        self.aggregate_with(
-            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
-                Some(agg) => reducer(agg, v),
-                None => v,
-            }),
-            materialized,
-        )
+        let materialized = materialized.or_value_serde(self.value_serde());
+        self.aggregate_with(reduce_agg(reducer), materialized)
     }
 
     /// Folds the values of each key into an aggregate that starts as `initializer()`.
@@ -74,12 +59,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<K, VA>,
     ) -> KTable<K, VA> {
-        self.aggregate_with(
-            Arc::new(move |k: &K, v: V, old: Option<VA>| {
-                aggregator(k, v, old.unwrap_or_else(&initializer))
-            }),
-            materialized,
-        )
+        self.aggregate_with(init_agg(initializer, aggregator), materialized)
     }
 
     /// Aggregates per key and time window (tumbling or hopping), as `KTable<Windowed<K>, _>`.

@@ -278,6 +278,14 @@ impl<K: Data, V: Data> Materialized<K, V> {
         self
     }
 
+    /// The same, with `serde` as value serde when none was given.
+    pub(crate) fn or_value_serde(self, serde: Option<Arc<dyn Serde<V>>>) -> Self {
+        Materialized {
+            value: self.value.or(serde),
+            ..self
+        }
+    }
+
     /// The store's name (generated when none was given) and its spec.
     pub(crate) fn spec(&self, g: &mut GraphBuilder, prefix: &str) -> (String, StoreSpec) {
         let name = self.name.clone().unwrap_or_else(|| g.new_name(prefix));

@@ -52,6 +52,30 @@ impl<K: Data, V: Data> Processor for Branch<K, V> {
 
 pub(crate) type AggFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
+/// The aggregator of `count`: one more for each record.
+pub(crate) fn count_agg<K: Data, V: Data>() -> AggFn<K, V, i64> {
+    Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1)
+}
+
+/// The aggregator of `reduce`: the first value as is, then `reducer(aggregate, value)`.
+pub(crate) fn reduce_agg<K: Data, V: Data>(
+    reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+) -> AggFn<K, V, V> {
+    Arc::new(move |_: &K, v: V, old: Option<V>| match old {
+        Some(agg) => reducer(agg, v),
+        None => v,
+    })
+}
+
+/// The aggregator of `aggregate`: `aggregator(key, value, aggregate)`, the aggregate starting
+/// as `initializer()`.
+pub(crate) fn init_agg<K: Data, V: Data, VA: Data>(
+    initializer: impl Fn() -> VA + Send + Sync + 'static,
+    aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+) -> AggFn<K, V, VA> {
+    Arc::new(move |k: &K, v: V, old: Option<VA>| aggregator(k, v, old.unwrap_or_else(&initializer)))
+}
+
 /// Folds each record into its key's entry in a timestamped store and forwards the change;
 /// the result's timestamp is the largest of the key's records, as in Kafka. With a cached
 /// store the change is forwarded when the cache is flushed: the latest per key, once.

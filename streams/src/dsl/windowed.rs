@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::ops::AggFn;
+use super::ops::{count_agg, init_agg, reduce_agg, AggFn};
 use super::{Change, KGroupedStream, KTable, Materialized};
 use crate::error::StreamsError;
 use crate::processor::{Processor, ProcessorContext};
@@ -68,6 +68,53 @@ fn window_store_spec<K: Data, VA: Data>(
     ))
 }
 
+/// Adds a windowed aggregation to the graph: its store of `kind`, kept at least
+/// `min_retention` ms (or the reason the windows are refused), and the processor `processor`
+/// makes on the store's codec. The table's windowed keys are read with `windowed_serde`.
+fn add_windowed_aggregate<K: Data, V: Data, VA: Data>(
+    grouped: &KGroupedStream<K, V>,
+    materialized: Materialized<K, VA>,
+    kind: StoreKind,
+    min_retention: Result<i64, String>,
+    processor: impl Fn(TypedKeyValueStore<K, VA>) -> Box<dyn Processor> + Send + Sync + 'static,
+    windowed_serde: impl FnOnce(Arc<dyn Serde<K>>) -> Arc<dyn Serde<Windowed<K>>>,
+) -> KTable<Windowed<K>, VA> {
+    let g = grouped.stream.g.clone();
+    let spec = {
+        let mut gb = g.borrow_mut();
+        min_retention.and_then(|min| window_store_spec(&mut gb, &materialized, kind, min))
+    };
+    let key_serde = materialized.key.clone().or_else(|| grouped.key_serde());
+    let (store_name, spec, ks, vs) = match (spec, key_serde, materialized.value.clone()) {
+        (Ok((n, s)), Some(ks), Some(vs)) => (n, s, ks, vs),
+        (spec, _, _) => {
+            let why = match spec {
+                Err(e) => e,
+                Ok((n, _)) => format!(
+                    "store {n} needs key and value serdes (give them in Grouped or Materialized)"
+                ),
+            };
+            g.borrow_mut().errors.push(why);
+            return KTable::new(g.clone(), grouped.stream.node, None, None, None);
+        }
+    };
+    let input = grouped.input_for(&store_name);
+    let codec = TypedKeyValueStore::new(store_name.clone(), ks.clone(), vs.clone());
+    let supplier = Arc::new(move || processor(codec.clone()));
+    let mut gb = g.borrow_mut();
+    let name = gb.new_name("KSTREAM-AGGREGATE");
+    let node = gb.add_processor(name, &[input.node], supplier);
+    gb.connect_store(node, spec);
+    drop(gb);
+    KTable::new(
+        g,
+        node,
+        Some(store_name),
+        Some(windowed_serde(ks)),
+        Some(vs),
+    )
+}
+
 /// A grouped stream cut into time windows; `count`, `reduce` and `aggregate` give one row
 /// per key and window.
 pub struct TimeWindowedKStream<K, V> {
@@ -82,14 +129,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 
     /// The number of records per key and window.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let materialized = Materialized {
-            value: materialized.value.or_else(|| Some(Arc::new(LongSerde))),
-            ..materialized
-        };
-        self.aggregate_with(
-            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
-            materialized,
-        )
+        let materialized = materialized.or_value_serde(Some(Arc::new(LongSerde)));
+        self.aggregate_with(count_agg(), materialized)
     }
 
     /// Combines the values of each key and window: the first as is, then `reducer(agg, value)`.
@@ -98,17 +139,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<Windowed<K>, V> {
-        let materialized = Materialized {
-            value: materialized.value.or_else(|| self.grouped.value_serde()),
-            ..materialized
-        };
-        self.aggregate_with(
-            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
-                Some(agg) => reducer(agg, v),
-                None => v,
-            }),
-            materialized,
-        )
+        let materialized = materialized.or_value_serde(self.grouped.value_serde());
+        self.aggregate_with(reduce_agg(reducer), materialized)
     }
 
     /// Folds the values of each key and window into an aggregate that starts as `initializer()`.
@@ -118,12 +150,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
         materialized: Materialized<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
-        self.aggregate_with(
-            Arc::new(move |k: &K, v: V, old: Option<VA>| {
-                aggregator(k, v, old.unwrap_or_else(&initializer))
-            }),
-            materialized,
-        )
+        self.aggregate_with(init_agg(initializer, aggregator), materialized)
     }
 
     fn aggregate_with<VA: Data>(
@@ -132,47 +159,21 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         materialized: Materialized<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let w = self.windows;
-        let g = self.grouped.stream.g.clone();
-        let min_retention = w.size_ms.saturating_add(w.grace_ms);
-        let spec = {
-            let mut gb = g.borrow_mut();
-            w.validate().and_then(|()| {
-                window_store_spec(&mut gb, &materialized, StoreKind::Window, min_retention)
-            })
-        };
-        let key_serde = materialized
-            .key
-            .clone()
-            .or_else(|| self.grouped.key_serde());
-        let (store_name, spec, ks, vs) = match (spec, key_serde, materialized.value.clone()) {
-            (Ok((n, s)), Some(ks), Some(vs)) => (n, s, ks, vs),
-            (spec, _, _) => {
-                let why = match spec {
-                    Err(e) => e,
-                    Ok((n, _)) => format!(
-                        "store {n} needs key and value serdes (give them in Grouped or Materialized)"
-                    ),
-                };
-                g.borrow_mut().errors.push(why);
-                return KTable::new(g.clone(), self.grouped.stream.node, None, None, None);
-            }
-        };
-        let input = self.grouped.input_for(&store_name);
-        let codec = TypedKeyValueStore::new(store_name.clone(), ks.clone(), vs.clone());
-        let supplier = Arc::new(move || {
-            Box::new(WindowAggregate {
-                windows: w,
-                codec: codec.clone(),
-                agg: agg.clone(),
-            }) as Box<dyn Processor>
-        });
-        let mut gb = g.borrow_mut();
-        let name = gb.new_name("KSTREAM-AGGREGATE");
-        let node = gb.add_processor(name, &[input.node], supplier);
-        gb.connect_store(node, spec);
-        drop(gb);
-        let wks: Arc<dyn Serde<Windowed<K>>> = Arc::new(TimeWindowedSerde::from_arc(ks, w.size_ms));
-        KTable::new(g, node, Some(store_name), Some(wks), Some(vs))
+        let min_retention = w.validate().map(|()| w.size_ms.saturating_add(w.grace_ms));
+        add_windowed_aggregate(
+            &self.grouped,
+            materialized,
+            StoreKind::Window,
+            min_retention,
+            move |codec| {
+                Box::new(WindowAggregate {
+                    windows: w,
+                    codec,
+                    agg: agg.clone(),
+                })
+            },
+            |ks| Arc::new(TimeWindowedSerde::from_arc(ks, w.size_ms)),
+        )
     }
 }
 
@@ -243,12 +244,9 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
 
     /// The number of records per key and session.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let materialized = Materialized {
-            value: materialized.value.or_else(|| Some(Arc::new(LongSerde))),
-            ..materialized
-        };
+        let materialized = materialized.or_value_serde(Some(Arc::new(LongSerde)));
         self.aggregate_with(
-            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            count_agg(),
             Arc::new(|_: &K, a: i64, b: i64| a + b),
             materialized,
         )
@@ -261,17 +259,11 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<Windowed<K>, V> {
-        let materialized = Materialized {
-            value: materialized.value.or_else(|| self.grouped.value_serde()),
-            ..materialized
-        };
+        let materialized = materialized.or_value_serde(self.grouped.value_serde());
         let reducer = Arc::new(reducer);
         let r2 = reducer.clone();
         self.aggregate_with(
-            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
-                Some(agg) => reducer(agg, v),
-                None => v,
-            }),
+            reduce_agg(move |agg, v| reducer(agg, v)),
             Arc::new(move |_: &K, a: V, b: V| r2(a, b)),
             materialized,
         )
@@ -287,9 +279,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         materialized: Materialized<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
         self.aggregate_with(
-            Arc::new(move |k: &K, v: V, old: Option<VA>| {
-                aggregator(k, v, old.unwrap_or_else(&initializer))
-            }),
+            init_agg(initializer, aggregator),
             Arc::new(merger),
             materialized,
         )
@@ -302,48 +292,22 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         materialized: Materialized<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let w = self.windows;
-        let g = self.grouped.stream.g.clone();
-        let min_retention = w.gap_ms.saturating_add(w.grace_ms);
-        let spec = {
-            let mut gb = g.borrow_mut();
-            w.validate().and_then(|()| {
-                window_store_spec(&mut gb, &materialized, StoreKind::Session, min_retention)
-            })
-        };
-        let key_serde = materialized
-            .key
-            .clone()
-            .or_else(|| self.grouped.key_serde());
-        let (store_name, spec, ks, vs) = match (spec, key_serde, materialized.value.clone()) {
-            (Ok((n, s)), Some(ks), Some(vs)) => (n, s, ks, vs),
-            (spec, _, _) => {
-                let why = match spec {
-                    Err(e) => e,
-                    Ok((n, _)) => format!(
-                        "store {n} needs key and value serdes (give them in Grouped or Materialized)"
-                    ),
-                };
-                g.borrow_mut().errors.push(why);
-                return KTable::new(g.clone(), self.grouped.stream.node, None, None, None);
-            }
-        };
-        let input = self.grouped.input_for(&store_name);
-        let codec = TypedKeyValueStore::new(store_name.clone(), ks.clone(), vs.clone());
-        let supplier = Arc::new(move || {
-            Box::new(SessionAggregate {
-                windows: w,
-                codec: codec.clone(),
-                agg: agg.clone(),
-                merge: merge.clone(),
-            }) as Box<dyn Processor>
-        });
-        let mut gb = g.borrow_mut();
-        let name = gb.new_name("KSTREAM-AGGREGATE");
-        let node = gb.add_processor(name, &[input.node], supplier);
-        gb.connect_store(node, spec);
-        drop(gb);
-        let wks: Arc<dyn Serde<Windowed<K>>> = Arc::new(SessionWindowedSerde::from_arc(ks));
-        KTable::new(g, node, Some(store_name), Some(wks), Some(vs))
+        let min_retention = w.validate().map(|()| w.gap_ms.saturating_add(w.grace_ms));
+        add_windowed_aggregate(
+            &self.grouped,
+            materialized,
+            StoreKind::Session,
+            min_retention,
+            move |codec| {
+                Box::new(SessionAggregate {
+                    windows: w,
+                    codec,
+                    agg: agg.clone(),
+                    merge: merge.clone(),
+                })
+            },
+            |ks| Arc::new(SessionWindowedSerde::from_arc(ks)),
+        )
     }
 }
 

@@ -225,6 +225,36 @@ pub struct TaskStores {
 }
 
 impl TaskStores {
+    /// The index of the store called `name` in `entries`.
+    fn entry_index(&self, name: &str) -> Result<usize, StoreError> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| StoreError::Unknown(name.to_string()))
+    }
+
+    /// What a handle on the store called `name` is made of: the store, whether it is
+    /// timestamped, and a logger to its changelog stamped with `timestamp`.
+    fn handle_parts<'a>(
+        &'a mut self,
+        name: &str,
+        timestamp: i64,
+        out: &'a mut Vec<OutputRecord>,
+    ) -> Result<(&'a mut dyn StateStore, bool, ChangeLogger<'a>), StoreError> {
+        let partition = self.partition;
+        let i = self.entry_index(name)?;
+        let entry = &mut self.entries[i];
+        let logger = ChangeLogger {
+            topic: entry.changelog.as_deref(),
+            partition,
+            timestamp,
+            out,
+        };
+        Ok((&mut *entry.store, entry.timestamped, logger))
+    }
+}
+
+impl TaskStores {
     pub(crate) fn new(partition: i32) -> TaskStores {
         TaskStores {
             partition,

@@ -1,5 +1,5 @@
-//! The persistent key-value store: one redb file per store and task under the task's state
-//! directory, with the changelog offset it holds recorded beside the data (its checkpoint).
+//! The redb file every persistent store is (one per store and task under the task's state
+//! directory, its checkpoint beside the data), and the persistent key-value store on it.
 //!
 //! # Crash semantics
 //!
@@ -28,13 +28,21 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 use super::memory::is_empty_range;
 use super::{KeyValueStore, KvIter, StateStore, StoreContext, StoreError, StoreSupplier};
 
-const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
-const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+pub(super) const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+pub(super) const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "changelog_offset";
 
-/// A key-value store in a redb file: keys in unsigned byte order, as the in-memory store.
-pub struct PersistentKeyValueStore {
-    name: String,
+pub(super) fn io(store: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io {
+        store: store.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A store's redb file: its open write transaction, its data table and its metadata (the
+/// checkpoint, and what else a store keeps beside it); every persistent store is one.
+pub(super) struct RedbFile {
+    pub(super) name: String,
     path: PathBuf,
     /// The open transaction holding the writes since the last durable commit (declared
     /// before `db` so it is dropped, uncommitted, before the database closes).
@@ -44,20 +52,9 @@ pub struct PersistentKeyValueStore {
     _temp: Option<tempfile::TempDir>,
 }
 
-pub(super) fn io(store: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io {
-        store: store.to_string(),
-        message: e.to_string(),
-    }
-}
-
-impl PersistentKeyValueStore {
-    /// Opens (or creates) the store at `path`, emptying it when it has no checkpoint.
-    pub fn open(name: impl Into<String>, path: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        Self::open_in(name.into(), path.into(), None)
-    }
-
-    fn open_in(
+impl RedbFile {
+    /// Opens (or creates) the file at `path`, emptying it when it has no checkpoint.
+    pub(super) fn open(
         name: String,
         path: PathBuf,
         temp: Option<tempfile::TempDir>,
@@ -66,43 +63,40 @@ impl PersistentKeyValueStore {
             std::fs::create_dir_all(dir).map_err(|e| io(&name, e))?;
         }
         let db = Database::create(&path).map_err(|e| io(&name, e))?;
-        let mut store = PersistentKeyValueStore {
+        let mut f = RedbFile {
             name,
             path,
             txn: None,
             db,
             _temp: temp,
         };
-        store.begin()?;
-        if store.checkpointed_offset()?.is_none() {
-            let txn = store.txn.as_ref().expect("begun");
-            let n = txn
-                .open_table(DATA)
-                .map_err(|e| io(&store.name, e))?
-                .len()
-                .map_err(|e| io(&store.name, e))?;
-            if n > 0 {
-                tracing::info!(store = %store.name, path = %store.path.display(), entries = n,
+        f.begin()?;
+        if f.checkpoint()?.is_none() {
+            let n = f.len()?;
+            let txn = f.txn();
+            let has_meta = !txn
+                .open_table(META)
+                .map_err(|e| io(&f.name, e))?
+                .is_empty()
+                .map_err(|e| io(&f.name, e))?;
+            if n > 0 || has_meta {
+                tracing::info!(store = %f.name, path = %f.path.display(), entries = n,
                     "persistent store has no checkpoint: emptying it to restore from the changelog");
-                txn.delete_table(DATA).map_err(|e| io(&store.name, e))?;
-                store.commit()?;
+                txn.delete_table(DATA).map_err(|e| io(&f.name, e))?;
+                txn.delete_table(META).map_err(|e| io(&f.name, e))?;
+                f.commit()?;
             }
         }
-        Ok(store)
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+        Ok(f)
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| io(&self.name, e))?;
-        self.txn = Some(txn);
+        self.txn = Some(self.db.begin_write().map_err(|e| io(&self.name, e))?);
         Ok(())
     }
 
     /// Commits the open transaction durably and opens the next.
-    fn commit(&mut self) -> Result<(), StoreError> {
+    pub(super) fn commit(&mut self) -> Result<(), StoreError> {
         if let Some(mut txn) = self.txn.take() {
             txn.set_durability(Durability::Immediate);
             txn.commit().map_err(|e| io(&self.name, e))?;
@@ -110,25 +104,109 @@ impl PersistentKeyValueStore {
         self.begin()
     }
 
-    fn txn(&self) -> &redb::WriteTransaction {
+    pub(super) fn txn(&self) -> &redb::WriteTransaction {
         self.txn
             .as_ref()
             .expect("a write transaction is open between calls")
+    }
+
+    pub(super) fn meta(&self, k: &str) -> Result<Option<i64>, StoreError> {
+        let t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
+        let v = t.get(k).map_err(|e| io(&self.name, e))?;
+        Ok(v.map(|g| g.value()))
+    }
+
+    pub(super) fn set_meta(&self, k: &str, v: i64) -> Result<(), StoreError> {
+        let mut t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
+        t.insert(k, v).map_err(|e| io(&self.name, e))?;
+        Ok(())
+    }
+
+    /// The offset of the last changelog record the data is known to include.
+    pub(super) fn checkpoint(&self) -> Result<Option<i64>, StoreError> {
+        self.meta(CHECKPOINT)
+    }
+
+    /// Records the checkpoint and commits it durably together with the data.
+    pub(super) fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
+        self.set_meta(CHECKPOINT, offset)?;
+        self.commit()
+    }
+
+    pub(super) fn get(&self, k: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
+        let v = t.get(k).map_err(|e| io(&self.name, e))?;
+        Ok(v.map(|g| Bytes::copy_from_slice(g.value())))
+    }
+
+    pub(super) fn insert(&self, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+        let mut t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
+        t.insert(k, v).map_err(|e| io(&self.name, e))?;
+        Ok(())
+    }
+
+    /// Removes a key, returning the value it had.
+    pub(super) fn remove(&self, k: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        let mut t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
+        let old = t.remove(k).map_err(|e| io(&self.name, e))?;
+        Ok(old.map(|g| Bytes::copy_from_slice(g.value())))
+    }
+
+    /// The number of entries in the data table.
+    fn len(&self) -> Result<u64, StoreError> {
+        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
+        t.len().map_err(|e| io(&self.name, e))
+    }
+}
+
+/// Where a supplier's store file goes: `<task state dir>/redb/<store>.redb`, or a temporary
+/// directory removed with the store when the task has none.
+pub(super) fn store_path(
+    name: &str,
+    ctx: &StoreContext,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), StoreError> {
+    let file = format!("{name}.redb");
+    Ok(match &ctx.state_dir {
+        Some(dir) => (dir.join("redb").join(file), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("sluice-streams-")
+                .tempdir()
+                .map_err(|e| io(name, e))?;
+            (t.path().join(file), Some(t))
+        }
+    })
+}
+
+/// A key-value store in a redb file: keys in unsigned byte order, as the in-memory store.
+pub struct PersistentKeyValueStore {
+    f: RedbFile,
+}
+
+impl PersistentKeyValueStore {
+    /// Opens (or creates) the store at `path`, emptying it when it has no checkpoint.
+    pub fn open(name: impl Into<String>, path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let f = RedbFile::open(name.into(), path.into(), None)?;
+        Ok(PersistentKeyValueStore { f })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.f.path
     }
 }
 
 impl StateStore for PersistentKeyValueStore {
     fn name(&self) -> &str {
-        &self.name
+        &self.f.name
     }
     fn persistent(&self) -> bool {
         true
     }
     fn flush(&mut self) -> Result<(), StoreError> {
-        self.commit()
+        self.f.commit()
     }
     fn close(&mut self) -> Result<(), StoreError> {
-        self.commit()
+        self.f.commit()
     }
     fn restore(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), StoreError> {
         match value {
@@ -143,45 +221,30 @@ impl StateStore for PersistentKeyValueStore {
         Some(self)
     }
     fn checkpointed_offset(&self) -> Result<Option<i64>, StoreError> {
-        let t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
-        let v = t.get(CHECKPOINT).map_err(|e| io(&self.name, e))?;
-        Ok(v.map(|g| g.value()))
+        self.f.checkpoint()
     }
     fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
-        {
-            let mut t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
-            t.insert(CHECKPOINT, offset)
-                .map_err(|e| io(&self.name, e))?;
-        }
-        self.commit()
+        self.f.write_checkpoint(offset)
     }
 }
 
 impl KeyValueStore for PersistentKeyValueStore {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        let v = t.get(key).map_err(|e| io(&self.name, e))?;
-        Ok(v.map(|g| Bytes::copy_from_slice(g.value())))
+        self.f.get(key)
     }
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), StoreError> {
-        let mut t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        t.insert(&key[..], &value[..])
-            .map_err(|e| io(&self.name, e))?;
-        Ok(())
+        self.f.insert(&key, &value)
     }
     fn delete(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        let mut t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        let old = t.remove(key).map_err(|e| io(&self.name, e))?;
-        Ok(old.map(|g| Bytes::copy_from_slice(g.value())))
+        self.f.remove(key)
     }
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<KvIter<'_>, StoreError> {
         if is_empty_range(from, to) {
             return Ok(Box::new(std::iter::empty()));
         }
-        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        let range = t
-            .range::<&[u8]>((from, to))
-            .map_err(|e| io(&self.name, e))?;
+        let name = &self.f.name;
+        let t = self.f.txn().open_table(DATA).map_err(|e| io(name, e))?;
+        let range = t.range::<&[u8]>((from, to)).map_err(|e| io(name, e))?;
         // A range of the open write transaction borrows its table, so it is read out here.
         let entries: Vec<Result<(Bytes, Bytes), StoreError>> = range
             .map(|r| {
@@ -191,19 +254,17 @@ impl KeyValueStore for PersistentKeyValueStore {
                         Bytes::copy_from_slice(v.value()),
                     )
                 })
-                .map_err(|e| io(&self.name, e))
+                .map_err(|e| io(name, e))
             })
             .collect();
         Ok(Box::new(entries.into_iter()))
     }
     fn approximate_num_entries(&self) -> Result<u64, StoreError> {
-        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        t.len().map_err(|e| io(&self.name, e))
+        self.f.len()
     }
 }
 
-/// Supplies a persistent store per task, at `<task state dir>/redb/<store>.redb`, or in a
-/// temporary directory removed with the store when the task has no state directory.
+/// Supplies a persistent store per task (see `store_path` for where it lives).
 #[derive(Debug, Clone)]
 pub struct PersistentStoreSupplier {
     name: String,
@@ -220,22 +281,9 @@ impl StoreSupplier for PersistentStoreSupplier {
         &self.name
     }
     fn build(&self, ctx: &StoreContext) -> Result<Box<dyn StateStore>, StoreError> {
-        let file = format!("{}.redb", self.name);
-        let (path, temp) = match &ctx.state_dir {
-            Some(dir) => (dir.join("redb").join(file), None),
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("sluice-streams-")
-                    .tempdir()
-                    .map_err(|e| io(&self.name, e))?;
-                (t.path().join(file), Some(t))
-            }
-        };
-        Ok(Box::new(PersistentKeyValueStore::open_in(
-            self.name.clone(),
-            path,
-            temp,
-        )?))
+        let (path, temp) = store_path(&self.name, ctx)?;
+        let f = RedbFile::open(self.name.clone(), path, temp)?;
+        Ok(Box::new(PersistentKeyValueStore { f }))
     }
 }
 

@@ -10,19 +10,16 @@
 use std::path::PathBuf;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::ReadableTable;
 
-use super::persistent::io;
-use super::window::split_window_changelog_key;
+use super::persistent::{io, store_path, RedbFile, DATA};
+use super::window::{split_session_changelog_key, split_window_changelog_key, Retention};
 use super::{
     SessionIter, SessionStore, StateStore, StoreContext, StoreError, StoreKind, StoreSupplier,
     WindowIter, WindowStore,
 };
-use crate::window::{split_session_key, Window};
+use crate::window::Window;
 
-const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
-const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
-const CHECKPOINT: &str = "changelog_offset";
 const OBSERVED: &str = "observed_time";
 
 /// A time as 8 bytes whose unsigned order is the signed order of the times.
@@ -88,102 +85,38 @@ fn split_session_table_key(store: &str, raw: &[u8]) -> Result<(Bytes, Window), S
     Ok((key.freeze(), Window::new(start, end)))
 }
 
-/// The redb file, its open transaction and its metadata, shared by both stores.
-struct RedbFile {
-    name: String,
-    /// Declared before `db` so it is dropped, uncommitted, before the database closes.
-    txn: Option<redb::WriteTransaction>,
-    db: Database,
-    /// Owns the store's directory when no state directory was given (the test driver).
-    _temp: Option<tempfile::TempDir>,
-}
-
+/// Reads and writes of a store file whose table keys lead with a time (the window stores').
 impl RedbFile {
-    fn open(
-        name: String,
-        path: PathBuf,
-        temp: Option<tempfile::TempDir>,
-    ) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io(&name, e))?;
+    /// The retention of a store kept in this file, observed time included.
+    fn retention(&self, ms: i64) -> Result<Retention, StoreError> {
+        let observed = self.meta(OBSERVED)?.unwrap_or(-1);
+        Ok(Retention { ms, observed })
+    }
+
+    /// Writes (or with `None` deletes) the entry at `table_key`, whose leading time is `time`,
+    /// after purging what falls out of `retention`; a write out of retention is refused (false).
+    fn write_retained(
+        &self,
+        retention: &mut Retention,
+        time: i64,
+        table_key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        if retention.observe(time) {
+            self.set_meta(OBSERVED, time)?;
         }
-        let db = Database::create(&path).map_err(|e| io(&name, e))?;
-        let mut f = RedbFile {
-            name,
-            txn: None,
-            db,
-            _temp: temp,
-        };
-        f.begin()?;
-        if f.meta(CHECKPOINT)?.is_none() {
-            let txn = f.txn();
-            let had_data = txn
-                .open_table(DATA)
-                .map_err(|e| io(&f.name, e))?
-                .first()
-                .map_err(|e| io(&f.name, e))?
-                .is_some();
-            if had_data || f.meta(OBSERVED)?.is_some() {
-                tracing::info!(store = %f.name, path = %path.display(),
-                    "persistent window store has no checkpoint: emptying it to restore from the changelog");
-                txn.delete_table(DATA).map_err(|e| io(&f.name, e))?;
-                txn.delete_table(META).map_err(|e| io(&f.name, e))?;
-                f.commit()?;
+        let floor = retention.expired_through();
+        self.purge_through(floor)?;
+        if time <= floor {
+            return Ok(false);
+        }
+        match value {
+            Some(v) => self.insert(table_key, v)?,
+            None => {
+                self.remove(table_key)?;
             }
         }
-        Ok(f)
-    }
-
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.txn = Some(self.db.begin_write().map_err(|e| io(&self.name, e))?);
-        Ok(())
-    }
-
-    /// Commits the open transaction durably and opens the next.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        if let Some(mut txn) = self.txn.take() {
-            txn.set_durability(Durability::Immediate);
-            txn.commit().map_err(|e| io(&self.name, e))?;
-        }
-        self.begin()
-    }
-
-    fn txn(&self) -> &redb::WriteTransaction {
-        self.txn
-            .as_ref()
-            .expect("a write transaction is open between calls")
-    }
-
-    fn meta(&self, k: &str) -> Result<Option<i64>, StoreError> {
-        let t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
-        let v = t.get(k).map_err(|e| io(&self.name, e))?;
-        Ok(v.map(|g| g.value()))
-    }
-
-    fn set_meta(&self, k: &str, v: i64) -> Result<(), StoreError> {
-        let mut t = self.txn().open_table(META).map_err(|e| io(&self.name, e))?;
-        t.insert(k, v).map_err(|e| io(&self.name, e))?;
-        Ok(())
-    }
-
-    fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
-        self.set_meta(CHECKPOINT, offset)?;
-        self.commit()
-    }
-
-    fn get(&self, k: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        let t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        let v = t.get(k).map_err(|e| io(&self.name, e))?;
-        Ok(v.map(|g| Bytes::copy_from_slice(g.value())))
-    }
-
-    fn write(&self, k: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-        let mut t = self.txn().open_table(DATA).map_err(|e| io(&self.name, e))?;
-        match value {
-            Some(v) => t.insert(k, v).map(|_| ()),
-            None => t.remove(k).map(|_| ()),
-        }
-        .map_err(|e| io(&self.name, e))
+        Ok(true)
     }
 
     /// Removes entries from the front while their leading time is at or before `floor`.
@@ -227,30 +160,10 @@ impl RedbFile {
     }
 }
 
-/// Where a supplier's store file goes: `<task state dir>/redb/<store>.redb`, or a temporary
-/// directory removed with the store when the task has none.
-fn store_path(
-    name: &str,
-    ctx: &StoreContext,
-) -> Result<(PathBuf, Option<tempfile::TempDir>), StoreError> {
-    let file = format!("{name}.redb");
-    Ok(match &ctx.state_dir {
-        Some(dir) => (dir.join("redb").join(file), None),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("sluice-streams-")
-                .tempdir()
-                .map_err(|e| io(name, e))?;
-            (t.path().join(file), Some(t))
-        }
-    })
-}
-
 /// A window store in a redb file, purged by retention as `InMemoryWindowStore`.
 pub struct PersistentWindowStore {
     f: RedbFile,
-    retention_ms: i64,
-    observed: i64,
+    retention: Retention,
 }
 
 impl PersistentWindowStore {
@@ -270,26 +183,14 @@ impl PersistentWindowStore {
         retention_ms: i64,
     ) -> Result<Self, StoreError> {
         let f = RedbFile::open(name, path, temp)?;
-        let observed = f.meta(OBSERVED)?.unwrap_or(-1);
-        Ok(PersistentWindowStore {
-            f,
-            retention_ms,
-            observed,
-        })
+        let retention = f.retention(retention_ms)?;
+        Ok(PersistentWindowStore { f, retention })
     }
 
     fn write(&mut self, key: &[u8], start: i64, value: Option<&[u8]>) -> Result<bool, StoreError> {
-        if start > self.observed {
-            self.observed = start;
-            self.f.set_meta(OBSERVED, start)?;
-        }
-        let floor = self.observed.saturating_sub(self.retention_ms);
-        self.f.purge_through(floor)?;
-        if start <= floor {
-            return Ok(false);
-        }
-        self.f.write(&window_key(key, start), value)?;
-        Ok(true)
+        let table_key = window_key(key, start);
+        self.f
+            .write_retained(&mut self.retention, start, &table_key, value)
     }
 }
 
@@ -314,7 +215,7 @@ impl StateStore for PersistentWindowStore {
         Some(self)
     }
     fn checkpointed_offset(&self) -> Result<Option<i64>, StoreError> {
-        self.f.meta(CHECKPOINT)
+        self.f.checkpoint()
     }
     fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
         self.f.write_checkpoint(offset)
@@ -323,10 +224,10 @@ impl StateStore for PersistentWindowStore {
 
 impl WindowStore for PersistentWindowStore {
     fn retention_ms(&self) -> i64 {
-        self.retention_ms
+        self.retention.ms
     }
     fn observed_time(&self) -> i64 {
-        self.observed
+        self.retention.observed
     }
     fn put(&mut self, key: Bytes, start: i64, value: Option<Bytes>) -> Result<bool, StoreError> {
         self.write(&key, start, value.as_deref())
@@ -359,8 +260,7 @@ impl WindowStore for PersistentWindowStore {
 /// A session store in a redb file, purged by retention as `InMemorySessionStore`.
 pub struct PersistentSessionStore {
     f: RedbFile,
-    retention_ms: i64,
-    observed: i64,
+    retention: Retention,
 }
 
 impl PersistentSessionStore {
@@ -380,26 +280,14 @@ impl PersistentSessionStore {
         retention_ms: i64,
     ) -> Result<Self, StoreError> {
         let f = RedbFile::open(name, path, temp)?;
-        let observed = f.meta(OBSERVED)?.unwrap_or(-1);
-        Ok(PersistentSessionStore {
-            f,
-            retention_ms,
-            observed,
-        })
+        let retention = f.retention(retention_ms)?;
+        Ok(PersistentSessionStore { f, retention })
     }
 
     fn write(&mut self, key: &[u8], w: Window, value: Option<&[u8]>) -> Result<bool, StoreError> {
-        if w.end > self.observed {
-            self.observed = w.end;
-            self.f.set_meta(OBSERVED, w.end)?;
-        }
-        let floor = self.observed.saturating_sub(self.retention_ms);
-        self.f.purge_through(floor)?;
-        if w.end <= floor {
-            return Ok(false);
-        }
-        self.f.write(&session_table_key(key, w), value)?;
-        Ok(true)
+        let table_key = session_table_key(key, w);
+        self.f
+            .write_retained(&mut self.retention, w.end, &table_key, value)
     }
 }
 
@@ -414,10 +302,7 @@ impl StateStore for PersistentSessionStore {
         self.f.commit()
     }
     fn restore(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), StoreError> {
-        let (k, w) = split_session_key(&key).ok_or_else(|| StoreError::Corrupt {
-            store: self.f.name.clone(),
-            message: format!("session changelog key of {} bytes", key.len()),
-        })?;
+        let (k, w) = split_session_changelog_key(&self.f.name, &key)?;
         self.write(k, w, value.as_deref()).map(|_| ())
     }
     fn as_session(&mut self) -> Option<&mut dyn SessionStore> {
@@ -427,7 +312,7 @@ impl StateStore for PersistentSessionStore {
         Some(self)
     }
     fn checkpointed_offset(&self) -> Result<Option<i64>, StoreError> {
-        self.f.meta(CHECKPOINT)
+        self.f.checkpoint()
     }
     fn write_checkpoint(&mut self, offset: i64) -> Result<(), StoreError> {
         self.f.write_checkpoint(offset)
@@ -436,10 +321,10 @@ impl StateStore for PersistentSessionStore {
 
 impl SessionStore for PersistentSessionStore {
     fn retention_ms(&self) -> i64 {
-        self.retention_ms
+        self.retention.ms
     }
     fn observed_time(&self) -> i64 {
-        self.observed
+        self.retention.observed
     }
     fn put(&mut self, key: Bytes, w: Window, value: Option<Bytes>) -> Result<bool, StoreError> {
         self.write(&key, w, value.as_deref())

@@ -86,12 +86,52 @@ pub(super) fn split_window_changelog_key<'k>(
     Ok((&raw[..split], start))
 }
 
+pub(super) fn split_session_changelog_key<'k>(
+    store: &str,
+    raw: &'k [u8],
+) -> Result<(&'k [u8], Window), StoreError> {
+    split_session_key(raw).ok_or_else(|| StoreError::Corrupt {
+        store: store.to_string(),
+        message: format!("session changelog key of {} bytes", raw.len()),
+    })
+}
+
+/// A store's retention, counted from its observed time: the largest time (window start,
+/// session end) written so far, -1 when none.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retention {
+    pub(super) ms: i64,
+    pub(super) observed: i64,
+}
+
+impl Retention {
+    /// Takes in the time of a write; true when it moved the observed time on.
+    pub(super) fn observe(&mut self, t: i64) -> bool {
+        let moved = t > self.observed;
+        if moved {
+            self.observed = t;
+        }
+        moved
+    }
+
+    /// Times at or before this are out of retention.
+    pub(super) fn expired_through(&self) -> i64 {
+        self.observed.saturating_sub(self.ms)
+    }
+}
+
+/// Drops the entries of an in-memory store keyed by time that are at or before `floor`.
+fn purge_through<V>(by_time: &mut BTreeMap<i64, V>, floor: i64) {
+    while by_time.first_key_value().is_some_and(|(&t, _)| t <= floor) {
+        by_time.pop_first();
+    }
+}
+
 /// Windows in memory, grouped by start so purging drops whole starts at once.
 #[derive(Debug)]
 pub struct InMemoryWindowStore {
     name: String,
-    retention_ms: i64,
-    observed: i64,
+    retention: Retention,
     by_start: BTreeMap<i64, BTreeMap<Bytes, Bytes>>,
 }
 
@@ -99,27 +139,18 @@ impl InMemoryWindowStore {
     pub fn new(name: impl Into<String>, retention_ms: i64) -> Self {
         InMemoryWindowStore {
             name: name.into(),
-            retention_ms,
-            observed: -1,
+            retention: Retention {
+                ms: retention_ms,
+                observed: -1,
+            },
             by_start: BTreeMap::new(),
         }
     }
 
-    /// Starts at or before this are out of retention.
-    fn expired_through(&self) -> i64 {
-        self.observed.saturating_sub(self.retention_ms)
-    }
-
     fn write(&mut self, key: Bytes, start: i64, value: Option<Bytes>) -> bool {
-        self.observed = self.observed.max(start);
-        let floor = self.expired_through();
-        while self
-            .by_start
-            .first_key_value()
-            .is_some_and(|(&s, _)| s <= floor)
-        {
-            self.by_start.pop_first();
-        }
+        self.retention.observe(start);
+        let floor = self.retention.expired_through();
+        purge_through(&mut self.by_start, floor);
         if start <= floor {
             return false;
         }
@@ -166,10 +197,10 @@ impl StateStore for InMemoryWindowStore {
 
 impl WindowStore for InMemoryWindowStore {
     fn retention_ms(&self) -> i64 {
-        self.retention_ms
+        self.retention.ms
     }
     fn observed_time(&self) -> i64 {
-        self.observed
+        self.retention.observed
     }
     fn put(&mut self, key: Bytes, start: i64, value: Option<Bytes>) -> Result<bool, StoreError> {
         Ok(self.write(key, start, value))
@@ -199,8 +230,7 @@ type Sessions = BTreeMap<i64, BTreeMap<Bytes, BTreeMap<i64, Bytes>>>;
 #[derive(Debug)]
 pub struct InMemorySessionStore {
     name: String,
-    retention_ms: i64,
-    observed: i64,
+    retention: Retention,
     by_end: Sessions,
 }
 
@@ -208,22 +238,18 @@ impl InMemorySessionStore {
     pub fn new(name: impl Into<String>, retention_ms: i64) -> Self {
         InMemorySessionStore {
             name: name.into(),
-            retention_ms,
-            observed: -1,
+            retention: Retention {
+                ms: retention_ms,
+                observed: -1,
+            },
             by_end: BTreeMap::new(),
         }
     }
 
     fn write(&mut self, key: Bytes, w: Window, value: Option<Bytes>) -> bool {
-        self.observed = self.observed.max(w.end);
-        let floor = self.observed.saturating_sub(self.retention_ms);
-        while self
-            .by_end
-            .first_key_value()
-            .is_some_and(|(&e, _)| e <= floor)
-        {
-            self.by_end.pop_first();
-        }
+        self.retention.observe(w.end);
+        let floor = self.retention.expired_through();
+        purge_through(&mut self.by_end, floor);
         if w.end <= floor {
             return false;
         }
@@ -265,10 +291,7 @@ impl StateStore for InMemorySessionStore {
         Ok(())
     }
     fn restore(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), StoreError> {
-        let (k, w) = split_session_key(&key).ok_or_else(|| StoreError::Corrupt {
-            store: self.name.clone(),
-            message: format!("session changelog key of {} bytes", key.len()),
-        })?;
+        let (k, w) = split_session_changelog_key(&self.name, &key)?;
         let k = key.slice_ref(k);
         self.write(k, w, value);
         Ok(())
@@ -283,10 +306,10 @@ impl StateStore for InMemorySessionStore {
 
 impl SessionStore for InMemorySessionStore {
     fn retention_ms(&self) -> i64 {
-        self.retention_ms
+        self.retention.ms
     }
     fn observed_time(&self) -> i64 {
-        self.observed
+        self.retention.observed
     }
     fn put(&mut self, key: Bytes, w: Window, value: Option<Bytes>) -> Result<bool, StoreError> {
         Ok(self.write(key, w, value))
@@ -493,36 +516,20 @@ impl SessionStoreHandle<'_> {
 }
 
 impl TaskStores {
-    fn entry_index(&self, name: &str) -> Result<usize, StoreError> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| StoreError::Unknown(name.to_string()))
-    }
-
     pub(crate) fn window_handle<'a>(
         &'a mut self,
         name: &str,
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<WindowStoreHandle<'a>, StoreError> {
-        let partition = self.partition;
-        let i = self.entry_index(name)?;
-        let entry = &mut self.entries[i];
-        let timestamped = entry.timestamped;
-        let store = entry
-            .store
+        let (store, timestamped, logger) = self.handle_parts(name, timestamp, out)?;
+        let store = store
             .as_window()
             .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
         Ok(WindowStoreHandle {
             store,
             timestamped,
-            logger: ChangeLogger {
-                topic: entry.changelog.as_deref(),
-                partition,
-                timestamp,
-                out,
-            },
+            logger,
         })
     }
 
@@ -532,22 +539,11 @@ impl TaskStores {
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<SessionStoreHandle<'a>, StoreError> {
-        let partition = self.partition;
-        let i = self.entry_index(name)?;
-        let entry = &mut self.entries[i];
-        let store = entry
-            .store
+        let (store, _, logger) = self.handle_parts(name, timestamp, out)?;
+        let store = store
             .as_session()
             .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
-        Ok(SessionStoreHandle {
-            store,
-            logger: ChangeLogger {
-                topic: entry.changelog.as_deref(),
-                partition,
-                timestamp,
-                out,
-            },
-        })
+        Ok(SessionStoreHandle { store, logger })
     }
 }
 
