@@ -320,7 +320,11 @@ mod tests {
 
     #[test]
     fn another_type_is_an_error_naming_both() {
-        for e in [Erased::new(String::from("s")), Erased::new(5i64), Erased::new(5u16)] {
+        for e in [
+            Erased::new(String::from("s")),
+            Erased::new(5i64),
+            Erased::new(5u16),
+        ] {
             let shown = e.get::<Vec<u8>>().unwrap_err().to_string();
             assert!(shown.contains("Vec<u8>"), "{shown}");
             let err = e.take::<Option<i64>>().unwrap_err().to_string();
@@ -328,6 +332,10 @@ mod tests {
         }
         let e = Erased::new(String::from("s"));
         assert!(e.get::<Option<String>>().is_err());
-        assert!(e.take::<Bytes>().unwrap_err().to_string().contains("String"));
+        assert!(e
+            .take::<Bytes>()
+            .unwrap_err()
+            .to_string()
+            .contains("String"));
     }
 }

@@ -345,36 +345,41 @@ impl Running {
             let mut records = records.into_iter().peekable();
             while let Some(first) = records.next() {
                 let id = TaskId {
-                    subtopology: self.sub_of_topic.get(&first.topic).copied().ok_or_else(|| {
-                        StreamsError::Topology(format!("no sub-topology reads {}", first.topic))
-                    })?,
+                    subtopology: self
+                        .sub_of_topic
+                        .get(&first.topic)
+                        .copied()
+                        .ok_or_else(|| {
+                            StreamsError::Topology(format!("no sub-topology reads {}", first.topic))
+                        })?,
                     partition: first.partition,
                 };
                 let tp = first.topic_partition();
                 let same_partition =
                     |r: &ConsumerRecord| r.partition == tp.partition && r.topic == tp.topic;
-                let mut set = lock(&self.tasks);
-                let Some(t) = set.active.get_mut(&id) else {
-                    // Fetched before its partition was revoked: the next owner reads it.
-                    while records.next_if(same_partition).is_some() {}
-                    continue;
-                };
-                let mut slot = t.consumed.iter().position(|(p, _)| *p == tp);
-                let mut next = Some(first);
-                while let Some(rec) = next.take().or_else(|| records.next_if(same_partition)) {
-                    let offset = rec.offset;
-                    t.task.process(InputRecord::from(rec), &mut out)?;
-                    // Only once processed: a failure must not commit past its record.
-                    match slot {
-                        Some(i) => t.consumed[i].1 = offset + 1,
-                        None => {
-                            t.consumed.push((tp.clone(), offset + 1));
-                            slot = Some(t.consumed.len() - 1);
+                {
+                    let mut set = lock(&self.tasks);
+                    let Some(t) = set.active.get_mut(&id) else {
+                        // Fetched before its partition was revoked: the next owner reads it.
+                        while records.next_if(same_partition).is_some() {}
+                        continue;
+                    };
+                    let mut slot = t.consumed.iter().position(|(p, _)| *p == tp);
+                    let mut next = Some(first);
+                    while let Some(rec) = next.take().or_else(|| records.next_if(same_partition)) {
+                        let offset = rec.offset;
+                        t.task.process(InputRecord::from(rec), &mut out)?;
+                        // Only once processed: a failure must not commit past its record.
+                        match slot {
+                            Some(i) => t.consumed[i].1 = offset + 1,
+                            None => {
+                                t.consumed.push((tp.clone(), offset + 1));
+                                slot = Some(t.consumed.len() - 1);
+                            }
                         }
+                        processed += 1;
                     }
-                    processed += 1;
                 }
-                drop(set);
                 self.send(id, &mut out).await?;
             }
             self.shared.note_processed(processed);

@@ -196,7 +196,7 @@ mod tests {
             .overlay(
                 Box::new(store.into_iter().filter(|e| {
                     let k = &e.as_ref().unwrap().0;
-                    &k[..] >= &b"b"[..] && &k[..] < &b"g"[..]
+                    k[..] >= b"b"[..] && k[..] < b"g"[..]
                 })),
                 Bound::Included(&b"b"[..]),
                 Bound::Excluded(&b"g"[..]),
