@@ -240,7 +240,7 @@ impl TaskStores {
         name: &str,
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
-    ) -> Result<(&'a mut dyn StateStore, bool, ChangeLogger<'a>), StoreError> {
+    ) -> Result<HandleParts<'a>, StoreError> {
         let partition = self.partition;
         let i = self.entry_index(name)?;
         let entry = &mut self.entries[i];
@@ -250,11 +250,13 @@ impl TaskStores {
             timestamp,
             out,
         };
-        Ok((&mut *entry.store, entry.timestamped, logger))
+        Ok(HandleParts {
+            store: &mut *entry.store,
+            timestamped: entry.timestamped,
+            cache: entry.cache.as_mut(),
+            logger,
+        })
     }
-}
-
-impl TaskStores {
     pub(crate) fn new(partition: i32) -> TaskStores {
         TaskStores {
             partition,
@@ -274,7 +276,7 @@ impl TaskStores {
 
     /// The changelog topic of a store, when it is logged.
     pub fn changelog_of(&self, store: &str) -> Option<&str> {
-        let i = *self.by_name.get(store)?;
+        let i = self.entry_index(store).ok()?;
         self.entries[i].changelog.as_deref()
     }
 
@@ -296,10 +298,7 @@ impl TaskStores {
         store: &str,
         records: impl IntoIterator<Item = (Bytes, Option<Bytes>, i64)>,
     ) -> Result<u64, StoreError> {
-        let i = *self
-            .by_name
-            .get(store)
-            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let i = self.entry_index(store)?;
         let entry = &mut self.entries[i];
         let mut n = 0;
         for (key, value, ts) in records {
@@ -315,20 +314,14 @@ impl TaskStores {
 
     /// A persistent store's checkpoint (see `StateStore::checkpointed_offset`).
     pub fn checkpointed_offset(&self, store: &str) -> Result<Option<i64>, StoreError> {
-        let i = *self
-            .by_name
-            .get(store)
-            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let i = self.entry_index(store)?;
         self.entries[i].store.checkpointed_offset()
     }
 
     /// Records in a persistent store that it includes its changelog up to `offset` (call it
     /// once the task's offsets are committed; see `StateStore::write_checkpoint`).
     pub fn write_checkpoint(&mut self, store: &str, offset: i64) -> Result<(), StoreError> {
-        let i = *self
-            .by_name
-            .get(store)
-            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let i = self.entry_index(store)?;
         self.entries[i].store.write_checkpoint(offset)
     }
 
@@ -426,29 +419,24 @@ impl TaskStores {
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<KvStoreHandle<'a>, StoreError> {
-        let partition = self.partition;
-        let i = *self
-            .by_name
-            .get(name)
-            .ok_or_else(|| StoreError::Unknown(name.to_string()))?;
-        let entry = &mut self.entries[i];
-        let timestamped = entry.timestamped;
-        let store = entry
-            .store
-            .as_key_value()
-            .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
+        let parts = self.handle_parts(name, timestamp, out)?;
         Ok(KvStoreHandle {
-            store,
-            timestamped,
-            cache: entry.cache.as_mut(),
-            logger: ChangeLogger {
-                topic: entry.changelog.as_deref(),
-                partition,
-                timestamp,
-                out,
-            },
+            store: (parts.store.as_key_value())
+                .ok_or_else(|| StoreError::WrongKind(name.to_string()))?,
+            timestamped: parts.timestamped,
+            cache: parts.cache,
+            logger: parts.logger,
         })
     }
+}
+
+/// The pieces of a store handle (see `TaskStores::handle_parts`).
+pub(crate) struct HandleParts<'a> {
+    pub store: &'a mut dyn StateStore,
+    pub timestamped: bool,
+    /// The record cache, for a cached key-value store.
+    pub cache: Option<&'a mut RecordCache>,
+    pub logger: ChangeLogger<'a>,
 }
 
 /// Queues a store's writes as changelog records (key, value or tombstone) on its task's

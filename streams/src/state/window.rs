@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    split_timestamp, with_timestamp, ChangeLogger, StateStore, StoreContext, StoreError, StoreKind,
-    StoreSupplier, TaskStores,
+    split_timestamp, with_timestamp, ChangeLogger, HandleParts, StateStore, StoreContext,
+    StoreError, StoreKind, StoreSupplier, TaskStores,
 };
 use crate::record::OutputRecord;
 use crate::window::{session_key, split_session_key, Window};
@@ -522,7 +522,12 @@ impl TaskStores {
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<WindowStoreHandle<'a>, StoreError> {
-        let (store, timestamped, logger) = self.handle_parts(name, timestamp, out)?;
+        let HandleParts {
+            store,
+            timestamped,
+            logger,
+            ..
+        } = self.handle_parts(name, timestamp, out)?;
         let store = store
             .as_window()
             .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
@@ -539,7 +544,7 @@ impl TaskStores {
         timestamp: i64,
         out: &'a mut Vec<OutputRecord>,
     ) -> Result<SessionStoreHandle<'a>, StoreError> {
-        let (store, _, logger) = self.handle_parts(name, timestamp, out)?;
+        let HandleParts { store, logger, .. } = self.handle_parts(name, timestamp, out)?;
         let store = store
             .as_session()
             .ok_or_else(|| StoreError::WrongKind(name.to_string()))?;
