@@ -82,7 +82,7 @@ struct SinkProcessor {
 
 impl Processor for SinkProcessor {
     fn process(&mut self, r: Record, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
-        let (key, value) = self.encoder.encode(&self.topic, &r)?;
+        let (key, value) = self.encoder.encode(&self.topic, r.key, r.value)?;
         ctx.emit(OutputRecord {
             topic: self.topic.clone(),
             partition: None,

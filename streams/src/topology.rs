@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::error::StreamsError;
 use crate::processor::ProcessorSupplier;
-use crate::record::{Data, Erased, InputRecord, Record, TimestampExtractor};
+use crate::record::{Data, Erased, InputRecord, TimestampExtractor};
 use crate::serdes::Serde;
 use crate::state::{changelog_topic, StoreKind, StoreSpec};
 
@@ -55,12 +55,14 @@ pub(crate) trait SourceDecoder: Send + Sync {
     fn decode(&self, record: &InputRecord) -> Result<(Erased, Erased), StreamsError>;
 }
 
-/// Turns a record's typed key and value into bytes for a sink's topic.
+/// Turns a record's typed key and value into bytes for a sink's topic, taking them over (a
+/// sink is the last to see them).
 pub(crate) trait SinkEncoder: Send + Sync {
     fn encode(
         &self,
         topic: &str,
-        record: &Record,
+        key: Erased,
+        value: Erased,
     ) -> Result<(Option<Bytes>, Option<Bytes>), StreamsError>;
 }
 
@@ -87,15 +89,16 @@ impl<K: Data, V: Data> SinkEncoder for SerdePair<K, V> {
     fn encode(
         &self,
         topic: &str,
-        r: &Record,
+        key: Erased,
+        value: Erased,
     ) -> Result<(Option<Bytes>, Option<Bytes>), StreamsError> {
         let k = self
             .key
-            .serialize(topic, r.key.get::<K>()?)
+            .serialize_owned(topic, key.take::<K>()?)
             .map_err(|e| StreamsError::serde("serialize", "key", topic, e))?;
         let v = self
             .value
-            .serialize(topic, r.value.get::<V>()?)
+            .serialize_owned(topic, value.take::<V>()?)
             .map_err(|e| StreamsError::serde("serialize", "value", topic, e))?;
         Ok((k, v))
     }
