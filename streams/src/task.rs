@@ -363,24 +363,7 @@ impl Task {
             timestamp,
             headers: record.headers,
         };
-        let env = Env {
-            application_id: &self.application_id,
-            task: self.id,
-            stream_time: self.stream_time,
-            wall_clock_ms: self.wall_clock_ms,
-        };
-        send(
-            &mut self.nodes,
-            &mut self.stores,
-            &env,
-            &rc,
-            node,
-            None,
-            rec,
-            out,
-            &mut self.dropped,
-            &mut self.spare_forwards,
-        )?;
+        self.walk(&rc, out).send(node, None, rec)?;
         self.punctuate(PunctuationType::StreamTime, self.stream_time, out)?;
         self.flush_caches_if_full(out)
     }
@@ -428,56 +411,25 @@ impl Task {
             partition: self.id.partition,
             ..RecordContext::default()
         };
-        let env = Env {
-            application_id: &self.application_id,
-            task: self.id,
-            stream_time: self.stream_time,
-            wall_clock_ms: self.wall_clock_ms,
-        };
-        let mut forwards = self.spare_forwards.pop().unwrap_or_default();
-        {
-            let TaskNode {
-                name,
-                child_names,
-                body,
-                ..
-            } = &mut self.nodes[node];
-            let Body::Processor(proc_) = body else {
-                return Ok(());
-            };
-            let mut ctx = ProcessorContext {
-                application_id: env.application_id,
-                task: env.task,
-                node: name,
-                children: child_names,
-                record: &rc,
-                timestamp,
-                stream_time: env.stream_time,
-                wall_clock_ms: env.wall_clock_ms,
-                forwards: &mut forwards,
-                stores: &mut self.stores,
-                outputs: out,
-                schedules: None,
-                dropped: &mut self.dropped,
-            };
-            hook(proc_.as_mut(), &mut ctx)?;
+        self.walk(&rc, out).run(node, timestamp, hook)
+    }
+
+    /// A walk through the nodes for one record (or punctuation, or cache flush).
+    fn walk<'w>(&'w mut self, rc: &'w RecordContext, out: &'w mut Vec<OutputRecord>) -> Walk<'w> {
+        Walk {
+            nodes: &mut self.nodes,
+            stores: &mut self.stores,
+            env: Env {
+                application_id: &self.application_id,
+                task: self.id,
+                stream_time: self.stream_time,
+                wall_clock_ms: self.wall_clock_ms,
+            },
+            rc,
+            out,
+            dropped: &mut self.dropped,
+            spare: &mut self.spare_forwards,
         }
-        for (target, rec) in forwards.drain(..) {
-            send(
-                &mut self.nodes,
-                &mut self.stores,
-                &env,
-                &rc,
-                node,
-                target,
-                rec,
-                out,
-                &mut self.dropped,
-                &mut self.spare_forwards,
-            )?;
-        }
-        self.spare_forwards.push(forwards);
-        Ok(())
     }
 
     fn flush_caches_if_full(&mut self, out: &mut Vec<OutputRecord>) -> Result<(), StreamsError> {
@@ -544,71 +496,87 @@ impl Task {
     }
 }
 
-/// Sends a record from `from` to its children (or to child `target`), running each child's
-/// `process` and then, depth first, whatever that child forwarded.
-#[allow(clippy::too_many_arguments)]
-fn send(
-    nodes: &mut [TaskNode],
-    stores: &mut TaskStores,
-    env: &Env<'_>,
-    rc: &RecordContext,
-    from: usize,
-    target: Option<usize>,
-    rec: Record,
-    out: &mut Vec<OutputRecord>,
-    dropped: &mut u64,
-    spare: &mut Vec<Vec<Forward>>,
-) -> Result<(), StreamsError> {
-    // Children are local indexes: an edge never leaves its sub-topology.
-    let children = nodes[from].children.len();
-    let (first, count) = match target {
-        Some(i) if i < children => (i, 1),
-        Some(_) => (0, 0),
-        None => (0, children),
-    };
-    let mut rec = Some(rec);
-    for n in 0..count {
-        let child = nodes[from].children[first + n];
-        let r = if n + 1 == count {
-            rec.take().expect("moved into the last child only")
-        } else {
-            rec.as_ref().expect("still held").clone()
+/// What one walk through a task's nodes works with: the nodes and stores, the source record's
+/// context, and where outputs go.
+struct Walk<'a> {
+    nodes: &'a mut [TaskNode],
+    stores: &'a mut TaskStores,
+    env: Env<'a>,
+    rc: &'a RecordContext,
+    out: &'a mut Vec<OutputRecord>,
+    dropped: &'a mut u64,
+    /// Emptied forward lists to reuse (see `Task::spare_forwards`).
+    spare: &'a mut Vec<Vec<Forward>>,
+}
+
+impl Walk<'_> {
+    /// Sends a record from `from` to its children (or to child `target`), depth first.
+    fn send(
+        &mut self,
+        from: usize,
+        target: Option<usize>,
+        rec: Record,
+    ) -> Result<(), StreamsError> {
+        // Children are local indexes: an edge never leaves its sub-topology.
+        let children = self.nodes[from].children.len();
+        let (first, count) = match target {
+            Some(i) if i < children => (i, 1),
+            Some(_) => return Ok(()),
+            None if children == 0 => return Ok(()),
+            None => (0, children),
         };
-        let mut forwards = spare.pop().unwrap_or_default();
+        // Every child but the last gets a copy; the last takes the record itself.
+        for n in first..first + count - 1 {
+            let child = self.nodes[from].children[n];
+            let r = rec.clone();
+            self.run(child, r.timestamp, |p, ctx| p.process(r, ctx))?;
+        }
+        let last = self.nodes[from].children[first + count - 1];
+        self.run(last, rec.timestamp, |p, ctx| p.process(rec, ctx))
+    }
+
+    /// Runs a hook of the processor at `node` (its `process`, a punctuation, a cache flush),
+    /// then sends on what it forwarded.
+    fn run(
+        &mut self,
+        node: usize,
+        timestamp: i64,
+        hook: impl FnOnce(&mut dyn Processor, &mut ProcessorContext<'_>) -> Result<(), StreamsError>,
+    ) -> Result<(), StreamsError> {
+        let mut forwards = self.spare.pop().unwrap_or_default();
         {
             let TaskNode {
                 name,
                 child_names,
                 body,
                 ..
-            } = &mut nodes[child];
+            } = &mut self.nodes[node];
             let Body::Processor(p) = body else {
                 return Err(StreamsError::Topology(format!(
                     "{name} is a source with a parent"
                 )));
             };
-            let ts = r.timestamp;
             let mut ctx = ProcessorContext {
-                application_id: env.application_id,
-                task: env.task,
+                application_id: self.env.application_id,
+                task: self.env.task,
                 node: name,
                 children: child_names,
-                record: rc,
-                timestamp: ts,
-                stream_time: env.stream_time,
-                wall_clock_ms: env.wall_clock_ms,
+                record: self.rc,
+                timestamp,
+                stream_time: self.env.stream_time,
+                wall_clock_ms: self.env.wall_clock_ms,
                 forwards: &mut forwards,
-                stores,
-                outputs: out,
+                stores: self.stores,
+                outputs: self.out,
                 schedules: None,
-                dropped: &mut *dropped,
+                dropped: self.dropped,
             };
-            p.process(r, &mut ctx)?;
+            hook(p.as_mut(), &mut ctx)?;
         }
-        for (t, f) in forwards.drain(..) {
-            send(nodes, stores, env, rc, child, t, f, out, dropped, spare)?;
+        for (target, rec) in forwards.drain(..) {
+            self.send(node, target, rec)?;
         }
-        spare.push(forwards);
+        self.spare.push(forwards);
+        Ok(())
     }
-    Ok(())
 }
