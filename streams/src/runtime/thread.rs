@@ -21,6 +21,9 @@ use crate::topology::{TaskId, Topology};
 /// Outputs kept awaiting acknowledgement before the finished ones are checked and dropped.
 const PENDING_CHECK: usize = 10_000;
 
+/// Records of one partition processed under one lock before their outputs are produced.
+const RUN_CHUNK: usize = 64;
+
 fn runtime_err(what: &str, e: impl std::fmt::Display) -> StreamsError {
     StreamsError::Runtime(format!("{what}: {e}"))
 }
@@ -340,8 +343,9 @@ impl Running {
                 .map_err(|e| runtime_err("polling", e))?;
             self.apply_changes().await?;
             let mut processed = 0u64;
-            // A poll's records come in runs of one partition: each run is processed under one
-            // lock and its outputs produced together.
+            // A poll's records come in runs of one partition: a run is processed in chunks,
+            // each under one lock with its outputs produced together (chunks small enough that
+            // the outputs are still in cache when produced).
             let mut records = records.into_iter().peekable();
             while let Some(first) = records.next() {
                 let id = TaskId {
@@ -366,7 +370,12 @@ impl Running {
                     };
                     let mut slot = t.consumed.iter().position(|(p, _)| *p == tp);
                     let mut next = Some(first);
-                    while let Some(rec) = next.take().or_else(|| records.next_if(same_partition)) {
+                    let mut chunk = 0;
+                    while let Some(rec) = next
+                        .take()
+                        .or_else(|| (chunk < RUN_CHUNK).then(|| records.next_if(same_partition))?)
+                    {
+                        chunk += 1;
                         let offset = rec.offset;
                         t.task.process(InputRecord::from(rec), &mut out)?;
                         // Only once processed: a failure must not commit past its record.
