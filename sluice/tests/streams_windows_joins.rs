@@ -281,6 +281,24 @@ fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() 
         c.read(COUNTS).iter().map(decode).collect::<Vec<_>>(),
         expected
     );
+
+    // Stream time survives a restart (the commit keeps it): the second minute, closed before
+    // the stop, stays closed, though its window is still in the store.
+    let mut streams = run(
+        windowed_count(),
+        streams_config("windows", &broker.bootstrap(), &dir.path().join("state")),
+    );
+    c.send(EVENTS, "a", Some("event"), Some(t + 65 * s)); // after grace: dropped
+    c.send(EVENTS, "d", Some("event"), Some(t + 126 * s)); // the third minute: counted
+    let marker = w("d", 2, 1);
+    let got = c.await_topic(COUNTS, &streams, decode, |got| got.contains(&marker));
+    let mut then = expected.clone();
+    then.push(marker);
+    assert_eq!(
+        got, then,
+        "a record for a window closed before the restart was counted"
+    );
+    streams.close().unwrap();
 }
 
 // ---- stream-table joins ---------------------------------------------------------------------

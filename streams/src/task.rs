@@ -284,6 +284,25 @@ impl Task {
         self.stream_time
     }
 
+    /// The largest timestamp processed from `topic`'s partition (-1 before any): what a commit
+    /// stores beside the offset, so stream time survives a restart or a move.
+    pub fn partition_time(&self, topic: &str) -> i64 {
+        self.partition_time
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map_or(-1, |(_, ts)| *ts)
+    }
+
+    /// Takes a partition time back from a commit before processing starts: stream time is the
+    /// largest of them, so windows closed before a restart stay closed.
+    pub fn restore_partition_time(&mut self, topic: &str, timestamp: i64) {
+        match self.partition_time.iter_mut().find(|(t, _)| t == topic) {
+            Some((_, ts)) => *ts = (*ts).max(timestamp),
+            None => self.partition_time.push((topic.to_string(), timestamp)),
+        }
+        self.stream_time = self.stream_time.max(timestamp);
+    }
+
     /// Records dropped because their key or value could not be read (LogAndContinue).
     pub fn skipped_records(&self) -> u64 {
         self.skipped

@@ -114,7 +114,9 @@ async fn commit_point(
             flushed.push((*id, out));
             for (tp, o) in &t.consumed {
                 if only.map_or(true, |s| s.contains(tp)) {
-                    offsets.insert(tp.clone(), OffsetAndMetadata::new(*o));
+                    let mut committed = OffsetAndMetadata::new(*o);
+                    committed.metadata = encode_partition_time(t.task.partition_time(&tp.topic));
+                    offsets.insert(tp.clone(), committed);
                 }
             }
         }
@@ -127,6 +129,19 @@ async fn commit_point(
     await_outputs(tasks, pending).await?;
     write_checkpoints(tasks);
     Ok(offsets)
+}
+
+/// What the committed offset's metadata says: the partition's stream time, so that a task
+/// taken over or restarted goes on from it (Kafka Streams keeps it there too, in its own
+/// encoding; this one is plain text).
+const PARTITION_TIME: &str = "sluice-streams partition.time=";
+
+fn encode_partition_time(ts: i64) -> String {
+    format!("{PARTITION_TIME}{ts}")
+}
+
+fn decode_partition_time(metadata: &str) -> Option<i64> {
+    metadata.strip_prefix(PARTITION_TIME)?.parse().ok()
 }
 
 /// Awaits outputs; notes where acknowledged changelog records ended. The first failure is
@@ -550,6 +565,7 @@ impl Running {
         self.shared.set_tasks(self.index, ids.clone());
         if !created.is_empty() {
             self.restore(&created).await?;
+            self.restore_stream_time(&created).await;
         }
         // The thread's record cache budget is split among its tasks, as they are now.
         let thread_share = self.settings.cache_max_bytes / self.settings.num_threads;
@@ -562,6 +578,44 @@ impl Running {
             self.send(id, &mut out).await?;
         }
         Ok(())
+    }
+
+    /// Gives new tasks the partition times their inputs' last commits stored. Without them
+    /// (a first start, an older commit, an error asking) stream time starts over, at the
+    /// first record.
+    async fn restore_stream_time(&mut self, ids: &[TaskId]) {
+        let parts: Vec<TopicPartition> = ids
+            .iter()
+            .flat_map(|id| {
+                (self.sub_of_topic.iter())
+                    .filter(move |(_, &sub)| sub == id.subtopology)
+                    .map(move |(topic, _)| TopicPartition::new(topic.clone(), id.partition))
+            })
+            .collect();
+        let committed = match self.consumer.committed(&parts).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(thread = self.index, error = %e,
+                    "cannot read the committed partition times; stream time starts over");
+                return;
+            }
+        };
+        let mut set = lock(&self.tasks);
+        for (tp, c) in committed {
+            let Some(ts) = c.and_then(|c| decode_partition_time(&c.metadata)) else {
+                continue;
+            };
+            let Some(&sub) = self.sub_of_topic.get(&tp.topic) else {
+                continue;
+            };
+            let id = TaskId {
+                subtopology: sub,
+                partition: tp.partition,
+            };
+            if let Some(t) = set.active.get_mut(&id) {
+                t.task.restore_partition_time(&tp.topic, ts);
+            }
+        }
     }
 
     /// Replays each new task's changelog partitions into its stores, from the start (or the
@@ -728,5 +782,24 @@ fn close_task(mut t: ActiveTask, why: &str) {
         tracing::warn!(task = %id, error = %e, "closing a task ({why})");
     } else {
         tracing::debug!(task = %id, "task closed ({why})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_time_survives_the_commit_metadata() {
+        for ts in [-1, 0, 1_700_000_000_000, i64::MAX] {
+            assert_eq!(decode_partition_time(&encode_partition_time(ts)), Some(ts));
+        }
+        // Metadata written by others (or none) is not a partition time.
+        assert_eq!(decode_partition_time(""), None);
+        assert_eq!(decode_partition_time("AQAAAYw="), None);
+        assert_eq!(
+            decode_partition_time("sluice-streams partition.time=x"),
+            None
+        );
     }
 }
