@@ -358,6 +358,13 @@ fn a_restarted_instance_resumes_its_state_and_offsets() {
     count_words(&mut expected, &first);
     let mut streams = start(app, &broker.bootstrap(), &dir.path().join("state"), 1);
     c.await_counts(&expected, "before the restart");
+    // A second instance cannot share the running one's state directory.
+    let mut twin = KafkaStreams::new(
+        wordcount(),
+        streams_config(app, &broker.bootstrap(), &dir.path().join("state")),
+    );
+    let refused = twin.start().unwrap_err().to_string();
+    assert!(refused.contains("in use by another"), "{refused}");
     streams.close().unwrap();
     // A clean close commits everything processed (partitions never written have nothing).
     let mut ends = c.end_offsets(INPUT);

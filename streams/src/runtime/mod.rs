@@ -2,6 +2,7 @@
 //! topics at start-up, stream threads (one group member each), start, close and waiting.
 
 mod config;
+mod state_dir;
 mod thread;
 mod topics;
 
@@ -113,6 +114,8 @@ pub struct KafkaStreams {
     config: StreamsConfig,
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Held from `start` to `close`.
+    state_lock: Option<state_dir::StateDirLock>,
 }
 
 impl KafkaStreams {
@@ -132,6 +135,7 @@ impl KafkaStreams {
                 processed: AtomicU64::new(0),
             }),
             threads: Vec::new(),
+            state_lock: None,
         }
     }
 
@@ -176,12 +180,9 @@ impl KafkaStreams {
         }
         let settings = self.config.settings()?;
         let app = settings.application_id.clone();
-        std::fs::create_dir_all(settings.state_dir.join(&app)).map_err(|e| {
-            StreamsError::Runtime(format!(
-                "state.dir {}: {e}",
-                settings.state_dir.join(&app).display()
-            ))
-        })?;
+        self.state_lock = Some(state_dir::StateDirLock::acquire(
+            &settings.state_dir.join(&app),
+        )?);
         // Its own thread and runtime, so start works inside or outside an async runtime.
         let (topology, config) = (self.topology.clone(), self.config.clone());
         let rf = settings.replication_factor;
@@ -271,6 +272,7 @@ impl KafkaStreams {
                     .push("a stream thread panicked".into());
             }
         }
+        self.state_lock = None;
         let errors = self
             .shared
             .errors
