@@ -20,7 +20,10 @@
 //!   records, repartition records, and one changelog record for every store write, to the
 //!   store's `<application.id>-<store>-changelog` topic, from which a store is restored.
 //!   Stores are in memory, or on disk ([`Materialized::as_persistent_store`]) with a
-//!   checkpoint of the changelog offset they hold, so only the tail is restored.
+//!   checkpoint of the changelog offset they hold, so only the tail is restored. Key-value
+//!   stores of aggregations and tables have a record cache (`statestore.cache.max.bytes`):
+//!   the latest write per key waits there until the next commit (or until the task's share
+//!   of the budget is full), then goes to the store, the changelog and downstream once.
 //! - [`TopologyTestDriver`]: runs a topology in memory, without a broker, for unit tests.
 //! - [`KafkaStreams`] ([`runtime`]): runs a topology against a cluster with sluice-client's
 //!   consumer, producer and admin. [`StreamsConfig`] takes Kafka Streams' settings.
@@ -41,9 +44,10 @@
 //! # Processing guarantee: at-least-once
 //!
 //! Every `commit.interval.ms` (default 30 s), and before partitions are revoked in a
-//! rebalance or on `close`, a thread flushes its tasks' stores, waits until every record its
-//! tasks produced has been acknowledged (`acks=all` by default), and only then commits the
-//! offsets of the input records processed. So nothing is lost: an input offset is committed
+//! rebalance or on `close`, a thread flushes its tasks' record caches and stores, waits until
+//! every record its tasks produced has been acknowledged (`acks=all` by default), and only
+//! then commits the offsets of the input records processed, each with its partition's time
+//! (so stream time, and the windows it has closed, survive a restart or a move). So nothing is lost: an input offset is committed
 //! only once everything it caused is in the cluster.
 //!
 //! What can repeat: after a crash (`kill -9`, power loss, a thread error, a member expelled
