@@ -142,6 +142,29 @@ fn role(rm: &ReplicaManager, topic: &str) -> Option<(bool, i32)> {
     }
 }
 
+/// A Produce of one record with `value` to partition 0 of `topic`.
+fn produce_one(topic: &str, acks: i16, value: &'static [u8]) -> ProduceRequest {
+    let batch = RecordBatch::new(vec![Record {
+        offset: 0,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from_static(value)),
+        headers: vec![],
+    }]);
+    ProduceRequest {
+        acks,
+        timeout_ms: 10_000,
+        topic_data: vec![ProduceRequestTopic {
+            name: topic.into(),
+            partition_data: vec![ProduceRequestPartition {
+                index: 0,
+                records: Some(batch.encode().unwrap()),
+            }],
+        }],
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_combined_nodes_replicate_a_topic_created_through_the_controller() {
     let nodes = start_cluster().await;
@@ -200,32 +223,9 @@ async fn three_combined_nodes_replicate_a_topic_created_through_the_controller()
         assert_eq!(epoch, committed.leader_epoch, "node {id}");
     }
 
-    let batch = RecordBatch::new(vec![Record {
-        offset: 0,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from_static(b"to all three")),
-        headers: vec![],
-    }])
-    .encode()
-    .unwrap();
     let mut client = Client::connect_to(nodes[&committed.leader].addr).await;
     let response = client
-        .send(
-            9,
-            &ProduceRequest {
-                acks: -1,
-                timeout_ms: 10_000,
-                topic_data: vec![ProduceRequestTopic {
-                    name: "replicated".into(),
-                    partition_data: vec![ProduceRequestPartition {
-                        index: 0,
-                        records: Some(batch),
-                    }],
-                }],
-                ..Default::default()
-            },
-        )
+        .send(9, &produce_one("replicated", -1, b"to all three"))
         .await;
     let p = &response.responses[0].partition_responses[0];
     assert_eq!(ErrorCode::from_code(p.error_code), ErrorCode::None);
@@ -360,28 +360,7 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
     // A produce to a non-leader is refused; to the leader Metadata named it succeeds.
     let leader = answer.topics[0].partitions[0].leader_id;
     let follower = nodes.keys().copied().find(|id| *id != leader).unwrap();
-    let produce = |acks: i16| ProduceRequest {
-        acks,
-        timeout_ms: 10_000,
-        topic_data: vec![ProduceRequestTopic {
-            name: "admin".into(),
-            partition_data: vec![ProduceRequestPartition {
-                index: 0,
-                records: Some(
-                    RecordBatch::new(vec![Record {
-                        offset: 0,
-                        timestamp: 1_700_000_000_000,
-                        key: None,
-                        value: Some(Bytes::from_static(b"v")),
-                        headers: vec![],
-                    }])
-                    .encode()
-                    .unwrap(),
-                ),
-            }],
-        }],
-        ..Default::default()
-    };
+    let produce = |acks: i16| produce_one("admin", acks, b"v");
     let mut to_follower = Client::connect_to(nodes[&follower].addr).await;
     let refused = to_follower.send(9, &produce(-1)).await;
     assert_eq!(
@@ -666,31 +645,7 @@ async fn a_broker_only_node_follows_the_quorum_and_leads_partitions() {
     assert!(answer.controller_id >= 1 && answer.controller_id <= 3);
 
     let response = client
-        .send(
-            9,
-            &ProduceRequest {
-                acks: -1,
-                timeout_ms: 10_000,
-                topic_data: vec![ProduceRequestTopic {
-                    name: "on-four".into(),
-                    partition_data: vec![ProduceRequestPartition {
-                        index: 0,
-                        records: Some(
-                            RecordBatch::new(vec![Record {
-                                offset: 0,
-                                timestamp: 1_700_000_000_000,
-                                key: None,
-                                value: Some(Bytes::from_static(b"from a broker-only leader")),
-                                headers: vec![],
-                            }])
-                            .encode()
-                            .unwrap(),
-                        ),
-                    }],
-                }],
-                ..Default::default()
-            },
-        )
+        .send(9, &produce_one("on-four", -1, b"from a broker-only leader"))
         .await;
     let p = &response.responses[0].partition_responses[0];
     assert_eq!(ErrorCode::from_code(p.error_code), ErrorCode::None);

@@ -59,23 +59,7 @@ fn every_link_can_go_through_a_proxy_of_its_own() {
     for addr in bootstrap.split(',') {
         assert!(advertised.contains(addr), "{bootstrap}");
     }
-    common::check(
-        "topics --create",
-        cluster.sluice(
-            &[
-                "topics",
-                "--create",
-                "--bootstrap-server",
-                &bootstrap,
-                "--topic",
-                "proxied",
-                "--replication-factor",
-                "3",
-            ],
-            None,
-            30,
-        ),
-    );
+    cluster.create_topic(&bootstrap, "proxied", &["--replication-factor", "3"]);
     // Followers reach the leader through its advertised proxy too: they fetch and join the ISR.
     cluster.wait_for_partitions("proxied", 30, "all three replicas in sync", |p| {
         p[0].leader.is_some() && p[0].isr.len() == 3

@@ -88,26 +88,17 @@ fn no_acknowledged_record_is_lost_or_duplicated_under_kills_pauses_and_restarts(
     );
     let all: BTreeSet<i32> = cluster.ids().into_iter().collect();
     let bootstrap = cluster.bootstrap();
-    common::check(
-        "topics --create",
-        cluster.sluice(
-            &[
-                "topics",
-                "--create",
-                "--bootstrap-server",
-                &bootstrap,
-                "--topic",
-                TOPIC,
-                "--partitions",
-                "3",
-                "--replication-factor",
-                "3",
-                "--config",
-                "min.insync.replicas=2",
-            ],
-            None,
-            30,
-        ),
+    cluster.create_topic(
+        &bootstrap,
+        TOPIC,
+        &[
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
     );
     let healthy = |c: &mut Cluster, what: &str| {
         c.wait_for_partitions(TOPIC, 60, what, |parts| {

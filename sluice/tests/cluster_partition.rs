@@ -186,26 +186,17 @@ fn an_isolated_broker_leaves_the_isr_loses_nothing_acknowledged_and_rejoins() {
         t()
     );
 
-    common::check(
-        "topics --create",
-        cluster.sluice(
-            &[
-                "topics",
-                "--create",
-                "--bootstrap-server",
-                &bootstrap,
-                "--topic",
-                TOPIC,
-                "--partitions",
-                "1",
-                "--replication-factor",
-                "3",
-                "--config",
-                "min.insync.replicas=2",
-            ],
-            None,
-            30,
-        ),
+    cluster.create_topic(
+        &bootstrap,
+        TOPIC,
+        &[
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
     );
     let (leader, _) = wait_state(
         &mut cluster,

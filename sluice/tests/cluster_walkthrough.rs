@@ -31,24 +31,10 @@ fn kill_9_the_leader_of_a_replicated_topic_and_read_every_message() {
     let all: BTreeSet<i32> = cluster.ids().into_iter().collect();
     let bootstrap = cluster.bootstrap();
 
-    let created = stdout_of(
-        "topics --create",
-        cluster.sluice(
-            &[
-                "topics",
-                "--create",
-                "--bootstrap-server",
-                &bootstrap,
-                "--replication-factor",
-                "3",
-                "--partitions",
-                "1",
-                "--topic",
-                TOPIC,
-            ],
-            None,
-            30,
-        ),
+    let created = cluster.create_topic(
+        &bootstrap,
+        TOPIC,
+        &["--replication-factor", "3", "--partitions", "1"],
     );
     assert!(
         created.contains(&format!("Created topic {TOPIC}.")),

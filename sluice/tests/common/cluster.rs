@@ -363,6 +363,21 @@ impl Cluster {
         run_with_timeout(cmd, input, secs)
     }
 
+    /// `sluice topics --create --topic <topic> <flags>` through `bootstrap` as a user types it;
+    /// fails the test with the tool's output if it fails, else returns what it printed.
+    pub fn create_topic(&self, bootstrap: &str, topic: &str, flags: &[&str]) -> String {
+        let mut args = vec![
+            "topics",
+            "--create",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+        ];
+        args.extend_from_slice(flags);
+        super::check("topics --create", self.sluice(&args, None, 30))
+    }
+
     /// `sluice topics --describe --topic <topic>` against the live nodes, parsed; Err with the
     /// tool's output when it fails.
     pub fn describe(&mut self, topic: &str) -> Result<Vec<PartitionInfo>, String> {
