@@ -111,7 +111,11 @@ impl TimeWindows {
         let mut out = Vec::new();
         while start <= timestamp {
             out.push(Window::new(start, start.saturating_add(self.size_ms)));
-            start += self.advance_ms;
+            // A timestamp near i64::MAX (bad input) must not wrap the start around.
+            match start.checked_add(self.advance_ms) {
+                Some(next) => start = next,
+                None => break,
+            }
         }
         out
     }
@@ -286,6 +290,18 @@ mod tests {
         assert!(h.validate().is_ok());
         assert!(t.advance_by(Duration::from_secs(61)).validate().is_err());
         assert!(t.advance_by(Duration::ZERO).validate().is_err());
+    }
+
+    #[test]
+    fn a_timestamp_at_the_end_of_time_gets_its_windows_and_no_more() {
+        let t = TimeWindows::of_size_with_no_grace(Duration::from_secs(60));
+        for ts in [i64::MAX, i64::MAX - 1] {
+            let w = t.windows_for(ts);
+            assert_eq!(w.len(), 1, "{w:?}");
+            assert!(w[0].start <= ts && ts <= w[0].end);
+        }
+        let h = t.advance_by(Duration::from_secs(20));
+        assert_eq!(h.windows_for(i64::MAX).len(), 3);
     }
 
     #[test]

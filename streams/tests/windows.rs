@@ -378,3 +378,42 @@ fn a_session_past_its_grace_drops_late_records() {
         .collect();
     assert_eq!(got, vec![(Window::new(26_000, 30_000), 2)]);
 }
+
+#[test]
+fn records_at_the_end_of_time_do_not_break_windowed_aggregations() {
+    use sluice_streams::serdes::LongSerde;
+    use sluice_streams::{
+        Consumed, Grouped, Materialized, Produced, SessionWindowedSerde, SessionWindows,
+        StreamsBuilder, TimeWindowedSerde, TimeWindows, TopologyTestDriver,
+    };
+    let sb = StreamsBuilder::new();
+    let grouped = sb
+        .stream::<String, String>("events", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with(StringSerde, StringSerde));
+    let minute = Duration::from_secs(60);
+    grouped
+        .windowed_by(
+            TimeWindows::of_size_and_grace(minute, minute).advance_by(Duration::from_secs(20)),
+        )
+        .count(Materialized::as_store("hopping"))
+        .to_stream()
+        .to(
+            "hopping-out",
+            Produced::with(TimeWindowedSerde::new(StringSerde, minute), LongSerde),
+        );
+    grouped
+        .session_windowed_by(SessionWindows::of_inactivity_gap_and_grace(minute, minute))
+        .count(Materialized::as_store("sessions"))
+        .to_stream()
+        .to(
+            "sessions-out",
+            Produced::with(SessionWindowedSerde::new(StringSerde), LongSerde),
+        );
+    let d = TopologyTestDriver::new(sb.build().unwrap(), "app").unwrap();
+    let input = d.create_input_topic("events", StringSerde, StringSerde);
+    for ts in [i64::MAX, i64::MAX - 1, 0, i64::MAX] {
+        input.pipe_input(s("k"), s("v"), ts).unwrap();
+    }
+    assert!(!d.read_raw("hopping-out").is_empty());
+    assert!(!d.read_raw("sessions-out").is_empty());
+}

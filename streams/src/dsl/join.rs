@@ -275,8 +275,16 @@ impl<K: Data, A: Data, B: Data, VR: Data> Processor for TableJoinSide<K, A, B, V
             Some((v, ts)) => (Some(v), ts),
             None => (None, i64::MIN),
         };
+        // The old result is what downstream was told: this side's old row with the other's
+        // row as of the last cache flush. Joining it with the other's newer row instead would
+        // lose a delete when both rows go between two flushes (neither side would see a row).
+        let theirs_before = if h.is_cached() {
+            self.other.get_flushed(&h, &kb)?.map(|(v, _)| v)
+        } else {
+            theirs.clone()
+        };
         let new = (self.join)(c.new.as_ref(), theirs.as_ref());
-        let old = (self.join)(c.old.as_ref(), theirs.as_ref());
+        let old = (self.join)(c.old.as_ref(), theirs_before.as_ref());
         if new.is_none() && old.is_none() {
             return Ok(());
         }

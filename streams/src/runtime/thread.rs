@@ -2,7 +2,7 @@
 //! polls, processes, produces, and commits only progress whose outputs are acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,7 +42,8 @@ struct ActiveTask {
     /// Changelog partition -> offset after the latest acknowledged changelog record, for the
     /// checkpoint of persistent stores.
     changelog_acked: BTreeMap<(String, i32), i64>,
-    dir: PathBuf,
+    /// The checkpoint last written to each persistent store.
+    checkpointed: BTreeMap<String, i64>,
 }
 
 /// Partition changes told by the consumer during a poll, acted on after it returns.
@@ -60,6 +61,10 @@ struct TaskSet {
     /// Produced records not yet known to be acknowledged, with the task that produced them.
     pending: Vec<(TaskId, OutputKind, DeliveryFuture)>,
     changes: Vec<Change>,
+    /// Set once an output failed or processing stopped on an error: the offsets processed
+    /// since the last commit then cover records whose outputs are lost, so from here on
+    /// nothing is committed (the next owner reprocesses from the last commit).
+    failed: Option<String>,
 }
 
 type Tasks = Arc<Mutex<TaskSet>>;
@@ -100,6 +105,21 @@ async fn produce(
 /// every output is acknowledged, writes the checkpoints, and returns the offsets to commit
 /// (for `only`'s partitions, or all). On an error nothing may be committed.
 async fn commit_point(
+    tasks: &Tasks,
+    producer: &Producer,
+    only: Option<&BTreeSet<TopicPartition>>,
+) -> Result<Offsets, StreamsError> {
+    if let Some(why) = &lock(tasks).failed {
+        return Err(runtime_err("not committing after a failure", why));
+    }
+    let result = flush_and_await(tasks, producer, only).await;
+    if let Err(e) = &result {
+        lock(tasks).failed.get_or_insert_with(|| e.to_string());
+    }
+    result
+}
+
+async fn flush_and_await(
     tasks: &Tasks,
     producer: &Producer,
     only: Option<&BTreeSet<TopicPartition>>,
@@ -180,49 +200,40 @@ async fn await_outputs(tasks: &Tasks, pending: Pending) -> Result<(), StreamsErr
     first_err.map_or(Ok(()), Err)
 }
 
-/// The checkpoint file of a task: where each persistent store's changelog was acknowledged up
-/// to, so a restart restores only the tail (lines of `topic partition offset`).
-fn checkpoint_path(dir: &Path) -> PathBuf {
-    dir.join(".checkpoint")
-}
-
-fn read_checkpoint(dir: &Path) -> BTreeMap<(String, i32), i64> {
-    let Ok(text) = std::fs::read_to_string(checkpoint_path(dir)) else {
-        return BTreeMap::new();
-    };
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let (t, p, o) = (it.next()?, it.next()?, it.next()?);
-            Some(((t.to_string(), p.parse().ok()?), o.parse().ok()?))
-        })
-        .collect()
-}
-
+/// Records in each persistent store how far its changelog is acknowledged (its data includes
+/// the changelog up to there), so that a restart restores only the tail; an unlogged
+/// persistent store has no changelog, and its checkpoint (-1) only marks its data as the
+/// task's own. Called once a commit's outputs are all acknowledged.
 fn write_checkpoints(tasks: &Tasks) {
-    let set = lock(tasks);
-    for t in set.active.values() {
-        let persistent: Vec<&str> = t
-            .task
-            .stores()
+    let mut set = lock(tasks);
+    for t in set.active.values_mut() {
+        let id = t.task.id();
+        let stores = t.task.stores();
+        let persistent: Vec<(String, Option<String>)> = stores
             .names()
-            .filter(|n| t.task.stores().store(n).is_some_and(|s| s.persistent()))
-            .filter_map(|n| t.task.stores().changelog_of(n))
+            .filter(|n| stores.store(n).is_some_and(|s| s.persistent()))
+            .map(|n| (n.to_string(), stores.changelog_of(n).map(str::to_string)))
             .collect();
-        if persistent.is_empty() {
-            continue;
-        }
-        let mut text = String::new();
-        for ((topic, p), o) in &t.changelog_acked {
-            if persistent.contains(&topic.as_str()) {
-                text.push_str(&format!("{topic} {p} {o}\n"));
+        for (name, changelog) in persistent {
+            let offset = match changelog {
+                Some(topic) => match t.changelog_acked.get(&(topic, id.partition)) {
+                    Some(next) => next - 1,
+                    None => continue, // nothing written or restored yet: nothing to record
+                },
+                None => -1,
+            };
+            if t.checkpointed.get(&name) == Some(&offset) {
+                continue; // unchanged since the last commit: spare the fsync
             }
-        }
-        let tmp = t.dir.join(".checkpoint.tmp");
-        let written =
-            std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, checkpoint_path(&t.dir)));
-        if let Err(e) = written {
-            tracing::warn!(task = %t.task.id(), error = %e, "cannot write the checkpoint");
+            match t.task.stores_mut().write_checkpoint(&name, offset) {
+                Ok(()) => {
+                    t.checkpointed.insert(name, offset);
+                }
+                Err(e) => {
+                    tracing::warn!(task = %id, store = %name, error = %e,
+                        "cannot write the checkpoint; a restart restores more of the changelog")
+                }
+            }
         }
     }
 }
@@ -316,6 +327,7 @@ impl StreamThread {
             suspended: BTreeMap::new(),
             pending: Vec::new(),
             changes: Vec::new(),
+            failed: None,
         }));
         let mut r = Running {
             index: self.index,
@@ -357,6 +369,15 @@ impl Running {
                 .await
                 .map_err(|e| runtime_err("polling", e))?;
             self.apply_changes().await?;
+            // A stop asked for meanwhile (a restore cut short, say) leaves this poll's records
+            // unprocessed and uncommitted: the next owner reads them.
+            if self.shared.stopping() {
+                break;
+            }
+            // An output that failed during the poll (a revocation's commit awaits them all).
+            if let Some(why) = lock(&self.tasks).failed.clone() {
+                return Err(runtime_err("producing a task's output", why));
+            }
             let mut processed = 0u64;
             // A poll's records come in runs of one partition: a run is processed in chunks,
             // each under one lock with its outputs produced together (chunks small enough that
@@ -453,7 +474,12 @@ impl Running {
                 self.check_pending_at = (2 * set.pending.len()).max(PENDING_CHECK);
                 done
             };
-            await_outputs(&self.tasks, done).await?;
+            if let Err(e) = await_outputs(&self.tasks, done).await {
+                lock(&self.tasks)
+                    .failed
+                    .get_or_insert_with(|| e.to_string());
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -542,7 +568,7 @@ impl Running {
                             runtime_err(&format!("creating state directory {}", dir.display()), e)
                         })?;
                         let mut cfg = self.task_config.clone();
-                        cfg.state_dir = Some(dir.clone());
+                        cfg.state_dir = Some(dir);
                         let task = Task::new(&self.topology, &cfg, id)?;
                         set.active.insert(
                             id,
@@ -550,7 +576,7 @@ impl Running {
                                 task,
                                 consumed: Vec::new(),
                                 changelog_acked: BTreeMap::new(),
-                                dir,
+                                checkpointed: BTreeMap::new(),
                             },
                         );
                         created.push(id);
@@ -629,18 +655,13 @@ impl Running {
                 let Some(t) = set.active.get(id) else {
                     continue;
                 };
-                let checkpoint = read_checkpoint(&t.dir);
                 let stores = t.task.stores();
                 for name in stores.names() {
                     let Some(topic) = stores.changelog_of(name) else {
                         continue;
                     };
-                    let persistent = stores.store(name).is_some_and(|s| s.persistent());
-                    let start = if persistent {
-                        checkpoint.get(&(topic.to_string(), id.partition)).copied()
-                    } else {
-                        None
-                    };
+                    // A persistent store holds the changelog up to its checkpoint already.
+                    let start = stores.checkpointed_offset(name)?.map(|o| o + 1);
                     targets.insert(
                         TopicPartition::new(topic, id.partition),
                         (*id, name.to_string(), start),
@@ -747,6 +768,13 @@ impl Running {
             index,
             ..
         } = self;
+        if !clean {
+            // Closing the consumer revokes the partitions, and the listener would commit the
+            // offsets processed, outputs sent or not: nothing may be committed now.
+            lock(&tasks)
+                .failed
+                .get_or_insert_with(|| "the stream thread failed".into());
+        }
         if clean {
             match commit_point(&tasks, &producer, None).await {
                 Ok(offsets) if !offsets.is_empty() => {

@@ -509,6 +509,15 @@ impl KvStoreHandle<'_> {
         Ok(self.store.get(key)?.map(|b| read(&b)))
     }
 
+    /// `read` of what the store held at the last cache flush: the cache's writes unseen.
+    pub fn read_flushed<R>(
+        &self,
+        key: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        Ok(self.store.get(key)?.map(|b| read(&b)))
+    }
+
     /// One write: `stored` is what the store keeps (`None` deletes), `logged` the changelog
     /// record's value, `timestamp` its timestamp.
     fn write(
@@ -538,7 +547,13 @@ impl KvStoreHandle<'_> {
         Ok(())
     }
 
+    /// Writes the stored bytes as they are. In a timestamped store they must start with the
+    /// 8-byte timestamp (see `put_timestamped`): the changelog gets the value without it.
     pub fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), StoreError> {
+        if self.timestamped {
+            let (plain, ts) = split_timestamp(self.store.name(), value.clone())?;
+            return self.write(key, Some(value), Some(plain), ts);
+        }
         let ts = self.logger.timestamp;
         self.write(key, Some(value.clone()), Some(value), ts)
     }
@@ -565,7 +580,7 @@ impl KvStoreHandle<'_> {
 
     /// Value bytes and timestamp of a timestamped store's entry.
     pub fn get_timestamped(&self, key: &[u8]) -> Result<Option<(Bytes, i64)>, StoreError> {
-        match self.store.get(key)? {
+        match self.get(key)? {
             Some(raw) => split_timestamp(self.store.name(), raw).map(Some),
             None => Ok(None),
         }

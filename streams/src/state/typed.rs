@@ -89,6 +89,17 @@ impl<K: Data, V: Data> TypedKeyValueStore<K, V> {
             .transpose()
     }
 
+    /// `get` of the value as of the last cache flush (see `KvStoreHandle::read_flushed`).
+    pub fn get_flushed(
+        &self,
+        h: &KvStoreHandle<'_>,
+        key: &[u8],
+    ) -> Result<Option<(V, i64)>, StreamsError> {
+        let timestamped = h.is_timestamped();
+        h.read_flushed(key, |raw| self.decode_value_ref(raw, timestamped))?
+            .transpose()
+    }
+
     /// Writes a value, or deletes the key when `value` is `None` or serializes to null.
     pub fn put(
         &self,
