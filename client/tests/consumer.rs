@@ -321,8 +321,12 @@ async fn paused_partitions_wait_until_resumed() {
     c.assign([p0.clone(), p1.clone()]).unwrap();
     c.pause(&[tp("flow", 1)]).unwrap();
     assert_eq!(c.paused(), BTreeSet::from([p1.clone()]));
+    assert_eq!(c.current_lag(&p0), None, "no fetch answered yet");
     let first = poll_n(&mut c, 5).await;
     assert!(first.iter().all(|r| r.partition == 0));
+    // Everything fetched was handed out: caught up. The paused partition was never fetched.
+    assert_eq!(c.current_lag(&p0), Some(0));
+    assert_eq!(c.current_lag(&p1), None);
     for _ in 0..3 {
         assert!(c.poll(Duration::from_millis(200)).await.unwrap().is_empty());
     }
@@ -331,6 +335,10 @@ async fn paused_partitions_wait_until_resumed() {
     let rest = poll_n(&mut c, 5).await;
     assert!(rest.iter().all(|r| r.partition == 1));
     assert_eq!(value(&rest[0]), "one-0");
+    assert_eq!(c.current_lag(&p1), Some(0));
+    // A seek back puts the records behind the position again.
+    c.seek(&p1, 2).unwrap();
+    assert_eq!(c.current_lag(&p1), Some(3));
     assert!(c.pause(&[tp("flow", 9)]).is_err());
     b.stop().await;
 }

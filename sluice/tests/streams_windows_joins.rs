@@ -408,3 +408,55 @@ fn stream_table_join_enriches_each_click_with_the_latest_table_value() {
 
     streams.close().unwrap();
 }
+
+#[test]
+fn a_join_over_topics_filled_before_the_start_follows_the_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let c = Clients::new(&broker.bootstrap());
+    c.create(USERS, JOIN_PARTITIONS, &[("cleanup.policy", "compact")]);
+    c.create(CLICKS, JOIN_PARTITIONS, &[]);
+    c.create(ENRICHED, JOIN_PARTITIONS, &[]);
+    c.create(ENRICHED_LEFT, JOIN_PARTITIONS, &[]);
+    // Everything is on the broker before the app starts, the clicks written first. A task gets
+    // a user's table partition and click partition in whatever order its fetches return them;
+    // it must process them by timestamp, so each click sees the row current at its time.
+    let t = 1_700_000_000_000;
+    for (user, page, ts) in [
+        ("alice", "home", t + 20),
+        ("bob", "cart", t + 20),
+        ("alice", "checkout", t + 40),
+        ("bob", "help", t + 40),
+        ("carol", "home", t + 50),
+    ] {
+        c.send(CLICKS, user, Some(page), Some(ts));
+    }
+    for (user, region, ts) in [
+        ("alice", Some("eu"), t + 10),
+        ("bob", Some("us"), t + 10),
+        ("alice", Some("apac"), t + 30),
+        ("bob", None, t + 30),
+    ] {
+        c.send(USERS, user, region, Some(ts));
+    }
+    let mut streams = run(
+        joins(),
+        streams_config(
+            "joins-ordered",
+            &broker.bootstrap(),
+            &dir.path().join("state"),
+        ),
+    );
+    let decode = |r: &ConsumerRecord| (string(&r.key).unwrap(), string(&r.value).unwrap());
+    let mut left = c.await_topic(ENRICHED_LEFT, &streams, decode, |got| got.len() >= 5);
+    left.sort();
+    let want = [
+        ("alice", "checkout@apac"),
+        ("alice", "home@eu"),
+        ("bob", "cart@us"),
+        ("bob", "help@<none>"),
+        ("carol", "home@<none>"),
+    ];
+    assert_eq!(left, want.map(|(k, v)| (k.to_string(), v.to_string())));
+    streams.close().unwrap();
+}

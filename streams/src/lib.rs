@@ -37,9 +37,12 @@
 //! `num.stream.threads` threads is a member of consumer group `application.id`, subscribed to
 //! every source topic, and runs task `<sub-topology>_<p>` for each partition `p` it is
 //! assigned. A new task first restores its stores from their changelog partitions (from the
-//! start, or a persistent store's checkpoint, to the end) with a separate consumer. Then each
-//! polled record goes through its task and what the task emits (sink, repartition and
-//! changelog records) is handed to the producer.
+//! start, or a persistent store's checkpoint, to the end) with a separate consumer. Polled
+//! records wait in their task's queues, one per input partition; a task takes the one with
+//! the lowest timestamp among the queues' heads (so a join sees table updates and stream
+//! records in time order), and waits while a partition's queue is empty but the broker has
+//! records for it (`max.task.idle.ms`). What the task emits (sink, repartition and changelog
+//! records) is handed to the producer.
 //!
 //! # Processing guarantee: at-least-once
 //!

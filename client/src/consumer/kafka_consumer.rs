@@ -882,6 +882,15 @@ impl Consumer {
         Ok(())
     }
 
+    /// How many records `partition` has on the broker past the position, by the high
+    /// watermark of the last fetch response that included it (Kafka's `currentLag`): no request
+    /// is made. `None` before such a response or while the position is unknown.
+    pub fn current_lag(&self, partition: &TopicPartition) -> Option<i64> {
+        let state = self.subscriptions.assignment.get(partition)?;
+        let position = state.position?.offset;
+        (state.high_watermark >= 0).then(|| (state.high_watermark - position).max(0))
+    }
+
     pub fn paused(&self) -> BTreeSet<TopicPartition> {
         self.subscriptions
             .assignment

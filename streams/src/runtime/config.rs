@@ -9,6 +9,7 @@ use std::time::Duration;
 use sluice_client::config::COMMON_KEYS;
 use sluice_client::ClientConfig;
 
+use super::partition_group::TaskIdle;
 use crate::error::StreamsError;
 use crate::record::{InputRecord, RecordTimestampExtractor, TimestampExtractor};
 use crate::task::{DeserializationErrorPolicy, DEFAULT_CACHE_MAX_BYTES};
@@ -27,6 +28,8 @@ pub const STREAMS_KEYS: &[&str] = &[
     "poll.ms",
     "statestore.cache.max.bytes",
     "cache.max.bytes.buffering",
+    "max.task.idle.ms",
+    "buffered.records.per.partition",
 ];
 
 /// Settings by Kafka Streams' names:
@@ -54,6 +57,12 @@ pub const STREAMS_KEYS: &[&str] = &[
 ///   among its tasks. Aggregations and tables hold their latest update per key there until a
 ///   commit (or until the task's share is full), so a busy key writes one changelog record and
 ///   one downstream update per commit instead of one per input record. 0 turns caching off.
+/// - `max.task.idle.ms` (0): a task reading several partitions (a join's two sides) processes
+///   their records in timestamp order, and while one of them is empty but has records on the
+///   broker it waits for them (up to 2 s); a caught-up empty partition is waited for this long
+///   for new records; -1 never waits.
+/// - `buffered.records.per.partition` (1000): records fetched and not yet processed, per
+///   partition, before its fetching pauses.
 ///
 /// Client settings: `consumer.`, `producer.` and `admin.` prefixed keys go, unprefixed, to that
 /// client only (`restore.consumer.` to the consumer restoring stores); the clients' common keys
@@ -79,6 +88,8 @@ pub(crate) struct Settings {
     pub poll: Duration,
     /// The record cache budget of all threads together.
     pub cache_max_bytes: usize,
+    pub task_idle: TaskIdle,
+    pub buffered_per_partition: usize,
 }
 
 /// The record's timestamp, or (when negative) the partition's latest timestamp.
@@ -228,6 +239,11 @@ impl StreamsConfig {
             deserialization_errors,
             replication_factor: self.number("replication.factor", -1i16, -1)?,
             poll: Duration::from_millis(self.number("poll.ms", 100u64, 1)?),
+            task_idle: match self.number("max.task.idle.ms", 0i64, -1)? {
+                -1 => TaskIdle::Never,
+                ms => TaskIdle::Up(Duration::from_millis(ms as u64)),
+            },
+            buffered_per_partition: self.number("buffered.records.per.partition", 1000usize, 1)?,
             cache_max_bytes: match self.get("statestore.cache.max.bytes") {
                 Some(_) => self.number("statestore.cache.max.bytes", 0usize, 0)?,
                 None => self.number("cache.max.bytes.buffering", DEFAULT_CACHE_MAX_BYTES, 0)?,
@@ -337,6 +353,11 @@ mod tests {
         assert_eq!(s.num_threads, 1);
         assert_eq!(s.state_dir, PathBuf::from("/tmp/sluice-streams"));
         assert_eq!(s.cache_max_bytes, 10 * 1024 * 1024);
+        assert_eq!(s.task_idle, TaskIdle::Up(Duration::ZERO));
+        assert_eq!(s.buffered_per_partition, 1000);
+        let never = base().set("max.task.idle.ms", "-1").settings().unwrap();
+        assert_eq!(never.task_idle, TaskIdle::Never);
+        assert!(base().set("max.task.idle.ms", "-2").settings().is_err());
     }
 
     #[test]

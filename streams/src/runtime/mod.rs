@@ -2,6 +2,7 @@
 //! topics at start-up, stream threads (one group member each), start, close and waiting.
 
 mod config;
+mod partition_group;
 mod state_dir;
 mod thread;
 mod topics;

@@ -12,6 +12,7 @@ use sluice_client::{
 };
 
 use super::config::{Settings, StreamsConfig};
+use super::partition_group::PartitionGroup;
 use super::Shared;
 use crate::error::StreamsError;
 use crate::record::{InputRecord, OutputKind, OutputRecord};
@@ -21,7 +22,7 @@ use crate::topology::{TaskId, Topology};
 /// Outputs kept awaiting acknowledgement before the finished ones are checked and dropped.
 const PENDING_CHECK: usize = 10_000;
 
-/// Records of one partition processed under one lock before their outputs are produced.
+/// Records of one task processed under one lock before their outputs are produced.
 const RUN_CHUNK: usize = 64;
 
 fn runtime_err(what: &str, e: impl std::fmt::Display) -> StreamsError {
@@ -36,9 +37,9 @@ fn now_ms() -> i64 {
 
 struct ActiveTask {
     task: Task,
-    /// Next offset to process, per input partition: what a commit stores. A list, as a task
-    /// reads a partition of each of a few topics.
-    consumed: Vec<(TopicPartition, i64)>,
+    /// Fetched records waiting, per input partition, and the offsets processed (what a
+    /// commit stores).
+    input: PartitionGroup,
     /// Changelog partition -> offset after the latest acknowledged changelog record, for the
     /// checkpoint of persistent stores.
     changelog_acked: BTreeMap<(String, i32), i64>,
@@ -132,9 +133,9 @@ async fn flush_and_await(
             let mut out = Vec::new();
             t.task.flush(&mut out)?;
             flushed.push((*id, out));
-            for (tp, o) in &t.consumed {
+            for (tp, o) in t.input.consumed() {
                 if only.map_or(true, |s| s.contains(tp)) {
-                    let mut committed = OffsetAndMetadata::new(*o);
+                    let mut committed = OffsetAndMetadata::new(o);
                     committed.metadata = encode_partition_time(t.task.partition_time(&tp.topic));
                     offsets.insert(tp.clone(), committed);
                 }
@@ -378,55 +379,41 @@ impl Running {
             if let Some(why) = lock(&self.tasks).failed.clone() {
                 return Err(runtime_err("producing a task's output", why));
             }
+            self.buffer(records)?;
             let mut processed = 0u64;
-            // A poll's records come in runs of one partition: a run is processed in chunks,
-            // each under one lock with its outputs produced together (chunks small enough that
-            // the outputs are still in cache when produced).
-            let mut records = records.into_iter().peekable();
-            while let Some(first) = records.next() {
-                let id = TaskId {
-                    subtopology: self
-                        .sub_of_topic
-                        .get(&first.topic)
-                        .copied()
-                        .ok_or_else(|| {
-                            StreamsError::Topology(format!("no sub-topology reads {}", first.topic))
-                        })?,
-                    partition: first.partition,
-                };
-                let tp = first.topic_partition();
-                let same_partition =
-                    |r: &ConsumerRecord| r.partition == tp.partition && r.topic == tp.topic;
-                {
-                    let mut set = lock(&self.tasks);
-                    let Some(t) = set.active.get_mut(&id) else {
-                        // Fetched before its partition was revoked: the next owner reads it.
-                        while records.next_if(same_partition).is_some() {}
-                        continue;
-                    };
-                    let mut slot = t.consumed.iter().position(|(p, _)| *p == tp);
-                    let mut next = Some(first);
+            let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
+            for id in ids {
+                // In chunks, each under one lock with its outputs produced together (small
+                // enough that the outputs are still in cache when produced).
+                loop {
                     let mut chunk = 0;
-                    while let Some(rec) = next
-                        .take()
-                        .or_else(|| (chunk < RUN_CHUNK).then(|| records.next_if(same_partition))?)
                     {
-                        chunk += 1;
-                        let offset = rec.offset;
-                        t.task.process(InputRecord::from(rec), &mut out)?;
-                        // Only once processed: a failure must not commit past its record.
-                        match slot {
-                            Some(i) => t.consumed[i].1 = offset + 1,
-                            None => {
-                                t.consumed.push((tp.clone(), offset + 1));
-                                slot = Some(t.consumed.len() - 1);
-                            }
+                        let mut set = lock(&self.tasks);
+                        let Some(t) = set.active.get_mut(&id) else {
+                            break;
+                        };
+                        let now = Instant::now();
+                        let consumer = &self.consumer;
+                        while chunk < RUN_CHUNK {
+                            let next = t
+                                .input
+                                .next(now, self.settings.task_idle, |tp| consumer.current_lag(tp));
+                            let Some((queue, rec)) = next else { break };
+                            let offset = rec.offset;
+                            t.task.process(InputRecord::from(rec), &mut out)?;
+                            // Only once processed: a failure must not commit past its record.
+                            t.input.processed(queue, offset);
+                            chunk += 1;
                         }
-                        processed += 1;
+                    }
+                    processed += chunk as u64;
+                    self.send(id, &mut out).await?;
+                    if chunk < RUN_CHUNK {
+                        break;
                     }
                 }
-                self.send(id, &mut out).await?;
             }
+            self.pause_full_partitions()?;
             self.shared.note_processed(processed);
             let now = now_ms();
             let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
@@ -440,6 +427,59 @@ impl Running {
                 self.commit().await?;
                 next_commit = Instant::now() + self.settings.commit_interval;
             }
+        }
+        Ok(())
+    }
+
+    /// Hands a poll's records to their tasks' queues (records of partitions revoked meanwhile
+    /// are dropped: their next owner fetches them).
+    fn buffer(&mut self, records: Vec<ConsumerRecord>) -> Result<(), StreamsError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut set = lock(&self.tasks);
+        for rec in records {
+            let sub = self.sub_of_topic.get(&rec.topic).copied().ok_or_else(|| {
+                StreamsError::Topology(format!("no sub-topology reads {}", rec.topic))
+            })?;
+            let id = TaskId {
+                subtopology: sub,
+                partition: rec.partition,
+            };
+            if let Some(t) = set.active.get_mut(&id) {
+                t.input.push(rec);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses fetching for partitions with buffered.records.per.partition records waiting,
+    /// resumes the others, so a task waiting on one partition cannot buffer without bound.
+    fn pause_full_partitions(&mut self) -> Result<(), StreamsError> {
+        let limit = self.settings.buffered_per_partition;
+        let (mut pause, mut resume) = (Vec::new(), Vec::new());
+        {
+            let set = lock(&self.tasks);
+            let paused = self.consumer.paused();
+            for t in set.active.values() {
+                for (tp, n) in t.input.buffered() {
+                    match (n >= limit, paused.contains(tp)) {
+                        (true, false) => pause.push(tp.clone()),
+                        (false, true) => resume.push(tp.clone()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if !pause.is_empty() {
+            self.consumer
+                .pause(&pause)
+                .map_err(|e| runtime_err("pausing a full partition", e))?;
+        }
+        if !resume.is_empty() {
+            self.consumer
+                .resume(&resume)
+                .map_err(|e| runtime_err("resuming a partition", e))?;
         }
         Ok(())
     }
@@ -532,7 +572,9 @@ impl Running {
                 Change::Revoked(parts) => {
                     let mut set = lock(&self.tasks);
                     for id in self.task_ids(&parts) {
-                        if let Some(t) = set.active.remove(&id) {
+                        if let Some(mut t) = set.active.remove(&id) {
+                            // Given back, its partitions are fetched again from the commit.
+                            t.input.clear();
                             set.suspended.insert(id, t);
                         }
                     }
@@ -570,11 +612,14 @@ impl Running {
                         let mut cfg = self.task_config.clone();
                         cfg.state_dir = Some(dir);
                         let task = Task::new(&self.topology, &cfg, id)?;
+                        let inputs = (self.sub_of_topic.iter())
+                            .filter(|(_, &sub)| sub == id.subtopology)
+                            .map(|(topic, _)| TopicPartition::new(topic.clone(), id.partition));
                         set.active.insert(
                             id,
                             ActiveTask {
                                 task,
-                                consumed: Vec::new(),
+                                input: PartitionGroup::new(inputs),
                                 changelog_acked: BTreeMap::new(),
                                 checkpointed: BTreeMap::new(),
                             },
