@@ -21,9 +21,10 @@
 //!   store's `<application.id>-<store>-changelog` topic, from which a store is restored.
 //!   Stores are in memory, or on disk ([`Materialized::as_persistent_store`]) with a
 //!   checkpoint of the changelog offset they hold, so only the tail is restored. Key-value
-//!   stores of aggregations and tables have a record cache (`statestore.cache.max.bytes`):
-//!   the latest write per key waits there until the next commit (or until the task's share
-//!   of the budget is full), then goes to the store, the changelog and downstream once.
+//!   and window stores of aggregations and tables have a record cache
+//!   (`statestore.cache.max.bytes`): the latest write per key (and window) waits there until
+//!   the next commit (or until the task's share of the budget is full), then goes to the
+//!   store, the changelog and downstream once, in the order the keys were last written.
 //! - [`TopologyTestDriver`]: runs a topology in memory, without a broker, for unit tests.
 //! - [`KafkaStreams`] ([`runtime`]): runs a topology against a cluster with sluice-client's
 //!   consumer, producer and admin. [`StreamsConfig`] takes Kafka Streams' settings.

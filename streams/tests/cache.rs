@@ -81,10 +81,11 @@ fn a_cached_count_writes_each_key_once_per_flush() {
     assert_eq!(
         shown(&out),
         vec![
-            (Changelog, b("x"), long(3), 103),
+            // In the order the keys were last written: y at 101, x at 103.
             (Changelog, b("y"), long(1), 101),
-            (Sink, b("x"), long(3), 103),
+            (Changelog, b("x"), long(3), 103),
             (Sink, b("y"), long(1), 101),
+            (Sink, b("x"), long(3), 103),
         ]
     );
     let mut again = Vec::new();
@@ -286,8 +287,57 @@ fn a_processor_reads_its_own_cached_writes_and_the_changelog_gets_plain_values()
     assert_eq!(
         shown(&out),
         vec![
-            (OutputKind::Changelog, b("j"), b("w"), 101),
             (OutputKind::Changelog, b("k"), b("v"), 100),
+            (OutputKind::Changelog, b("j"), b("w"), 101),
         ]
     );
+}
+
+#[test]
+fn a_cached_windowed_count_writes_each_window_once_per_flush() {
+    use sluice_streams::{TimeWindowedSerde, TimeWindows};
+    use std::time::Duration;
+    let minute = Duration::from_secs(60);
+    let sb = StreamsBuilder::new();
+    sb.stream::<String, String>("in", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Default::default())
+        .windowed_by(TimeWindows::of_size_with_no_grace(minute))
+        .count(Materialized::as_store("per-minute"))
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(TimeWindowedSerde::new(StringSerde, minute), LongSerde),
+        );
+    let topology = sb.build().unwrap();
+    let mut t = task(&topology, 1 << 20);
+    // Timestamps are 100 + offset: three records in the first minute.
+    for i in 0..3 {
+        assert!(process(&mut t, "in", i, "x", Some("v")).is_empty());
+    }
+    let mut out = Vec::new();
+    t.flush(&mut out).unwrap();
+    let windowed_key = |start: i64| {
+        let mut k = b"x".to_vec();
+        k.extend_from_slice(&start.to_be_bytes());
+        Some(Bytes::from(k))
+    };
+    let sinks: Vec<_> = out.iter().filter(|o| o.kind == OutputKind::Sink).collect();
+    assert_eq!(sinks.len(), 1, "{out:?}");
+    assert_eq!(sinks[0].key, windowed_key(0));
+    assert_eq!(sinks[0].value, long(3));
+    let changelogs = out
+        .iter()
+        .filter(|o| o.kind == OutputKind::Changelog)
+        .count();
+    assert_eq!(changelogs, 1);
+    // The next minute, then a record late for the first one (closed, no grace): dropped.
+    process(&mut t, "in", 60_000, "x", Some("v"));
+    process(&mut t, "in", 3, "x", Some("v"));
+    let mut out = Vec::new();
+    t.flush(&mut out).unwrap();
+    let sinks: Vec<_> = out.iter().filter(|o| o.kind == OutputKind::Sink).collect();
+    assert_eq!(sinks.len(), 1, "{out:?}");
+    assert_eq!(sinks[0].key, windowed_key(60_000));
+    assert_eq!(sinks[0].value, long(1));
+    assert_eq!(t.dropped_records(), 1);
 }

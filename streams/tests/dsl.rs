@@ -588,12 +588,12 @@ fn store_writes_go_to_the_changelog_and_a_store_restores_from_it() {
     let long = |n: i64| Some(Bytes::copy_from_slice(&n.to_be_bytes()));
     let key = |k: &str| Bytes::copy_from_slice(k.as_bytes());
     // One input record's two updates of "a" reach the changelog as one (the record cache
-    // holds them until the driver's commit after the record).
+    // holds them until the driver's commit after the record), after "b", written between.
     assert_eq!(
         entries,
         vec![
-            (key("a"), long(2), 10),
             (key("b"), long(1), 10),
+            (key("a"), long(2), 10),
             (key("b"), long(2), 20),
         ]
     );

@@ -263,8 +263,9 @@ impl<K: Data, V: Data> Materialized<K, V> {
     }
 
     /// Every update reaches the store, its changelog and the table's downstream at once,
-    /// instead of the latest per key at each commit (key-value stores are cached by default,
-    /// within the application's cache.max.bytes.buffering).
+    /// instead of the latest per key (and window) at each commit (key-value and window stores
+    /// are cached by default, within the application's statestore.cache.max.bytes; session
+    /// stores never are).
     pub fn with_caching_disabled(mut self) -> Self {
         self.cached = false;
         self

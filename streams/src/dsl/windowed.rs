@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::ops::{count_agg, init_agg, reduce_agg, AggFn};
 use super::{Change, KGroupedStream, KTable, Materialized};
 use crate::error::StreamsError;
@@ -11,8 +13,9 @@ use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Data, Record};
 use crate::serdes::{LongSerde, Serde};
 use crate::state::{
-    InMemorySessionStoreSupplier, InMemoryWindowStoreSupplier, PersistentSessionStoreSupplier,
-    PersistentWindowStoreSupplier, StoreKind, StoreSpec, StoreSupplier, TypedKeyValueStore,
+    split_window_changelog_key, CacheFlush, InMemorySessionStoreSupplier,
+    InMemoryWindowStoreSupplier, PersistentSessionStoreSupplier, PersistentWindowStoreSupplier,
+    StoreKind, StoreSpec, StoreSupplier, TypedKeyValueStore,
 };
 use crate::topology::GraphBuilder;
 use crate::window::{
@@ -62,8 +65,8 @@ fn window_store_spec<K: Data, VA: Data>(
             logged: m.logged,
             // Session aggregates take their timestamp from the session's end instead.
             timestamped: kind == StoreKind::Window,
-            // Window and session stores have no record cache (yet): every update goes on.
-            cached: false,
+            // Session stores have no record cache (yet): every session update goes on.
+            cached: m.cached && kind == StoreKind::Window,
         },
     ))
 }
@@ -215,6 +218,9 @@ impl<K: Data, V: Data, VA: Data> Processor for WindowAggregate<K, V, VA> {
             let ts = meta.timestamp.max(old_ts);
             let bytes = self.codec.value_bytes(&new)?;
             h.put(kb.clone(), w.start, bytes, ts)?;
+            if h.is_cached() {
+                continue; // forwarded when the cache is flushed
+            }
             let change = Change {
                 new: Some(new),
                 old: old_value,
@@ -223,6 +229,35 @@ impl<K: Data, V: Data, VA: Data> Processor for WindowAggregate<K, V, VA> {
                 timestamp: ts,
                 ..meta.record(Windowed::new(k.clone(), w), change)
             });
+        }
+        Ok(())
+    }
+
+    /// The latest value of each window a cache flush wrote, as the window's change.
+    fn cache_flushed(
+        &mut self,
+        store: &str,
+        writes: &[CacheFlush],
+        ctx: &mut ProcessorContext<'_>,
+    ) -> Result<(), StreamsError> {
+        if store != self.codec.name() {
+            return Ok(());
+        }
+        let timestamped = ctx.stores().is_timestamped(store);
+        let decode = |raw: &Option<Bytes>| -> Result<Option<VA>, StreamsError> {
+            raw.clone()
+                .map(|b| self.codec.decode_value(b, timestamped).map(|(v, _)| v))
+                .transpose()
+        };
+        for w in writes {
+            let (kb, start) = split_window_changelog_key(store, &w.key)?;
+            let window = Window::new(start, start.saturating_add(self.windows.size_ms));
+            let key = Windowed::new(self.codec.decode_key(kb)?, window);
+            let change = Change {
+                new: decode(&w.new)?,
+                old: decode(&w.old)?,
+            };
+            ctx.forward(Record::new(key, change, w.timestamp));
         }
         Ok(())
     }

@@ -25,11 +25,13 @@ pub(crate) struct CachedWrite {
     pub timestamp: i64,
 }
 
-/// Hashed, not ordered: every record looks a key up, while only flushes and the rare range
-/// read over a cached store need key order, and they sort what they take.
+/// Hashed, not ordered: every record looks a key up, while a flush needs the order of the
+/// writes and the rare range read over a cached store key order, and they sort what they take.
 #[derive(Debug, Default)]
 pub(crate) struct RecordCache {
-    dirty: HashMap<Bytes, CachedWrite>,
+    /// Each key's latest write, with the sequence number of that write.
+    dirty: HashMap<Bytes, (u64, CachedWrite)>,
+    next_seq: u64,
     bytes: usize,
 }
 
@@ -41,16 +43,17 @@ impl RecordCache {
     /// The write held for `key`: `Some(None)` when it is a delete, `None` when the cache has
     /// nothing to say and the store must be asked.
     pub fn get(&self, key: &[u8]) -> Option<Option<&Bytes>> {
-        self.dirty.get(key).map(|w| w.value.as_ref())
+        self.dirty.get(key).map(|(_, w)| w.value.as_ref())
     }
 
     pub fn put(&mut self, key: Bytes, write: CachedWrite) {
         let added = cost(&key, &write);
-        if let Some(old) = self.dirty.get(&key[..]) {
+        if let Some((_, old)) = self.dirty.get(&key[..]) {
             self.bytes -= cost(&key, old);
         }
         self.bytes += added;
-        self.dirty.insert(key, write);
+        self.next_seq += 1;
+        self.dirty.insert(key, (self.next_seq, write));
     }
 
     /// Bytes held, as counted against the task's budget.
@@ -62,12 +65,14 @@ impl RecordCache {
         self.dirty.is_empty()
     }
 
-    /// Takes every held write, in key order.
+    /// Takes every held write, in the order the keys were last written (as Kafka's cache
+    /// evicts, least recently written first): a window store applies them as it would have
+    /// without the cache, its retention moving on with the windows in that order.
     pub fn drain(&mut self) -> Vec<(Bytes, CachedWrite)> {
         self.bytes = 0;
-        let mut held: Vec<(Bytes, CachedWrite)> = self.dirty.drain().collect();
-        held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        held
+        let mut held: Vec<(Bytes, (u64, CachedWrite))> = self.dirty.drain().collect();
+        held.sort_unstable_by_key(|(_, (seq, _))| *seq);
+        held.into_iter().map(|(k, (_, w))| (k, w)).collect()
     }
 
     /// A range of the store as it will be once the cache is flushed: the store's entries
@@ -82,7 +87,7 @@ impl RecordCache {
             .dirty
             .iter()
             .filter(|(k, _)| RangeBounds::<[u8]>::contains(&(from, to), &k[..]))
-            .map(|(k, w)| (k.clone(), w.value.clone()))
+            .map(|(k, (_, w))| (k.clone(), w.value.clone()))
             .collect();
         held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Box::new(Overlay {
@@ -152,8 +157,9 @@ mod tests {
         c.put(b("k"), write(None));
         assert_eq!(c.get(b"k"), Some(None));
         assert_eq!(c.get(b"other"), None);
-        let drained = c.drain();
-        assert_eq!(drained.len(), 1);
+        c.put(b("a"), write(Some("later")));
+        let drained: Vec<Bytes> = c.drain().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(drained, vec![b("k"), b("a")], "in the order last written");
         assert_eq!(c.size(), 0);
         assert!(c.is_empty());
     }

@@ -30,6 +30,7 @@ pub use persistent_window::{
     PersistentWindowStoreSupplier,
 };
 pub use typed::TypedKeyValueStore;
+pub(crate) use window::split_window_changelog_key;
 pub use window::{
     window_changelog_key, InMemorySessionStore, InMemorySessionStoreSupplier, InMemoryWindowStore,
     InMemoryWindowStoreSupplier, SessionIter, SessionStore, SessionStoreHandle, WindowIter,
@@ -137,7 +138,8 @@ pub trait StoreSupplier: Send + Sync + 'static {
 /// A store as the topology declares it: how to build it, whether writes go to a changelog,
 /// whether values carry their timestamp (aggregates and tables do, as Kafka's timestamped
 /// stores: 8-byte big-endian timestamp before the value bytes), and whether a record cache
-/// holds writes back until a commit (key-value stores only; see `Processor::cache_flushed`).
+/// holds writes back until a commit (key-value and window stores; see
+/// `Processor::cache_flushed`).
 #[derive(Clone)]
 pub struct StoreSpec {
     pub supplier: Arc<dyn StoreSupplier>,
@@ -193,7 +195,8 @@ pub(crate) struct StoreEntry {
 
 impl StoreEntry {
     pub fn new(store: Box<dyn StateStore>, changelog: Option<String>, spec: &StoreSpec) -> Self {
-        let cached = spec.cached && store.as_key_value_ref().is_some();
+        let cached =
+            spec.cached && (store.as_key_value_ref().is_some() || store.as_window_ref().is_some());
         StoreEntry {
             store,
             changelog,
@@ -376,39 +379,59 @@ impl TaskStores {
             return Ok(Vec::new());
         };
         let name = store.name().to_string();
-        let kv = store
-            .as_key_value()
-            .ok_or_else(|| StoreError::WrongKind(name.clone()))?;
         let mut logger = ChangeLogger {
             topic: changelog.as_deref(),
             partition,
             timestamp: -1,
             out,
         };
+        // What the changelog gets: the value without a timestamped store's prefix.
+        let logged = |value: &Option<Bytes>| -> Result<Option<Bytes>, StoreError> {
+            match value {
+                Some(v) if *timestamped => Ok(Some(split_timestamp(&name, v.clone())?.0)),
+                v => Ok(v.clone()),
+            }
+        };
         let mut flushed = Vec::with_capacity(held.len());
-        for (key, write) in held {
-            let old = kv.get(&key)?;
-            let logged = match &write.value {
-                None if old.is_none() => continue, // put and deleted since the last flush
-                None => {
-                    kv.delete(&key)?;
-                    None
-                }
-                Some(v) => {
-                    kv.put(key.clone(), v.clone())?;
-                    match timestamped {
-                        true => Some(split_timestamp(&name, v.clone())?.0),
-                        false => Some(v.clone()),
+        if let Some(kv) = store.as_key_value() {
+            for (key, write) in held {
+                let old = kv.get(&key)?;
+                match &write.value {
+                    None if old.is_none() => continue, // put and deleted since the last flush
+                    None => {
+                        kv.delete(&key)?;
                     }
+                    Some(v) => kv.put(key.clone(), v.clone())?,
                 }
-            };
-            logger.log(key.clone(), logged, write.timestamp);
-            flushed.push(CacheFlush {
-                key,
-                new: write.value,
-                old,
-                timestamp: write.timestamp,
-            });
+                logger.log(key.clone(), logged(&write.value)?, write.timestamp);
+                flushed.push(CacheFlush {
+                    key,
+                    new: write.value,
+                    old,
+                    timestamp: write.timestamp,
+                });
+            }
+        } else if let Some(windows) = store.as_window() {
+            // Window writes are held under their changelog keys (key, start).
+            for (ck, write) in held {
+                let (key, start) = window::split_window_changelog_key(&name, &ck)?;
+                let old = windows.fetch(key, start)?;
+                if old.is_none() && write.value.is_none() {
+                    continue;
+                }
+                if !windows.put(Bytes::copy_from_slice(key), start, write.value.clone())? {
+                    continue; // out of retention by now
+                }
+                logger.log(ck.clone(), logged(&write.value)?, write.timestamp);
+                flushed.push(CacheFlush {
+                    key: ck,
+                    new: write.value,
+                    old,
+                    timestamp: write.timestamp,
+                });
+            }
+        } else {
+            return Err(StoreError::WrongKind(name));
         }
         Ok(flushed)
     }

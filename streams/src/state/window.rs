@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::cache::{CachedWrite, RecordCache};
 use super::{
     split_timestamp, with_timestamp, ChangeLogger, HandleParts, StateStore, StoreContext,
     StoreError, StoreKind, StoreSupplier, TaskStores,
@@ -71,7 +72,7 @@ pub fn window_changelog_key(key: &[u8], start: i64) -> Bytes {
     b.freeze()
 }
 
-pub(super) fn split_window_changelog_key<'k>(
+pub(crate) fn split_window_changelog_key<'k>(
     store: &str,
     raw: &'k [u8],
 ) -> Result<(&'k [u8], i64), StoreError> {
@@ -416,6 +417,8 @@ impl StoreSupplier for InMemorySessionStoreSupplier {
 pub struct WindowStoreHandle<'a> {
     store: &'a mut dyn WindowStore,
     timestamped: bool,
+    /// Held-back writes, keyed by their changelog keys, for a cached store.
+    cache: Option<&'a mut RecordCache>,
     logger: ChangeLogger<'a>,
 }
 
@@ -428,11 +431,22 @@ impl WindowStoreHandle<'_> {
         self.timestamped
     }
 
+    /// True when writes are held in a record cache (see `KvStoreHandle::is_cached`).
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// The store as of the last cache flush, for reads the handle has no method for.
     pub fn store(&self) -> &dyn WindowStore {
         &*self.store
     }
 
     pub fn fetch(&self, key: &[u8], start: i64) -> Result<Option<Bytes>, StoreError> {
+        if let Some(cache) = self.cache.as_deref() {
+            if let Some(held) = cache.get(&window_changelog_key(key, start)) {
+                return Ok(held.cloned());
+            }
+        }
         self.store.fetch(key, start)
     }
 
@@ -442,7 +456,7 @@ impl WindowStoreHandle<'_> {
         key: &[u8],
         start: i64,
     ) -> Result<Option<(Bytes, i64)>, StoreError> {
-        match self.store.fetch(key, start)? {
+        match self.fetch(key, start)? {
             Some(raw) => split_timestamp(self.store.name(), raw).map(Some),
             None => Ok(None),
         }
@@ -450,7 +464,8 @@ impl WindowStoreHandle<'_> {
 
     /// Writes or deletes a window with the given timestamp (kept beside the value in a
     /// timestamped store, and the changelog record's timestamp). A window out of retention is
-    /// neither written nor logged; the result says whether it was.
+    /// neither written nor logged; the result says whether it was (a cached write says true:
+    /// retention is applied when the cache is flushed).
     pub fn put(
         &mut self,
         key: Bytes,
@@ -462,6 +477,14 @@ impl WindowStoreHandle<'_> {
             Some(v) if self.timestamped => Some(with_timestamp(v, timestamp)),
             v => v.clone(),
         };
+        if let Some(cache) = self.cache.as_deref_mut() {
+            let write = CachedWrite {
+                value: stored,
+                timestamp,
+            };
+            cache.put(window_changelog_key(&key, start), write);
+            return Ok(true);
+        }
         let written = self.store.put(key.clone(), start, stored)?;
         if written {
             self.logger
@@ -525,8 +548,8 @@ impl TaskStores {
         let HandleParts {
             store,
             timestamped,
+            cache,
             logger,
-            ..
         } = self.handle_parts(name, timestamp, out)?;
         let store = store
             .as_window()
@@ -534,6 +557,7 @@ impl TaskStores {
         Ok(WindowStoreHandle {
             store,
             timestamped,
+            cache,
             logger,
         })
     }
