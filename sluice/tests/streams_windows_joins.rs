@@ -346,17 +346,22 @@ fn joins() -> Topology {
     b.build().unwrap()
 }
 
+/// The join's topics, co-partitioned: one partition count, and the producer's default
+/// partitioner puts a key in the same partition of each, so one task sees a user's row and
+/// clicks.
+fn create_join_topics(c: &Clients) {
+    c.create(USERS, JOIN_PARTITIONS, &[("cleanup.policy", "compact")]);
+    c.create(CLICKS, JOIN_PARTITIONS, &[]);
+    c.create(ENRICHED, JOIN_PARTITIONS, &[]);
+    c.create(ENRICHED_LEFT, JOIN_PARTITIONS, &[]);
+}
+
 #[test]
 fn stream_table_join_enriches_each_click_with_the_latest_table_value() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
     let c = Clients::new(&broker.bootstrap());
-    // Co-partitioned: one partition count, and the producer's default partitioner puts a key
-    // in the same partition of both, so one task sees a user's row and clicks.
-    c.create(USERS, JOIN_PARTITIONS, &[("cleanup.policy", "compact")]);
-    c.create(CLICKS, JOIN_PARTITIONS, &[]);
-    c.create(ENRICHED, JOIN_PARTITIONS, &[]);
-    c.create(ENRICHED_LEFT, JOIN_PARTITIONS, &[]);
+    create_join_topics(&c);
     let app = "joins";
     let mut streams = run(
         joins(),
@@ -430,10 +435,7 @@ fn a_join_over_topics_filled_before_the_start_follows_the_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
     let c = Clients::new(&broker.bootstrap());
-    c.create(USERS, JOIN_PARTITIONS, &[("cleanup.policy", "compact")]);
-    c.create(CLICKS, JOIN_PARTITIONS, &[]);
-    c.create(ENRICHED, JOIN_PARTITIONS, &[]);
-    c.create(ENRICHED_LEFT, JOIN_PARTITIONS, &[]);
+    create_join_topics(&c);
     // Everything is on the broker before the app starts, the clicks written first. A task gets
     // a user's table partition and click partition in whatever order its fetches return them;
     // it must process them by timestamp, so each click sees the row current at its time.
