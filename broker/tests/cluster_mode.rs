@@ -320,6 +320,11 @@ async fn kafka_admin_apis_go_through_the_controller_and_metadata_shows_the_image
         .collect();
     assert_eq!(brokers, expected);
     assert!(answer.controller_id >= 1);
+    // Node 3 answers from the image it has applied; node 1's may be a moment behind it.
+    eventually("node 1 applied the topic", || {
+        image.borrow().topic("admin").is_some()
+    })
+    .await;
     let committed = image.borrow().topic("admin").cloned().unwrap();
     assert_eq!(answer.topics[0].topic_id, committed.id);
     assert_eq!(answer.topics[0].partitions.len(), 2);
