@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::clients::TestClients;
 use common::BrokerProcess;
-use sluice_client::admin::{NewTopic, OffsetSpec};
-use sluice_client::{Admin, ClientConfig, Consumer, Producer, ProducerRecord, TopicPartition};
+use sluice_client::ProducerRecord;
 use sluice_streams::serdes::{LongSerde, StringSerde};
 use sluice_streams::{
     Consumed, Grouped, KafkaStreams, Materialized, Produced, StreamsBuilder, StreamsConfig,
@@ -97,39 +97,23 @@ fn count_words<'a>(into: &mut BTreeMap<String, i64>, lines: impl IntoIterator<It
     }
 }
 
-/// The test's own client side: a runtime and the clients it drives from plain test code.
-struct Cluster {
-    rt: tokio::runtime::Runtime,
-    bootstrap: String,
-    admin: Admin,
-    producer: Producer,
+/// The test's own clients (see `common::clients`), with word count's inputs and outputs.
+struct Cluster(TestClients);
+
+impl std::ops::Deref for Cluster {
+    type Target = TestClients;
+    fn deref(&self) -> &TestClients {
+        &self.0
+    }
 }
 
 impl Cluster {
     fn new(bootstrap: &str) -> Cluster {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let cfg = ClientConfig::new().set("bootstrap.servers", bootstrap);
-        let admin = Admin::new(cfg.clone()).unwrap();
-        let producer = rt
-            .block_on(Producer::new(cfg.set("linger.ms", "5")))
-            .unwrap();
-        Cluster {
-            rt,
-            bootstrap: bootstrap.to_string(),
-            admin,
-            producer,
-        }
+        Cluster(TestClients::new(bootstrap))
     }
 
     fn create(&self, topic: &str, partitions: i32) {
-        let r = self
-            .rt
-            .block_on(
-                self.admin
-                    .create_topics(&[NewTopic::new(topic).partitions(partitions)], false),
-            )
-            .unwrap();
-        r[topic].as_ref().unwrap();
+        self.0.create(topic, partitions, &[]);
     }
 
     /// Keyless lines: the producer spreads them over the input's partitions.
@@ -150,104 +134,14 @@ impl Cluster {
         });
     }
 
-    fn partitions(&self, topic: &str) -> Vec<TopicPartition> {
-        let d = self
-            .rt
-            .block_on(self.admin.describe_topics(&[topic.to_string()]))
-            .unwrap();
-        let d = d[topic].as_ref().unwrap();
-        d.partitions
-            .iter()
-            .map(|p| TopicPartition::new(topic, p.partition))
-            .collect()
-    }
-
-    fn end_offsets(&self, topic: &str) -> BTreeMap<i32, i64> {
-        let tps: Vec<(String, i32)> = self
-            .partitions(topic)
-            .into_iter()
-            .map(|tp| (tp.topic, tp.partition))
-            .collect();
-        let r = self
-            .rt
-            .block_on(self.admin.list_offsets(&tps, OffsetSpec::Latest))
-            .unwrap();
-        r.into_iter()
-            .map(|((_, p), o)| (p, o.unwrap().offset))
-            .collect()
-    }
-
-    fn committed(&self, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-        let r = self
-            .rt
-            .block_on(self.admin.list_group_offsets(group))
-            .unwrap();
-        r.into_iter()
-            .filter(|((t, _), _)| t == topic)
-            .map(|((_, p), o)| (p, o.offset))
-            .collect()
-    }
-
-    /// Every record of `topic` from `from` (per partition, default 0) up to `to` (default: the
-    /// end now), as (partition, offset, key, value).
-    #[allow(clippy::type_complexity)]
-    fn read(
-        &self,
-        topic: &str,
-        from: &BTreeMap<i32, i64>,
-        to: Option<&BTreeMap<i32, i64>>,
-    ) -> Vec<(i32, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
-        let ends = match to {
-            Some(t) => t.clone(),
-            None => self.end_offsets(topic),
-        };
-        let tps = self.partitions(topic);
-        self.rt.block_on(async {
-            let mut c =
-                Consumer::new(ClientConfig::new().set("bootstrap.servers", &self.bootstrap))
-                    .unwrap();
-            c.assign(tps.clone()).unwrap();
-            for tp in &tps {
-                c.seek(tp, from.get(&tp.partition).copied().unwrap_or(0))
-                    .unwrap();
-            }
-            let mut out = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let mut done = true;
-                for tp in &tps {
-                    if c.position(tp).await.unwrap() < ends[&tp.partition] {
-                        done = false;
-                    }
-                }
-                if done {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "could not read {topic} to its end"
-                );
-                for r in c.poll(Duration::from_millis(200)).await.unwrap() {
-                    if r.offset < ends[&r.partition] {
-                        out.push((
-                            r.partition,
-                            r.offset,
-                            r.key.map(|k| k.to_vec()),
-                            r.value.map(|v| v.to_vec()),
-                        ));
-                    }
-                }
-            }
-            out
-        })
-    }
-
     /// The output topic's latest count per word.
     fn counts(&self) -> BTreeMap<String, i64> {
         let mut m = BTreeMap::new();
-        for (_, _, k, v) in self.read(OUTPUT, &BTreeMap::new(), None) {
-            let k = String::from_utf8(k.expect("keyed output")).unwrap();
-            let v: [u8; 8] = v.expect("a count").try_into().expect("8-byte counts");
+        for r in self.read(OUTPUT) {
+            let k = String::from_utf8(r.key.expect("keyed output").to_vec()).unwrap();
+            let v: [u8; 8] = r.value.expect("a count")[..]
+                .try_into()
+                .expect("8-byte counts");
             m.insert(k, i64::from_be_bytes(v));
         }
         m
@@ -650,16 +544,16 @@ fn two_instances_share_the_work_and_one_survives_the_other_kill9() {
     };
     let (b_input, b_rep) = (b_parts(0), b_parts(1));
     let mut replayable_lines = Vec::new();
-    for (p, _, _, v) in c.read(INPUT, &input_from, Some(&input_to)) {
-        if b_input.contains(&p) {
-            replayable_lines.push(String::from_utf8(v.unwrap()).unwrap());
+    for r in c.read_range(INPUT, &input_from, Some(&input_to)) {
+        if b_input.contains(&r.partition) {
+            replayable_lines.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
         }
     }
     count_words(&mut allowed, &replayable_lines);
-    for (p, _, k, _) in c.read(&repartition, &rep_from, Some(&rep_to)) {
-        if b_rep.contains(&p) {
+    for r in c.read_range(&repartition, &rep_from, Some(&rep_to)) {
+        if b_rep.contains(&r.partition) {
             *allowed
-                .entry(String::from_utf8(k.unwrap()).unwrap())
+                .entry(String::from_utf8(r.key.unwrap().to_vec()).unwrap())
                 .or_default() += 1;
         }
     }

@@ -6,11 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::clients::TestClients;
 use common::BrokerProcess;
-use sluice_client::admin::{NewTopic, OffsetSpec};
-use sluice_client::{
-    Admin, ClientConfig, Consumer, ConsumerRecord, Producer, ProducerRecord, TopicPartition,
-};
+use sluice_client::ConsumerRecord;
 use sluice_streams::serdes::{LongSerde, Serde, StringSerde};
 use sluice_streams::{
     Consumed, Grouped, KafkaStreams, Materialized, Produced, State, StreamsBuilder, StreamsConfig,
@@ -19,115 +17,20 @@ use sluice_streams::{
 
 const MINUTE: i64 = 60_000;
 
-/// The test's own clients, driven from plain test code.
-struct Clients {
-    rt: tokio::runtime::Runtime,
-    bootstrap: String,
-    admin: Admin,
-    producer: Producer,
+/// The test's own clients (see `common::clients`), waiting on what an app writes.
+trait AwaitTopic {
+    fn await_topic<T: std::fmt::Debug>(
+        &self,
+        topic: &str,
+        streams: &KafkaStreams,
+        decode: impl Fn(&ConsumerRecord) -> T,
+        done: impl Fn(&[T]) -> bool,
+    ) -> Vec<T>;
 }
 
-impl Clients {
-    fn new(bootstrap: &str) -> Clients {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let cfg = ClientConfig::new().set("bootstrap.servers", bootstrap);
-        let admin = Admin::new(cfg.clone()).unwrap();
-        let producer = rt.block_on(Producer::new(cfg)).unwrap();
-        Clients {
-            rt,
-            bootstrap: bootstrap.to_string(),
-            admin,
-            producer,
-        }
-    }
-
-    fn create(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-        let mut t = NewTopic::new(topic).partitions(partitions);
-        for (k, v) in configs {
-            t = t.config(*k, *v);
-        }
-        let r = self
-            .rt
-            .block_on(self.admin.create_topics(&[t], false))
-            .unwrap();
-        r[topic].as_ref().unwrap();
-    }
-
-    /// Sends one record and waits for its acknowledgement, so records are in the log in the
-    /// order of the calls. A `None` value is a tombstone.
-    fn send(&self, topic: &str, key: &str, value: Option<&str>, timestamp: Option<i64>) {
-        let mut r = ProducerRecord::new(topic).key(key.as_bytes().to_vec());
-        if let Some(v) = value {
-            r = r.value(v.as_bytes().to_vec());
-        }
-        if let Some(ts) = timestamp {
-            r = r.timestamp(ts);
-        }
-        self.rt.block_on(async {
-            let delivery = self.producer.send(r).await.unwrap();
-            delivery.await.unwrap();
-        });
-    }
-
-    /// Every record of `topic` up to its end now, partition by partition in offset order.
-    fn read(&self, topic: &str) -> Vec<ConsumerRecord> {
-        let d = self
-            .rt
-            .block_on(self.admin.describe_topics(&[topic.to_string()]))
-            .unwrap();
-        let tps: Vec<TopicPartition> = d[topic]
-            .as_ref()
-            .unwrap()
-            .partitions
-            .iter()
-            .map(|p| TopicPartition::new(topic, p.partition))
-            .collect();
-        let spec: Vec<(String, i32)> = tps
-            .iter()
-            .map(|tp| (tp.topic.clone(), tp.partition))
-            .collect();
-        let ends = self
-            .rt
-            .block_on(self.admin.list_offsets(&spec, OffsetSpec::Latest))
-            .unwrap();
-        let end = |p: i32| ends[&(topic.to_string(), p)].as_ref().unwrap().offset;
-        self.rt.block_on(async {
-            let mut c =
-                Consumer::new(ClientConfig::new().set("bootstrap.servers", &self.bootstrap))
-                    .unwrap();
-            c.assign(tps.clone()).unwrap();
-            for tp in &tps {
-                c.seek(tp, 0).unwrap();
-            }
-            let mut out = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let mut done = true;
-                for tp in &tps {
-                    if c.position(tp).await.unwrap() < end(tp.partition) {
-                        done = false;
-                    }
-                }
-                if done {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "could not read {topic} to its end"
-                );
-                for r in c.poll(Duration::from_millis(200)).await.unwrap() {
-                    if r.offset < end(r.partition) {
-                        out.push(r);
-                    }
-                }
-            }
-            out.sort_by_key(|r| (r.partition, r.offset));
-            out
-        })
-    }
-
-    /// Reads `topic` until `done` holds for what it holds, failing with `show` of the last
-    /// read (and the app's state) after 60 s.
+impl AwaitTopic for TestClients {
+    /// Reads `topic` until `done` holds for what it holds, failing with the last read (and
+    /// the app's state) after 60 s.
     fn await_topic<T: std::fmt::Debug>(
         &self,
         topic: &str,
@@ -204,7 +107,7 @@ fn windowed_count() -> Topology {
 fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
-    let c = Clients::new(&broker.bootstrap());
+    let c = TestClients::new(&broker.bootstrap());
     // One input partition: one task, whose stream time is the largest timestamp it has read,
     // so the order the records are produced in decides what is late.
     c.create(EVENTS, 1, &[]);
@@ -349,7 +252,7 @@ fn joins() -> Topology {
 /// The join's topics, co-partitioned: one partition count, and the producer's default
 /// partitioner puts a key in the same partition of each, so one task sees a user's row and
 /// clicks.
-fn create_join_topics(c: &Clients) {
+fn create_join_topics(c: &TestClients) {
     c.create(USERS, JOIN_PARTITIONS, &[("cleanup.policy", "compact")]);
     c.create(CLICKS, JOIN_PARTITIONS, &[]);
     c.create(ENRICHED, JOIN_PARTITIONS, &[]);
@@ -360,7 +263,7 @@ fn create_join_topics(c: &Clients) {
 fn stream_table_join_enriches_each_click_with_the_latest_table_value() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
-    let c = Clients::new(&broker.bootstrap());
+    let c = TestClients::new(&broker.bootstrap());
     create_join_topics(&c);
     let app = "joins";
     let mut streams = run(
@@ -434,7 +337,7 @@ fn stream_table_join_enriches_each_click_with_the_latest_table_value() {
 fn a_join_over_topics_filled_before_the_start_follows_the_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
-    let c = Clients::new(&broker.bootstrap());
+    let c = TestClients::new(&broker.bootstrap());
     create_join_topics(&c);
     // Everything is on the broker before the app starts, the clicks written first. A task gets
     // a user's table partition and click partition in whatever order its fetches return them;

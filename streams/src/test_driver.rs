@@ -26,6 +26,14 @@ struct Inner {
 }
 
 impl Inner {
+    /// The task whose sub-topology has the store.
+    fn task_with_store(&mut self, store: &str) -> Result<&mut Task, StoreError> {
+        self.tasks
+            .iter_mut()
+            .find(|t| t.stores().store(store).is_some())
+            .ok_or_else(|| StoreError::Unknown(store.to_string()))
+    }
+
     fn task_reading(&mut self, topic: &str) -> Option<usize> {
         self.tasks
             .iter()
@@ -236,11 +244,7 @@ impl TopologyTestDriver {
         records: impl IntoIterator<Item = OutputRecord>,
     ) -> Result<u64, StreamsError> {
         let mut inner = self.inner.borrow_mut();
-        let task = inner
-            .tasks
-            .iter_mut()
-            .find(|t| t.stores().store(store).is_some())
-            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let task = inner.task_with_store(store)?;
         let recs = records.into_iter().filter_map(|r| {
             let key = r.key?;
             Some((key, r.value, r.timestamp))
@@ -264,22 +268,14 @@ impl TopologyTestDriver {
     /// runtime does after a commit (in-memory stores ignore it).
     pub fn write_checkpoint(&self, store: &str, offset: i64) -> Result<(), StreamsError> {
         let mut inner = self.inner.borrow_mut();
-        let task = inner
-            .tasks
-            .iter_mut()
-            .find(|t| t.stores().store(store).is_some())
-            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let task = inner.task_with_store(store)?;
         Ok(task.stores_mut().write_checkpoint(store, offset)?)
     }
 
     /// A persistent store's checkpoint: the changelog offset to restore after.
     pub fn checkpointed_offset(&self, store: &str) -> Result<Option<i64>, StreamsError> {
-        let inner = self.inner.borrow();
-        let task = inner
-            .tasks
-            .iter()
-            .find(|t| t.stores().store(store).is_some())
-            .ok_or_else(|| StoreError::Unknown(store.to_string()))?;
+        let mut inner = self.inner.borrow_mut();
+        let task = inner.task_with_store(store)?;
         Ok(task.stores().checkpointed_offset(store)?)
     }
 

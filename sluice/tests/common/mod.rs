@@ -2,6 +2,7 @@
 //! port with its own log dir, and runs real Kafka clients (kcat, Python scripts) against it.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod cluster;
 pub mod fault_proxy;
 
