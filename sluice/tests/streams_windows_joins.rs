@@ -191,6 +191,8 @@ fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() 
         serde.serialize(COUNTS, &windowed).unwrap().as_deref(),
         Some(&key[..])
     );
+    // Three records came too late: at 59 s and 10 s (first minute) and 119 s (second).
+    assert_eq!(streams.dropped_records(), 3);
     streams.close().unwrap();
     // Nothing changed while the app closed (it commits and flushes, no new counts).
     assert_eq!(
@@ -217,6 +219,7 @@ fn tumbling_minute_count_takes_late_records_within_grace_and_drops_later_ones() 
         then,
         "a record for a window closed before the restart was counted"
     );
+    assert_eq!(streams.dropped_records(), 1);
     streams.close().unwrap();
 }
 

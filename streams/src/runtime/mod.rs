@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     commits: AtomicU64,
     restored: AtomicU64,
     processed: AtomicU64,
+    dropped: AtomicU64,
 }
 
 impl Shared {
@@ -63,6 +64,10 @@ impl Shared {
 
     pub(crate) fn note_processed(&self, n: u64) {
         self.processed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     fn set_state(&self, s: State) {
@@ -134,6 +139,7 @@ impl KafkaStreams {
                 commits: AtomicU64::new(0),
                 restored: AtomicU64::new(0),
                 processed: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
             }),
             threads: Vec::new(),
             state_lock: None,
@@ -170,6 +176,13 @@ impl KafkaStreams {
     /// their outputs may not be acknowledged yet.
     pub fn processed_records(&self) -> u64 {
         self.shared.processed.load(Ordering::Relaxed)
+    }
+
+    /// Records this instance's tasks dropped so far (Kafka's dropped-records-total): late for
+    /// closed windows, without the key an aggregation or join needs, or unreadable and skipped
+    /// by `LogAndContinueExceptionHandler`.
+    pub fn dropped_records(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Validates the config, prepares the topics and starts the stream threads.

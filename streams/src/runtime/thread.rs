@@ -394,6 +394,7 @@ impl Running {
                         };
                         let now = Instant::now();
                         let consumer = &self.consumer;
+                        let dropped = t.task.dropped_records() + t.task.skipped_records();
                         while chunk < RUN_CHUNK {
                             let next = t
                                 .input
@@ -405,6 +406,8 @@ impl Running {
                             t.input.processed(queue, offset);
                             chunk += 1;
                         }
+                        let now_dropped = t.task.dropped_records() + t.task.skipped_records();
+                        self.shared.note_dropped(now_dropped - dropped);
                     }
                     processed += chunk as u64;
                     self.send(id, &mut out).await?;
@@ -612,9 +615,15 @@ impl Running {
                         let mut cfg = self.task_config.clone();
                         cfg.state_dir = Some(dir);
                         let task = Task::new(&self.topology, &cfg, id)?;
-                        let inputs = (self.sub_of_topic.iter())
-                            .filter(|(_, &sub)| sub == id.subtopology)
-                            .map(|(topic, _)| TopicPartition::new(topic.clone(), id.partition));
+                        // The partitions assigned to it: a topic with fewer partitions than
+                        // the others of its sub-topology has none for this task to wait on.
+                        let inputs = parts
+                            .iter()
+                            .filter(|tp| {
+                                tp.partition == id.partition
+                                    && self.sub_of_topic.get(&tp.topic) == Some(&id.subtopology)
+                            })
+                            .cloned();
                         set.active.insert(
                             id,
                             ActiveTask {
