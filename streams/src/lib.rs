@@ -38,7 +38,9 @@
 //! `num.stream.threads` threads is a member of consumer group `application.id`, subscribed to
 //! every source topic, and runs task `<sub-topology>_<p>` for each partition `p` it is
 //! assigned. A new task first restores its stores from their changelog partitions (from the
-//! start, or a persistent store's checkpoint, to the end) with a separate consumer. Polled
+//! start, or a persistent store's checkpoint, to the end) with a separate consumer, between
+//! polls of the group consumer (so a long restore keeps the thread in its group); it
+//! processes nothing until then. Polled
 //! records wait in their task's queues, one per input partition; a task takes the one with
 //! the lowest timestamp among the queues' heads (so a join sees table updates and stream
 //! records in time order), and waits while a partition's queue is empty but the broker has

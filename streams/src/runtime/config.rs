@@ -300,7 +300,8 @@ impl StreamsConfig {
         }
         c.insert("enable.auto.commit", "false");
         c.insert("auto.offset.reset", "earliest");
-        c
+        // Restoring reads whole changelogs: bigger polls than the processing consumer's.
+        c.set_default("max.poll.records", "10000")
     }
 
     pub(crate) fn producer(&self, app: &str, thread: usize) -> ClientConfig {

@@ -22,6 +22,9 @@ use crate::topology::{TaskId, Topology};
 /// Outputs kept awaiting acknowledgement before the finished ones are checked and dropped.
 const PENDING_CHECK: usize = 10_000;
 
+/// How long a stream thread replays changelogs before polling its group consumer again.
+const RESTORE_STEP: Duration = Duration::from_millis(200);
+
 /// Records of one task processed under one lock before their outputs are produced.
 const RUN_CHUNK: usize = 64;
 
@@ -45,6 +48,8 @@ struct ActiveTask {
     changelog_acked: BTreeMap<(String, i32), i64>,
     /// The checkpoint last written to each persistent store.
     checkpointed: BTreeMap<String, i64>,
+    /// Its stores are still being restored: it processes nothing yet.
+    restoring: bool,
 }
 
 /// Partition changes told by the consumer during a poll, acted on after it returns.
@@ -300,6 +305,20 @@ struct Running {
     check_pending_at: usize,
     /// `send`'s list of deliveries, empty between calls.
     sent: Pending,
+    /// Changelog partitions being replayed into new tasks' stores.
+    restoring: BTreeMap<TopicPartition, Restoring>,
+    /// When the current restores began, and the records replayed since, for the log.
+    restore_started: Option<Instant>,
+    restored_now: u64,
+}
+
+/// A changelog partition being restored: into which task's store, up to which offset (its
+/// end when the restore began), and the next offset to read.
+struct Restoring {
+    task: TaskId,
+    store: String,
+    end: i64,
+    next: i64,
 }
 
 impl StreamThread {
@@ -343,6 +362,9 @@ impl StreamThread {
             producer,
             check_pending_at: PENDING_CHECK,
             sent: Vec::new(),
+            restoring: BTreeMap::new(),
+            restore_started: None,
+            restored_now: 0,
         };
         r.consumer
             .subscribe_with_listener(
@@ -366,10 +388,15 @@ impl Running {
         while !self.shared.stopping() {
             let records = self
                 .consumer
-                .poll(self.settings.poll)
+                // While stores are restored, the poll only keeps the membership alive.
+                .poll(match self.restoring.is_empty() {
+                    true => self.settings.poll,
+                    false => Duration::from_millis(1),
+                })
                 .await
                 .map_err(|e| runtime_err("polling", e))?;
             self.apply_changes().await?;
+            self.restore_step().await?;
             // A stop asked for meanwhile (a restore cut short, say) leaves this poll's records
             // unprocessed and uncommitted: the next owner reads them.
             if self.shared.stopping() {
@@ -392,6 +419,9 @@ impl Running {
                         let Some(t) = set.active.get_mut(&id) else {
                             break;
                         };
+                        if t.restoring {
+                            break; // its records wait in its queues (paused when full)
+                        }
                         let now = Instant::now();
                         let consumer = &self.consumer;
                         let dropped = t.task.dropped_records() + t.task.skipped_records();
@@ -573,25 +603,40 @@ impl Running {
         for change in changes {
             match change {
                 Change::Revoked(parts) => {
-                    let mut set = lock(&self.tasks);
-                    for id in self.task_ids(&parts) {
-                        if let Some(mut t) = set.active.remove(&id) {
+                    let ids = self.task_ids(&parts);
+                    {
+                        let mut set = lock(&self.tasks);
+                        for id in &ids {
+                            let Some(mut t) = set.active.remove(id) else {
+                                continue;
+                            };
+                            if t.restoring {
+                                // Half restored: given back, it restores again from its
+                                // checkpoint (the revocation's commit wrote it).
+                                close_task(t, "revoked while restoring");
+                                continue;
+                            }
                             // Given back, its partitions are fetched again from the commit.
                             t.input.clear();
-                            set.suspended.insert(id, t);
+                            set.suspended.insert(*id, t);
                         }
                     }
+                    self.drop_restores(&ids)?;
                 }
                 Change::Lost(parts) => {
-                    let mut set = lock(&self.tasks);
-                    for id in self.task_ids(&parts) {
-                        for t in [set.active.remove(&id), set.suspended.remove(&id)]
-                            .into_iter()
-                            .flatten()
-                        {
-                            close_task(t, "lost");
+                    let ids = self.task_ids(&parts);
+                    {
+                        let mut set = lock(&self.tasks);
+                        for id in &ids {
+                            for t in [set.active.remove(id), set.suspended.remove(id)]
+                                .into_iter()
+                                .flatten()
+                            {
+                                close_task(t, "lost");
+                            }
                         }
                     }
+                    self.drop_restores(&ids)?;
                 }
                 Change::Assigned(parts) => {
                     let ids = self.task_ids(&parts);
@@ -631,6 +676,7 @@ impl Running {
                                 input: PartitionGroup::new(inputs),
                                 changelog_acked: BTreeMap::new(),
                                 checkpointed: BTreeMap::new(),
+                                restoring: false,
                             },
                         );
                         created.push(id);
@@ -644,8 +690,7 @@ impl Running {
         let ids: Vec<TaskId> = lock(&self.tasks).active.keys().copied().collect();
         self.shared.set_tasks(self.index, ids.clone());
         if !created.is_empty() {
-            self.restore(&created).await?;
-            self.restore_stream_time(&created).await;
+            self.start_restore(&created).await?;
         }
         // The thread's record cache budget is split among its tasks, as they are now.
         let thread_share = self.settings.cache_max_bytes / self.settings.num_threads;
@@ -698,9 +743,11 @@ impl Running {
         }
     }
 
-    /// Replays each new task's changelog partitions into its stores, from the start (or the
-    /// checkpoint of a persistent store) to the end found now, before the task processes.
-    async fn restore(&mut self, ids: &[TaskId]) -> Result<(), StreamsError> {
+    /// Starts replaying new tasks' changelog partitions into their stores, from the start (or
+    /// a persistent store's checkpoint) to the end found now. The replay goes on between polls
+    /// (`restore_step`), so a long restore keeps the thread in its group; a task processes
+    /// nothing until its stores are restored.
+    async fn start_restore(&mut self, ids: &[TaskId]) -> Result<(), StreamsError> {
         // changelog partition -> (task, store, start offset)
         let mut targets: BTreeMap<TopicPartition, (TaskId, String, Option<i64>)> = BTreeMap::new();
         {
@@ -723,91 +770,182 @@ impl Running {
                 }
             }
         }
-        if targets.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let parts: Vec<TopicPartition> = targets.keys().cloned().collect();
+        let new: Vec<TopicPartition> = targets.keys().cloned().collect();
+        self.assign_restore(&new)?;
         self.restore
-            .assign(parts.clone())
+            .seek_to_end(&new)
             .map_err(|e| runtime_err("restore consumer", e))?;
-        self.restore
-            .seek_to_end(&parts)
-            .map_err(|e| runtime_err("restore consumer", e))?;
-        let mut ends = BTreeMap::new();
-        for tp in &parts {
+        for (tp, (task, store, start)) in targets {
             let end = self
                 .restore
-                .position(tp)
+                .position(&tp)
                 .await
                 .map_err(|e| runtime_err(&format!("the end of changelog {tp}"), e))?;
-            ends.insert(tp.clone(), end);
-        }
-        let mut remaining = BTreeSet::new();
-        for (tp, (_, _, start)) in &targets {
             match start {
-                Some(o) => self.restore.seek(tp, *o),
-                None => self.restore.seek_to_beginning(std::slice::from_ref(tp)),
+                Some(o) => self.restore.seek(&tp, o),
+                None => self.restore.seek_to_beginning(std::slice::from_ref(&tp)),
             }
             .map_err(|e| runtime_err("restore consumer", e))?;
-            let from = self
+            let next = self
+                .restore
+                .position(&tp)
+                .await
+                .map_err(|e| runtime_err(&format!("the start of changelog {tp}"), e))?;
+            if next < end {
+                self.restoring.insert(
+                    tp,
+                    Restoring {
+                        task,
+                        store,
+                        end,
+                        next,
+                    },
+                );
+            }
+        }
+        let (restoring, ready): (Vec<TaskId>, Vec<TaskId>) = ids
+            .iter()
+            .partition(|id| self.restoring.values().any(|r| r.task == **id));
+        {
+            let mut set = lock(&self.tasks);
+            for id in &restoring {
+                if let Some(t) = set.active.get_mut(id) {
+                    t.restoring = true;
+                }
+            }
+        }
+        if !restoring.is_empty() {
+            self.restore_started.get_or_insert_with(Instant::now);
+        }
+        self.assign_restore(&[])?;
+        self.restore_stream_time(&ready).await;
+        Ok(())
+    }
+
+    /// Points the restore consumer at the changelog partitions being restored (and `also`),
+    /// each restoring one where it had got to.
+    fn assign_restore(&mut self, also: &[TopicPartition]) -> Result<(), StreamsError> {
+        let parts: BTreeSet<TopicPartition> =
+            (self.restoring.keys().chain(also)).cloned().collect();
+        self.restore
+            .assign(parts)
+            .map_err(|e| runtime_err("restore consumer", e))?;
+        for (tp, r) in &self.restoring {
+            self.restore
+                .seek(tp, r.next)
+                .map_err(|e| runtime_err("restore consumer", e))?;
+        }
+        Ok(())
+    }
+
+    /// Replays changelog records for up to `RESTORE_STEP` (then the thread polls its group
+    /// consumer again); tasks whose changelogs are all read to their ends become ready.
+    async fn restore_step(&mut self) -> Result<(), StreamsError> {
+        let step = Instant::now();
+        while !self.restoring.is_empty() && step.elapsed() < RESTORE_STEP {
+            let records = self
+                .restore
+                .poll(Duration::from_millis(10))
+                .await
+                .map_err(|e| runtime_err("reading a changelog", e))?;
+            let got = !records.is_empty();
+            self.apply_restored(records)?;
+            self.finish_restores().await?;
+            if !got {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_restored(&mut self, records: Vec<ConsumerRecord>) -> Result<(), StreamsError> {
+        let mut restored = 0u64;
+        {
+            let mut set = lock(&self.tasks);
+            for rec in records {
+                let tp = rec.topic_partition();
+                let Some(r) = self.restoring.get_mut(&tp) else {
+                    continue;
+                };
+                if rec.offset >= r.end {
+                    continue;
+                }
+                r.next = rec.offset + 1;
+                let Some(key) = rec.key else { continue };
+                if let Some(t) = set.active.get_mut(&r.task) {
+                    t.task
+                        .stores_mut()
+                        .restore(&r.store, [(key, rec.value, rec.timestamp)])?;
+                    t.changelog_acked
+                        .insert((tp.topic.clone(), tp.partition), rec.offset + 1);
+                    restored += 1;
+                }
+            }
+        }
+        self.shared.note_restored(restored);
+        self.restored_now += restored;
+        Ok(())
+    }
+
+    /// Ends the restores whose changelogs are read to their ends; their tasks become ready
+    /// once all their stores are.
+    async fn finish_restores(&mut self) -> Result<(), StreamsError> {
+        let mut done = Vec::new();
+        for (tp, r) in &self.restoring {
+            let pos = self
                 .restore
                 .position(tp)
                 .await
-                .map_err(|e| runtime_err(&format!("the start of changelog {tp}"), e))?;
-            if from < ends[tp] {
-                remaining.insert(tp.clone());
+                .map_err(|e| runtime_err("restore consumer", e))?;
+            if pos >= r.end {
+                done.push(tp.clone());
             }
         }
-        let mut restored = 0u64;
-        while !remaining.is_empty() {
-            if self.shared.stopping() {
-                return Ok(());
+        let mut finished: BTreeSet<TaskId> = BTreeSet::new();
+        for tp in done {
+            if let Some(r) = self.restoring.remove(&tp) {
+                finished.insert(r.task);
             }
-            let records = self
-                .restore
-                .poll(Duration::from_millis(200))
-                .await
-                .map_err(|e| runtime_err("reading a changelog", e))?;
-            {
-                let mut set = lock(&self.tasks);
-                for rec in records {
-                    let tp = rec.topic_partition();
-                    let Some((id, store, _)) = targets.get(&tp) else {
-                        continue;
-                    };
-                    if rec.offset >= ends[&tp] {
-                        continue;
-                    }
-                    let Some(key) = rec.key else { continue };
-                    if let Some(t) = set.active.get_mut(id) {
-                        t.task
-                            .stores_mut()
-                            .restore(store, [(key, rec.value, rec.timestamp)])?;
-                        t.changelog_acked
-                            .insert((tp.topic.clone(), tp.partition), rec.offset + 1);
-                        restored += 1;
-                    }
-                }
-            }
-            for tp in remaining.clone() {
-                let pos = self
-                    .restore
-                    .position(&tp)
-                    .await
-                    .map_err(|e| runtime_err("restore consumer", e))?;
-                if pos >= ends[&tp] {
-                    remaining.remove(&tp);
+        }
+        finished.retain(|id| !self.restoring.values().any(|r| r.task == *id));
+        if finished.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut set = lock(&self.tasks);
+            for id in &finished {
+                if let Some(t) = set.active.get_mut(id) {
+                    t.restoring = false;
                 }
             }
         }
-        self.restore
-            .assign([])
-            .map_err(|e| runtime_err("restore consumer", e))?;
-        let names: Vec<String> = ids.iter().map(|t| t.to_string()).collect();
-        tracing::info!(thread = self.index, tasks = %names.join(","), records = restored,
-            ms = started.elapsed().as_millis() as u64, "restored stores from their changelogs");
-        self.shared.note_restored(restored);
+        let ready: Vec<TaskId> = finished.into_iter().collect();
+        self.restore_stream_time(&ready).await;
+        if self.restoring.is_empty() {
+            self.restore
+                .assign([])
+                .map_err(|e| runtime_err("restore consumer", e))?;
+            let ms = self
+                .restore_started
+                .take()
+                .map_or(0, |s| s.elapsed().as_millis());
+            tracing::info!(
+                thread = self.index,
+                records = std::mem::take(&mut self.restored_now),
+                ms = ms as u64,
+                "restored stores from their changelogs"
+            );
+        }
+        Ok(())
+    }
+
+    /// Forgets the restores of tasks given up (their next owner restores them).
+    fn drop_restores(&mut self, ids: &BTreeSet<TaskId>) -> Result<(), StreamsError> {
+        let before = self.restoring.len();
+        self.restoring.retain(|_, r| !ids.contains(&r.task));
+        if self.restoring.len() != before {
+            self.assign_restore(&[])?;
+        }
         Ok(())
     }
 
