@@ -10,7 +10,7 @@ use crate::record::{
     InputRecord, OutputKind, OutputRecord, Record, RecordContext, RecordTimestampExtractor,
     TimestampExtractor,
 };
-use crate::state::{changelog_topic, StoreContext, StoreEntry, StoreSpec, TaskStores};
+use crate::state::{changelog_topic, StoreContext, StoreEntry, TaskStores};
 use crate::topology::{NodeKind, SinkEncoder, SourceDecoder, TaskId, TopicRef, Topology};
 
 /// What to do with a record whose key or value the source's serdes reject.
@@ -192,11 +192,8 @@ impl Task {
                 .ok_or_else(|| StreamsError::Topology(format!("undeclared store {name}")))?;
             let store = spec.supplier.build(&store_ctx)?;
             let changelog = spec.logged.then(|| changelog_topic(app, name));
-            let spec = StoreSpec {
-                cached: spec.cached && cfg.cache_max_bytes > 0,
-                ..spec.clone()
-            };
-            stores.add(StoreEntry::new(store, changelog, &spec));
+            let cached = spec.cached && cfg.cache_max_bytes > 0;
+            stores.add(StoreEntry::new(store, changelog, spec.timestamped, cached));
             store_nodes.push(
                 (sub.nodes.iter().enumerate())
                     .filter(|(_, &gi)| topology.nodes[gi].stores.contains(name))

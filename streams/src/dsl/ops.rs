@@ -136,11 +136,7 @@ fn forward_flushed<K: Data, V: Data>(
         return Ok(());
     }
     let timestamped = ctx.stores().is_timestamped(store);
-    let decode = |raw: &Option<Bytes>| -> Result<Option<V>, StreamsError> {
-        raw.clone()
-            .map(|b| typed.decode_value(b, timestamped).map(|(v, _)| v))
-            .transpose()
-    };
+    let decode = |raw: &Option<Bytes>| typed.decode_flushed(raw, timestamped);
     for w in writes {
         let change = Change {
             new: decode(&w.new)?,

@@ -244,11 +244,7 @@ impl<K: Data, V: Data, VA: Data> Processor for WindowAggregate<K, V, VA> {
             return Ok(());
         }
         let timestamped = ctx.stores().is_timestamped(store);
-        let decode = |raw: &Option<Bytes>| -> Result<Option<VA>, StreamsError> {
-            raw.clone()
-                .map(|b| self.codec.decode_value(b, timestamped).map(|(v, _)| v))
-                .transpose()
-        };
+        let decode = |raw: &Option<Bytes>| self.codec.decode_flushed(raw, timestamped);
         for w in writes {
             let (kb, start) = split_window_changelog_key(store, &w.key)?;
             let window = Window::new(start, start.saturating_add(self.windows.size_ms));

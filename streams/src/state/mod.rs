@@ -194,13 +194,20 @@ pub(crate) struct StoreEntry {
 }
 
 impl StoreEntry {
-    pub fn new(store: Box<dyn StateStore>, changelog: Option<String>, spec: &StoreSpec) -> Self {
+    /// `cached`: whether the store's writes may wait in a record cache (only key-value and
+    /// window stores have one).
+    pub fn new(
+        store: Box<dyn StateStore>,
+        changelog: Option<String>,
+        timestamped: bool,
+        cached: bool,
+    ) -> Self {
         let cached =
-            spec.cached && (store.as_key_value_ref().is_some() || store.as_window_ref().is_some());
+            cached && (store.as_key_value_ref().is_some() || store.as_window_ref().is_some());
         StoreEntry {
             store,
             changelog,
-            timestamped: spec.timestamped,
+            timestamped,
             cache: cached.then(RecordCache::default),
         }
     }

@@ -89,6 +89,17 @@ impl<K: Data, V: Data> TypedKeyValueStore<K, V> {
             .transpose()
     }
 
+    /// A value a cache flush passed on (`CacheFlush::new`/`old`, stored bytes), decoded.
+    pub fn decode_flushed(
+        &self,
+        raw: &Option<Bytes>,
+        timestamped: bool,
+    ) -> Result<Option<V>, StreamsError> {
+        raw.as_deref()
+            .map(|b| self.decode_value_ref(b, timestamped).map(|(v, _)| v))
+            .transpose()
+    }
+
     /// `get` of the value as of the last cache flush (see `KvStoreHandle::read_flushed`).
     pub fn get_flushed(
         &self,
